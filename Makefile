@@ -1,0 +1,58 @@
+# tracardi-operator: every entry point a person or CI uses.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON)"; exit 1; }
+	@echo "==> creating the virtualenv $(VENV) and installing pinned dependencies"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar off -q --upgrade pip==25.3
+	@$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## the Python environment (.venv)
+
+devenv-up: $(STAMP) ## build what is missing and start the local cluster and Elasticsearch
+	@$(PY) -m devenv up
+
+devenv-down: $(STAMP) ## stop everything devenv started
+	@$(PY) -m devenv down
+
+devenv-status: $(STAMP) ## what runs, where
+	@$(PY) -m devenv status
+
+crds: $(STAMP) ## regenerate crds/ from the pydantic models
+	@$(PY) -m tracardi_operator.crdgen
+
+check-crds: $(STAMP) ## fail when crds/ differs from what the models generate
+	@$(PY) -m tracardi_operator.crdgen --check
+
+lint: $(STAMP) ## ruff and mypy --strict
+	@echo "==> ruff"; $(VENV)/bin/ruff check .
+	@echo "==> mypy --strict"; $(VENV)/bin/mypy
+
+unit: $(STAMP) ## the unit tests only (no servers)
+	@$(PY) -m pytest tests/unit -q
+
+test: $(STAMP) ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
+	@$(MAKE) --no-print-directory lint check-crds
+	@echo "==> tests (devenv is started by the test session if it is not up)"
+	@$(PY) -m pytest -q -p no:cacheprovider
+
+run: devenv-up ## apply crds/ and run the operator against $$KUBECONFIG (default .devenv/kubeconfig)
+	@KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devenv/kubeconfig} $(PY) -m tracardi_operator apply-crds
+	@KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devenv/kubeconfig} $(VENV)/bin/tracardi-operator run
+
+demo: devenv-up ## the whole story on the local environment: install, seed, two upgrades, retention
+	@$(PY) -m tracardi_operator.demo
+
+clean: devenv-down ## stop devenv and remove its state
+	rm -rf .devenv

@@ -1,0 +1,217 @@
+"""The Kubernetes control plane of devenv: builds `devenv-cluster` from the Go module in `cluster/`
+and runs etcd, kube-apiserver and kube-controller-manager from it as separate processes."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+from base64 import b64encode
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from devenv import certs, procs
+from devenv.paths import REPO_ROOT, State
+
+CLUSTER_MODULE = REPO_ROOT / "devenv" / "cluster"
+KUBERNETES_VERSION = "v1.35.4"  # keep in step with cluster/go.mod
+SERVICE_CIDR = "10.0.0.0/24"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+
+    @classmethod
+    def pick(cls) -> Ports:
+        taken: set[int] = set()
+        chosen: list[int] = []
+        while len(chosen) < 4:
+            p = procs.free_port()
+            if p not in taken:
+                taken.add(p)
+                chosen.append(p)
+        return cls(*chosen)
+
+
+def binary(state: State) -> Path:
+    return state.bin / "devenv-cluster"
+
+
+def _sources() -> list[Path]:
+    return [CLUSTER_MODULE / n for n in ("go.mod", "go.sum", "main.go")]
+
+
+def build(state: State) -> Path:
+    """Build `devenv-cluster` unless it is newer than its sources; print progress while compiling.
+    `bin/kubectl` links to it (the binary dispatches on its name)."""
+    out = binary(state)
+    if not (out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in _sources())):
+        _compile(state, out)
+    link = state.bin / "kubectl"
+    if not link.is_symlink():
+        link.unlink(missing_ok=True)
+        link.symlink_to(out.name)
+    return out
+
+
+def _compile(state: State, out: Path) -> None:
+    state.ensure()
+    major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
+    stamp = {
+        "gitVersion": KUBERNETES_VERSION,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "gitCommit": "devenv",
+        "buildDate": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    ldflags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        ldflags += [f"-X {pkg}.{k}={v}" for k, v in stamp.items()]
+    log = state.log("build-cluster")
+    procs.say(f"building the control plane (Kubernetes {KUBERNETES_VERSION}); log {log}")
+    env = dict(os.environ, CGO_ENABLED="0")
+    cmd = [
+        "go", "build", "-v", "-trimpath", "-tags", "selinux,notest",
+        "-ldflags", " ".join(ldflags), "-o", str(out) + ".tmp", ".",
+    ]
+    started = time.monotonic()
+    with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, cwd=CLUSTER_MODULE, env=env, stdout=f, stderr=subprocess.STDOUT)
+        done = threading.Event()
+
+        def progress() -> None:
+            while not done.wait(15):
+                n = len(log.read_text(errors="replace").splitlines())
+                procs.say(f"  ... compiling, {n} packages so far, {time.monotonic() - started:.0f}s")
+
+        t = threading.Thread(target=progress, daemon=True)
+        t.start()
+        rc = proc.wait()
+        done.set()
+    if rc != 0:
+        raise procs.DevenvError(
+            f"control plane build failed (go build exit {rc}); log {log}:\n{procs.tail(log)}"
+        )
+    os.replace(str(out) + ".tmp", out)
+    procs.say(f"built {out} in {time.monotonic() - started:.0f}s")
+
+
+def kubeconfig_yaml(pki: certs.Pki, server: str, user: str) -> str:
+    def b64(p: Path) -> str:
+        return b64encode(p.read_bytes()).decode()
+
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "devenv", "cluster": {
+            "server": server, "certificate-authority-data": b64(pki.ca_crt)}}],
+        "users": [{"name": user, "user": {
+            "client-certificate-data": b64(pki.path(f"{user}.crt")),
+            "client-key-data": b64(pki.path(f"{user}.key"))}}],
+        "contexts": [{"name": "devenv", "context": {"cluster": "devenv", "user": user}}],
+        "current-context": "devenv",
+    }
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+def _ssl_context(pki: certs.Pki) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_crt))
+    ctx.load_cert_chain(str(pki.path("admin.crt")), str(pki.path("admin.key")))
+    return ctx
+
+
+def get(pki: certs.Pki, server: str, path: str, timeout: float = 3.0) -> tuple[int, str]:
+    """GET a path on the apiserver as cluster-admin."""
+    if not server.startswith("https://"):
+        raise ValueError(f"not an https URL: {server}")
+    req = urllib.request.Request(server + path)  # noqa: S310 - https only, checked above
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context(pki)) as r:  # noqa: S310
+            return int(r.status), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return int(e.code), e.read().decode(errors="replace")
+
+
+def start(state: State, ports: Ports) -> str:
+    """Start etcd, kube-apiserver and kube-controller-manager; return the apiserver URL once ready."""
+    state.ensure()
+    pki = certs.ensure(state.pki)
+    exe = str(binary(state))
+    for name, port in (("etcd", ports.etcd_client), ("kube-apiserver", ports.apiserver)):
+        if procs.port_open("127.0.0.1", port):
+            raise procs.DevenvError(f"{name}: port {port} is already taken")
+    etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
+    procs.start(state, "etcd", [
+        exe, "etcd", "--data-dir", str(state.data / "etcd"),
+        "--listen-client-url", etcd_url, "--listen-peer-url", f"http://127.0.0.1:{ports.etcd_peer}",
+    ])
+    procs.wait_for(state, "etcd", lambda: procs.port_open("127.0.0.1", ports.etcd_client), 60, "listening")
+
+    p = pki.path
+    procs.start(state, "kube-apiserver", [
+        exe, "kube-apiserver",
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.apiserver}", "--advertise-address=127.0.0.1",
+        "--endpoint-reconciler-type=none",
+        f"--tls-cert-file={p('apiserver.crt')}", f"--tls-private-key-file={p('apiserver.key')}",
+        f"--client-ca-file={pki.ca_crt}",
+        "--authorization-mode=Node,RBAC",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--allow-privileged=true",
+        f"--kubelet-client-certificate={p('apiserver-kubelet-client.crt')}",
+        f"--kubelet-client-key={p('apiserver-kubelet-client.key')}",
+        "--kubelet-preferred-address-types=InternalIP",
+        f"--cert-dir={state.pki / 'apiserver-generated'}",
+        "--max-requests-inflight=0", "--max-mutating-requests-inflight=0",
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+        "--v=1",
+    ])
+    server = f"https://127.0.0.1:{ports.apiserver}"
+    procs.wait_for(
+        state, "kube-apiserver", lambda: get(pki, server, "/readyz")[0] == 200, 120, "ready (/readyz)"
+    )
+    state.kubeconfig.write_text(kubeconfig_yaml(pki, server, "admin"))
+    state.kubeconfig.chmod(0o600)
+    cm_kubeconfig = state.pki / "controller-manager.kubeconfig"
+    cm_kubeconfig.write_text(kubeconfig_yaml(pki, server, "controller-manager"))
+    procs.start(state, "kube-controller-manager", [
+        exe, "kube-controller-manager",
+        f"--kubeconfig={cm_kubeconfig}",
+        f"--authentication-kubeconfig={cm_kubeconfig}", f"--authorization-kubeconfig={cm_kubeconfig}",
+        "--bind-address=127.0.0.1", f"--secure-port={ports.controller_manager}",
+        "--leader-elect=false",
+        f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_crt}",
+        "--use-service-account-credentials=true",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--cluster-signing-cert-file={pki.ca_crt}", f"--cluster-signing-key-file={pki.ca_key}",
+        "--kube-api-qps=200", "--kube-api-burst=400",
+        "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",
+        "--concurrent-job-syncs=10", "--concurrent-gc-syncs=20",
+        "--node-monitor-grace-period=60s",
+        "--profiling=false",
+        "--v=1",
+    ])
+    procs.wait_for(
+        state, "kube-controller-manager",
+        lambda: procs.port_open("127.0.0.1", ports.controller_manager), 60, "serving",
+    )
+    return server
+
+
+def stop(state: State) -> list[str]:
+    """Stop the control plane, newest component first; return what was stopped."""
+    return [c for c in reversed(COMPONENTS) if procs.stop(state, c)]

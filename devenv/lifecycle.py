@@ -1,0 +1,153 @@
+"""Bringing the whole local environment up and down in order, and telling whether it is up."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from devenv import controlplane, procs
+from devenv.paths import REPO_ROOT, State
+
+NODE_NAME = "devenv"
+ALL_COMPONENTS = ("nodeagent", *reversed(controlplane.COMPONENTS), "elasticsearch")
+
+
+def _read_env(state: State) -> dict[str, str]:
+    try:
+        lines = state.env_file.read_text().splitlines()
+    except FileNotFoundError:
+        return {}
+    return dict(line.split("=", 1) for line in lines if "=" in line)
+
+
+def _ports_file(state: State) -> Any:
+    return state.root / "ports.json"
+
+
+def is_up(state: State) -> bool:
+    """Every component runs and the apiserver answers /readyz."""
+    if not all(procs.running(state, c) for c in ALL_COMPONENTS):
+        return False
+    try:
+        ports = json.loads(_ports_file(state).read_text())
+        from devenv import certs
+
+        code, _ = controlplane.get(certs.Pki(state.pki), f"https://127.0.0.1:{ports['apiserver']}", "/readyz")
+    except (OSError, ValueError, KeyError):
+        return False
+    return code == 200
+
+
+def _parallel(*steps: Callable[[], object]) -> None:
+    errors: list[BaseException] = []
+
+    def run(step: Callable[[], object]) -> None:
+        try:
+            step()
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(s,)) for s in steps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _node_ready(state: State) -> bool:
+    from kubernetes import client, config
+
+    api = client.CoreV1Api(config.new_client_from_config(str(state.kubeconfig)))
+    node = api.read_node(NODE_NAME)
+    ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+    tainted = any(t.key == "node.kubernetes.io/not-ready" for t in node.spec.taints or [])
+    return ready and not tainted
+
+
+def up(state: State, es_nodes: int = 1) -> dict[str, str]:
+    if is_up(state):
+        procs.say(f"devenv is already up ({state.env_file})")
+        return _read_env(state)
+    started = time.monotonic()
+    down(state, quiet=True)  # whatever half remains of an earlier run
+    state.ensure()
+    from devenv import elasticsearch
+
+    _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
+    ports = controlplane.Ports.pick()
+    es_port = procs.free_port()
+    try:
+        procs.say("starting Elasticsearch 7.10.2")
+        es_url = elasticsearch.start(state, es_port, nodes=es_nodes)
+        procs.say("starting etcd, kube-apiserver, kube-controller-manager")
+        server = controlplane.start(state, ports)
+        procs.say(f"kube-apiserver ready at {server}")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        procs.start(state, "nodeagent", [
+            sys.executable, "-m", "devenv.nodeagent", "--kubeconfig", str(state.kubeconfig),
+            "--state-dir", str(state.root), "--node-name", NODE_NAME,
+        ], env=env, cwd=REPO_ROOT)
+        procs.wait_for(
+            state, "nodeagent", lambda: _node_ready(state), 120, f"node {NODE_NAME} Ready and untainted"
+        )
+        procs.say("node ready; waiting for Elasticsearch")
+        elasticsearch.wait_ready(state, es_url)
+    except BaseException:
+        down(state, quiet=True)
+        raise
+    _ports_file(state).write_text(json.dumps({
+        "apiserver": ports.apiserver, "etcd": ports.etcd_client,
+        "controllerManager": ports.controller_manager, "elasticsearch": es_port,
+    }))
+    values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url}
+    state.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    procs.say(f"devenv up in {time.monotonic() - started:.0f}s; source {state.env_file}")
+    return values
+
+
+def _stop_pod_processes(state: State) -> int:
+    """Safety net: pod processes the node agent could not stop (it records their pids)."""
+    stopped = 0
+    for pidfile in state.pods.glob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().strip())
+        except ValueError:
+            pid = 0
+        if pid and procs.alive(pid):
+            import signal
+
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+            stopped += 1
+        pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def down(state: State, quiet: bool = False) -> list[str]:
+    stopped = [c for c in ALL_COMPONENTS if procs.stop(state, c)]
+    if state.pods.exists() and _stop_pod_processes(state):
+        stopped.append("pod processes")
+    state.env_file.unlink(missing_ok=True)
+    if not quiet:
+        procs.say("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return stopped
+
+
+def status(state: State) -> int:
+    env = _read_env(state)
+    for c in ALL_COMPONENTS:
+        pid = procs.read_pid(state, c)
+        print(f"{c:26} {'running' if procs.alive(pid) else 'stopped':8} pid={pid} log={state.log(c)}")
+    for k, v in env.items():
+        print(f"{k}={v}")
+    return 0 if is_up(state) else 1
