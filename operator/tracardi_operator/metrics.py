@@ -1,0 +1,160 @@
+"""The operator's Prometheus metrics, in a registry of their own.
+
+`new_metrics()` builds a fresh `Metrics` (nothing is registered at import time), so each test gets
+its own and the operator builds exactly one at start-up. Handlers call the small helpers below; the
+health server (`health.py`) exposes `registry` on /metrics and reads `watch_age()` for liveness.
+
+Label values are bounded: results and steps come from fixed sets, installations from the cluster
+(and are forgotten when an installation is deleted).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+PREFIX = "tracardi_operator"
+
+ReconcileResult = Literal["success", "retry", "error"]
+"""success: nothing left to do; retry: a transient failure, tried again with backoff; error: permanent
+(an invalid spec or a refused version), nothing happens until the spec changes."""
+MigrationResult = Literal["succeeded", "failed"]
+
+# Upgrade steps take from seconds (a rolling update) to an hour or more (a migration of a large
+# installation): buckets from 1 s to 2 h.
+STEP_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
+
+
+@dataclass
+class Metrics:
+    """Every metric of the operator, registered in `registry`, plus the watch clock behind liveness."""
+
+    registry: CollectorRegistry
+    reconciliations: Counter
+    upgrade_step_duration: Histogram
+    migrations: Counter
+    gc_indices_planned: Gauge
+    gc_indices_deleted: Counter
+    installations_paused: Gauge
+    last_watch_event_age: Gauge
+    clock: Callable[[], float] = time.monotonic
+    started_at: float = 0.0
+    last_watch_event_at: float | None = None
+    _paused: set[tuple[str, str]] = field(default_factory=set)
+
+    # -- the watch clock ------------------------------------------------------------------------
+    def touch(self) -> None:
+        """Record that a watch event arrived; call it from every event handler."""
+        self.last_watch_event_at = self.clock()
+
+    def watch_age(self) -> float | None:
+        """Seconds since the last watch event; None when none has arrived since start-up."""
+        if self.last_watch_event_at is None:
+            return None
+        return max(0.0, self.clock() - self.last_watch_event_at)
+
+    def uptime(self) -> float:
+        """Seconds since these metrics (and so the operator) started."""
+        return max(0.0, self.clock() - self.started_at)
+
+    # -- helpers for handlers ---------------------------------------------------------------------
+    def reconciled(self, result: ReconcileResult) -> None:
+        self.reconciliations.labels(result=result).inc()
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        """Duration of one upgrade step (a status.upgrade.step value such as Migrating)."""
+        self.upgrade_step_duration.labels(step=step).observe(seconds)
+
+    @contextmanager
+    def time_step(self, step: str) -> Iterator[None]:
+        """Time the enclosed block as upgrade step `step`, also when it raises."""
+        started = self.clock()
+        try:
+            yield
+        finally:
+            self.observe_step(step, self.clock() - started)
+
+    def migrated(self, result: MigrationResult) -> None:
+        self.migrations.labels(result=result).inc()
+
+    def gc_planned(self, namespace: str, installation: str, indices: int) -> None:
+        """How many indices the installation's current deletion plan would delete."""
+        self.gc_indices_planned.labels(namespace=namespace, installation=installation).set(indices)
+
+    def gc_deleted(self, namespace: str, installation: str, indices: int) -> None:
+        """Indices retention actually deleted (verified gone)."""
+        self.gc_indices_deleted.labels(namespace=namespace, installation=installation).inc(indices)
+
+    def set_paused(self, namespace: str, installation: str, paused: bool) -> None:
+        """Whether the installation is paused; the gauge counts the paused ones at scrape time."""
+        if paused:
+            self._paused.add((namespace, installation))
+        else:
+            self._paused.discard((namespace, installation))
+
+    def forget_installation(self, namespace: str, installation: str) -> None:
+        """Drop a deleted installation's series, so that deleted installations do not pile up."""
+        self._paused.discard((namespace, installation))
+        self.gc_indices_planned.remove(namespace, installation)  # a no-op for series never set
+        self.gc_indices_deleted.remove(namespace, installation)
+
+
+def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
+    """A fresh registry with every metric; `clock` (monotonic seconds) is injectable for tests."""
+    registry = CollectorRegistry(auto_describe=True)
+    metrics = Metrics(
+        registry=registry,
+        reconciliations=Counter(
+            f"{PREFIX}_reconciliations",
+            "Reconciliations of installations and policies, by result (success, retry, error).",
+            ["result"],
+            registry=registry,
+        ),
+        upgrade_step_duration=Histogram(
+            f"{PREFIX}_upgrade_step_duration_seconds",
+            "Duration of upgrade steps (Installing, Migrating, Verifying, Switching, Rolling, ...).",
+            ["step"],
+            buckets=STEP_BUCKETS,
+            registry=registry,
+        ),
+        migrations=Counter(
+            f"{PREFIX}_migrations",
+            "Migration Jobs finished, by result (succeeded, failed).",
+            ["result"],
+            registry=registry,
+        ),
+        gc_indices_planned=Gauge(
+            f"{PREFIX}_gc_indices_planned",
+            "Indices the current retention plan of an installation would delete.",
+            ["namespace", "installation"],
+            registry=registry,
+        ),
+        gc_indices_deleted=Counter(
+            f"{PREFIX}_gc_indices_deleted",
+            "Indices deleted by retention.",
+            ["namespace", "installation"],
+            registry=registry,
+        ),
+        installations_paused=Gauge(
+            f"{PREFIX}_installations_paused",
+            "Installations with spec.paused set.",
+            registry=registry,
+        ),
+        last_watch_event_age=Gauge(
+            f"{PREFIX}_last_watch_event_age_seconds",
+            "Seconds since the last watch event (since start-up while none arrived).",
+            registry=registry,
+        ),
+        clock=clock,
+        started_at=clock(),
+    )
+    metrics.installations_paused.set_function(lambda: len(metrics._paused))
+    # Computed at scrape time: with no event yet, the age of the process, so that a watch stream that
+    # never delivered anything still shows a growing age.
+    metrics.last_watch_event_age.set_function(lambda: metrics.uptime() if (age := metrics.watch_age()) is None else age)
+    return metrics

@@ -1,0 +1,87 @@
+"""Liveness from the watch clock (a pure decision), and the HTTP server in-process on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+from tracardi_operator.health import HealthServer, liveness
+from tracardi_operator.metrics import new_metrics
+
+
+@pytest.mark.parametrize(
+    ("watch_age", "uptime", "alive", "says"),
+    [
+        (None, 10.0, True, "starting"),  # within the grace period, before any event
+        (None, 119.0, True, "starting"),
+        (None, 120.0, False, "no watch event since start-up"),  # the stream never delivered
+        (0.0, 5000.0, True, "last watch event 0s ago"),
+        (900.0, 5000.0, True, "last watch event 900s ago"),  # at the limit still alive
+        (901.0, 5000.0, False, "watch stream stale: last event 901s ago"),
+        (901.0, 60.0, True, "starting"),  # grace wins over a stale age during start-up
+    ],
+)
+def test_liveness(watch_age: float | None, uptime: float, alive: bool, says: str) -> None:
+    ok, reason = liveness(watch_age, uptime, stale_after=900.0, grace=120.0)
+    assert ok is alive
+    assert says in reason
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _get(session: aiohttp.ClientSession, port: int, path: str) -> tuple[int, str, str]:
+    async with session.get(f"http://127.0.0.1:{port}{path}") as response:
+        return response.status, response.headers["Content-Type"], await response.text()
+
+
+def test_server_serves_metrics_liveness_and_readiness() -> None:
+    clock = FakeClock()
+    metrics = new_metrics(clock)
+    server = HealthServer(metrics, stale_after=60.0, grace=10.0, host="127.0.0.1", port=0)
+
+    async def scenario() -> None:
+        port = await server.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                # Start-up: alive (grace period) but not ready yet.
+                assert (await _get(session, port, "/healthz"))[0] == 200
+                status, _, body = await _get(session, port, "/readyz")
+                assert (status, body) == (503, "not ready: starting\n")
+                server.mark_ready()
+                assert (await _get(session, port, "/readyz"))[0] == 200
+
+                # After the grace period, without events: the stream is presumed dead.
+                clock.now += 11
+                status, _, body = await _get(session, port, "/healthz")
+                assert status == 503
+                assert "no watch event" in body
+
+                metrics.touch()
+                clock.now += 60
+                assert (await _get(session, port, "/healthz"))[0] == 200
+                clock.now += 1
+                status, _, body = await _get(session, port, "/healthz")
+                assert status == 503
+                assert "stale" in body
+
+                metrics.reconciled("success")
+                status, content_type, body = await _get(session, port, "/metrics")
+                assert status == 200
+                assert content_type.startswith("text/plain")
+                assert 'tracardi_operator_reconciliations_total{result="success"} 1.0' in body
+                assert "tracardi_operator_last_watch_event_age_seconds 61.0" in body
+        finally:
+            await server.stop()
+
+    asyncio.run(scenario())
+
+
+def test_stop_without_start_is_harmless() -> None:
+    asyncio.run(HealthServer(new_metrics(), stale_after=1.0).stop())

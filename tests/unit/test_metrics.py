@@ -1,0 +1,118 @@
+"""The operator's metrics: names, labels, helpers and the values computed at scrape time."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import generate_latest
+from tracardi_operator.metrics import Metrics, new_metrics
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_fresh_registries_are_independent() -> None:
+    first, second = new_metrics(), new_metrics()
+    first.reconciled("success")
+    assert sample(first, "tracardi_operator_reconciliations_total", result="success") == 1
+    assert sample(second, "tracardi_operator_reconciliations_total", result="success") is None
+
+
+def test_every_metric_is_exposed_under_its_documented_name() -> None:
+    metrics = new_metrics()
+    metrics.reconciled("retry")
+    metrics.observe_step("Migrating", 12.0)
+    metrics.migrated("failed")
+    metrics.gc_planned("acme", "tracardi", 4)
+    metrics.gc_deleted("acme", "tracardi", 4)
+    text = generate_latest(metrics.registry).decode()
+    for name in (
+        "tracardi_operator_reconciliations_total",
+        "tracardi_operator_upgrade_step_duration_seconds_bucket",
+        "tracardi_operator_migrations_total",
+        "tracardi_operator_gc_indices_planned",
+        "tracardi_operator_gc_indices_deleted_total",
+        "tracardi_operator_installations_paused",
+        "tracardi_operator_last_watch_event_age_seconds",
+    ):
+        assert f"\n{name}" in text, name
+
+
+def test_counters_and_histogram_by_label() -> None:
+    metrics = new_metrics()
+    metrics.reconciled("success")
+    metrics.reconciled("success")
+    metrics.reconciled("error")
+    metrics.migrated("succeeded")
+    metrics.observe_step("Migrating", 90.0)
+    metrics.observe_step("Migrating", 30.0)
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="success") == 2
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="error") == 1
+    assert sample(metrics, "tracardi_operator_migrations_total", result="succeeded") == 1
+    assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_count", step="Migrating") == 2
+    assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_sum", step="Migrating") == 120
+    assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_bucket", step="Migrating", le="60.0") == 1
+
+
+def test_time_step_records_the_duration_also_when_the_step_raises() -> None:
+    clock = FakeClock()
+    metrics = new_metrics(clock)
+    with metrics.time_step("Installing"):
+        clock.now += 42
+
+    def failing_step() -> None:
+        with metrics.time_step("Verifying"):
+            clock.now += 3
+            raise RuntimeError("count mismatch")
+
+    with pytest.raises(RuntimeError):
+        failing_step()
+    assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_sum", step="Installing") == 42
+    assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_sum", step="Verifying") == 3
+
+
+def test_gc_planned_is_a_gauge_and_deleted_accumulates() -> None:
+    metrics = new_metrics()
+    metrics.gc_planned("acme", "tracardi", 7)
+    metrics.gc_planned("acme", "tracardi", 2)
+    metrics.gc_deleted("acme", "tracardi", 5)
+    metrics.gc_deleted("acme", "tracardi", 2)
+    labels = {"namespace": "acme", "installation": "tracardi"}
+    assert sample(metrics, "tracardi_operator_gc_indices_planned", **labels) == 2
+    assert sample(metrics, "tracardi_operator_gc_indices_deleted_total", **labels) == 7
+
+
+def test_paused_installations_are_counted_once_each_and_forgotten_on_deletion() -> None:
+    metrics = new_metrics()
+    metrics.set_paused("acme", "a", True)
+    metrics.set_paused("acme", "a", True)
+    metrics.set_paused("beta", "a", True)
+    assert sample(metrics, "tracardi_operator_installations_paused") == 2
+    metrics.set_paused("beta", "a", False)
+    metrics.gc_planned("acme", "a", 3)
+    metrics.forget_installation("acme", "a")
+    metrics.forget_installation("never", "seen")
+    assert sample(metrics, "tracardi_operator_installations_paused") == 0
+    assert sample(metrics, "tracardi_operator_gc_indices_planned", namespace="acme", installation="a") is None
+
+
+def test_watch_event_age_is_computed_at_scrape_time() -> None:
+    clock = FakeClock()
+    metrics = new_metrics(clock)
+    clock.now += 30
+    # No event yet: the age of the process, so a stream that never delivered still looks old.
+    assert metrics.watch_age() is None
+    assert sample(metrics, "tracardi_operator_last_watch_event_age_seconds") == 30
+    metrics.touch()
+    clock.now += 5
+    assert metrics.watch_age() == 5
+    assert sample(metrics, "tracardi_operator_last_watch_event_age_seconds") == 5
+    assert metrics.uptime() == 35
