@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
+.PHONY: help venv debs devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 venv: $(STAMP) ## the Python environment (.venv)
+
+# Debian packages the tests use: Lua interpreters for the Argo CD health check (Argo CD runs Lua 5.1).
+DEBS := lua5.1 lua5.4
+debs: ## install the Debian packages the tests need (once; needs root)
+	@missing=""; for p in $(DEBS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then echo "==> apt-get install$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
 
 devenv-up: $(STAMP) ## build what is missing and start the local cluster and Elasticsearch
 	@$(PY) -m devenv up
@@ -42,7 +49,7 @@ lint: $(STAMP) ## ruff and mypy --strict
 unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 
-test: $(STAMP) ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
+test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
 	@$(MAKE) --no-print-directory lint check-crds
 	@echo "==> tests (devenv is started by the test session if it is not up)"
 	@$(PY) -m pytest -q -p no:cacheprovider

@@ -1,0 +1,102 @@
+"""kopf wiring only: start-up, the per-installation loop, and the watch events that wake it.
+
+Every decision lives in `rollout`/`retention`; every call to the API in `kube`; this module connects them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes import client, config
+
+from tracardi_operator import health, metrics
+from tracardi_operator.kube import GROUP, INSTALLATIONS, POLICIES, VERSION, Kube
+from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from tracardi_operator.reconcile import Runtime
+from tracardi_operator.settings import Settings
+
+log = logging.getLogger("tracardi_operator")
+OURS = {LABEL_MANAGED_BY: MANAGED_BY}
+
+
+def _api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+        return client.ApiClient()
+    except config.ConfigException:
+        return config.new_client_from_config()
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    cfg: Settings = memo.get("settings") or Settings.from_env()
+    api = _api_client()
+    api.configuration.retries = 3
+    registry = metrics.new_metrics()
+    runtime = Runtime(settings=cfg, kube=Kube(api), metrics=registry)
+    memo["runtime"] = runtime
+    server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, port=cfg.health_port)
+    memo["health"] = server
+    await server.start()
+    memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
+    settings.persistence.finalizer = "tracardi.com/operator"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tracardi.com")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="tracardi.com")
+    settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on errors
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.execution.max_workers = 32
+    server.mark_ready()
+    log.info("started: job image %s, api addressing %s, namespaces %s, health on :%d",
+             cfg.job_image, cfg.api_addressing, ",".join(cfg.namespaces) or "all", cfg.health_port)
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("heartbeat")
+    if task is not None:
+        task.cancel()
+    server = memo.get("health")
+    if server is not None:
+        await server.stop()
+
+
+def _runtime(memo: Any) -> Runtime:
+    runtime = memo["runtime"]
+    assert isinstance(runtime, Runtime)
+    return runtime
+
+
+@kopf.daemon(GROUP, VERSION, INSTALLATIONS, cancellation_timeout=10.0)
+async def installation(namespace: str | None, name: str, stopped: Any, memo: Any, **_: Any) -> None:
+    await _runtime(memo).installation_loop(namespace or "", name, stopped)
+
+
+@kopf.on.event(GROUP, VERSION, INSTALLATIONS)
+def installation_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.touch()
+    runtime.wake(namespace or "", name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OURS)
+@kopf.on.event("apps", "v1", "deployments", labels=OURS)
+def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    runtime = _runtime(memo)
+    runtime.touch()
+    instance = labels.get(LABEL_INSTANCE)
+    if instance and namespace:
+        runtime.wake(namespace, instance)
+
+
+@kopf.on.event(GROUP, VERSION, POLICIES)
+def policy_changed(memo: Any, **_: Any) -> None:
+    """A policy decides what every installation it selects may lose: look at all of them again."""
+    runtime = _runtime(memo)
+    runtime.touch()
+    for namespace, name in list(runtime.wakeups):
+        runtime.wake(namespace, name)

@@ -1,0 +1,172 @@
+"""The Kubernetes adapter: one idempotent apply (server-side apply), create-once for Jobs, reads of
+the children an installation owns, status patches and Events. No decisions live here."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+FIELD_MANAGER = "tracardi-operator"
+GROUP = "tracardi.com"
+VERSION = "v1alpha1"
+INSTALLATIONS = "tracardiinstallations"
+POLICIES = "tracardiretentionpolicies"
+
+log = logging.getLogger(__name__)
+
+# apiVersion, kind → (path prefix, plural, namespaced) for the kinds the operator writes.
+_KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments", True),
+    ("v1", "Service"): ("/api/v1", "services", True),
+    ("v1", "ServiceAccount"): ("/api/v1", "serviceaccounts", True),
+    ("v1", "ConfigMap"): ("/api/v1", "configmaps", True),
+    ("batch/v1", "Job"): ("/apis/batch/v1", "jobs", True),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): (
+        "/apis/apiextensions.k8s.io/v1", "customresourcedefinitions", False),
+}
+
+
+class Kube:
+    """Thin, typed calls over one shared ApiClient (built once at start-up)."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+
+    # -- writes -----------------------------------------------------------------------------------
+    def _path(self, obj: Mapping[str, Any]) -> str:
+        prefix, plural, namespaced = _KINDS[(obj["apiVersion"], obj["kind"])]
+        meta = obj["metadata"]
+        if namespaced:
+            return f"{prefix}/namespaces/{meta['namespace']}/{plural}/{meta['name']}"
+        return f"{prefix}/{plural}/{meta['name']}"
+
+    def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply: create or converge to `obj`, idempotently; our fields win conflicts."""
+        result = self.api.call_api(
+            self._path(obj), "PATCH",
+            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
+            body=dict(obj), response_type="object", auth_settings=["BearerToken"],
+            _return_http_data_only=True,
+        )
+        return dict(result)
+
+    def create_once(self, obj: Mapping[str, Any]) -> bool:
+        """Create `obj` unless an object of that name exists; True when this call created it.
+
+        For Jobs: an existing Job is never patched or replaced (a migration must run exactly once).
+        """
+        prefix, plural, _ = _KINDS[(obj["apiVersion"], obj["kind"])]
+        ns = obj["metadata"]["namespace"]
+        try:
+            self.api.call_api(
+                f"{prefix}/namespaces/{ns}/{plural}", "POST",
+                query_params=[("fieldManager", FIELD_MANAGER)],
+                header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                body=dict(obj), response_type="object", auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+            )
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        return True
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        """Delete with background propagation; False when it was already gone."""
+        prefix, plural, _ = _KINDS[(api_version, kind)]
+        try:
+            self.api.call_api(
+                f"{prefix}/namespaces/{namespace}/{plural}/{name}", "DELETE",
+                header_params={"Content-Type": "application/json", "Accept": "application/json"},
+                body={"propagationPolicy": "Background"}, response_type="object",
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        """Merge-patch the installation's status subresource."""
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, INSTALLATIONS, name, {"status": dict(status)}
+        )
+
+    def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
+        self.custom.patch_cluster_custom_object_status(GROUP, VERSION, POLICIES, name, {"status": dict(status)})
+
+    def event(
+        self, involved: Mapping[str, Any], type_: str, reason: str, message: str
+    ) -> None:
+        """Post a core/v1 Event about `involved` (an installation or policy body). Never raises."""
+        meta = involved["metadata"]
+        ns = meta.get("namespace") or "default"
+        now = dt.datetime.now(dt.UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=ns),
+            involved_object=client.V1ObjectReference(
+                api_version=involved.get("apiVersion"), kind=involved.get("kind"),
+                name=meta["name"], namespace=meta.get("namespace"), uid=meta.get("uid"),
+            ),
+            reason=reason, message=message[:1024], type=type_,
+            first_timestamp=now, last_timestamp=now, count=1,
+            source=client.V1EventSource(component=FIELD_MANAGER),
+            reporting_component=FIELD_MANAGER, reporting_instance=FIELD_MANAGER,
+        )
+        try:
+            self.core.create_namespaced_event(ns, body)
+        except ApiException as e:
+            log.warning("could not post event %s: %s", reason, e.status)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """One cheap authorised request: list at most one installation."""
+        self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATIONS, limit=1)
+    def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTALLATIONS, name))
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
+        """Deployments, Jobs and Pods of one installation, as plain dicts (one list call per kind)."""
+        selector = f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={FIELD_MANAGER}"
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, prefix, plural in (
+            ("deployments", "/apis/apps/v1", "deployments"),
+            ("jobs", "/apis/batch/v1", "jobs"),
+            ("pods", "/api/v1", "pods"),
+        ):
+            data = self.api.call_api(
+                f"{prefix}/namespaces/{namespace}/{plural}", "GET",
+                query_params=[("labelSelector", selector)],
+                header_params={"Accept": "application/json"}, response_type="object",
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+            )
+            out[key] = list(data.get("items", []))
+        return out
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        import base64
+
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        raw = (secret.data or {}).get(key)
+        return base64.b64decode(raw).decode() if raw is not None else None

@@ -1,0 +1,613 @@
+"""The rollout state machine: from an installation (spec + status) and what is observed of its
+children, the next thing to do. Pure: `decide()` returns a `Decision` (manifests to apply, Jobs to
+create, objects to delete, the new status, Events) and the handler carries it out.
+
+How a version change proceeds (every step first recorded in status, then acted on, so that a crash
+at any point resumes where it stopped and never runs a Job twice):
+
+1. Resolving: the path from the running version to spec.version is planned (versions.plan_upgrade);
+   a refused target changes nothing and sets SpecAccepted=False. The first step is recorded.
+2. Install (nothing runs yet): the GUI/staging API and worker start; the install Job runs against
+   the API; only then do the production API and the GUI start (traffic before install breaks it).
+3. Rolling (same db version) and Rollback (back to a kept version): every component rolls to the tag.
+4. Migrate (next db version): StartingCandidate (the new API and worker beside the old ones) →
+   Installing (install Job) → Migrating (Offline: the old production API scaled to zero; the
+   migration Job, exactly once per pair, verifies every copy) → Switching (every component to the new
+   tag, candidates removed) → the old version recorded Superseded. Skipped db versions are crossed
+   one migration at a time (0.8.0 → 0.8.1 → 0.8.2.1).
+5. A failed Job stops the change before the switch (Degraded; the old version keeps serving). A person
+   retries by setting the annotation tracardi.com/retry to a new value, which starts the Job again
+   under a new deterministic name (`-r2`, …); never after the switch.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracardi_operator import builders, conditions, versions
+from tracardi_operator.models import (
+    JobRecord,
+    TracardiInstallation,
+    TracardiInstallationStatus,
+    UpgradeStatus,
+    VerifiedCount,
+    VersionRecord,
+)
+from tracardi_operator.observe import Observed
+
+READY, PROGRESSING, DEGRADED, PAUSED, SPEC_ACCEPTED = (
+    conditions.READY, conditions.PROGRESSING, conditions.DEGRADED, conditions.PAUSED, conditions.SPEC_ACCEPTED,
+)
+WAIT = 15.0
+"""Seconds before looking again while waiting on a rollout or a Job (events usually come first)."""
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Decision:
+    apply: list[dict[str, Any]] = field(default_factory=list)
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[tuple[str, str, str]] = field(default_factory=list)
+    """(apiVersion, kind, name) in the installation's namespace."""
+    status: TracardiInstallationStatus = field(default_factory=TracardiInstallationStatus)
+    events: list[Event] = field(default_factory=list)
+    requeue_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    now: dt.datetime
+    builder: builders.BuilderSettings
+    api_addressing: str = "pod"
+    retry: str | None = None
+    """The value of the tracardi.com/retry annotation."""
+
+
+class _Step:
+    """Accumulates one decision: the status being rewritten, and what to do."""
+
+    def __init__(self, inst: TracardiInstallation, ctx: Context) -> None:
+        self.inst = inst
+        self.ctx = ctx
+        self.status = inst.status.model_copy(deep=True)
+        self.d = Decision()
+
+    @property
+    def generation(self) -> int | None:
+        return self.inst.metadata.generation
+
+    def cond(self, type_: str, value: bool, reason: str, message: str) -> None:
+        self.status.conditions = conditions.set_condition(
+            self.status.conditions, type_, value, reason, message,
+            now=self.ctx.now, observed_generation=self.generation,
+        )
+
+    def event(self, type_: str, reason: str, message: str) -> None:
+        self.d.events.append(Event(type_, reason, message))
+
+    def wait(self, seconds: float = WAIT) -> None:
+        self.d.requeue_after = seconds if self.d.requeue_after is None else min(self.d.requeue_after, seconds)
+
+    def finish(self) -> Decision:
+        self.status.observed_generation = self.generation
+        self.status.phase = conditions.summarize_phase(self.status.conditions)
+        self.d.status = self.status
+        return self.d
+
+
+# ---------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def decide(inst: TracardiInstallation, observed: Observed, ctx: Context) -> Decision:
+    s = _Step(inst, ctx)
+    spec = inst.spec
+    if spec.paused:
+        s.cond(PAUSED, True, "PausedBySpec", "spec.paused is true: the operator changes nothing until it is false")
+        _ready(s, observed)
+        return s.finish()
+    s.cond(PAUSED, False, "NotPaused", "the operator acts on this installation")
+    s.status.target_version = spec.version
+
+    up = s.status.upgrade
+    if up is not None and up.step == "Failed":
+        _failed(s, observed)
+    elif up is not None and up.step != "Completed":
+        _continue(s, observed)
+    else:
+        _resolve(s, observed)
+    _ready(s, observed)
+    return s.finish()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Resolving
+
+
+def _rollback_targets(status: TracardiInstallationStatus) -> set[str]:
+    return {r.db_version for r in status.versions if r.state == "Superseded"}
+
+
+def _resolve(s: _Step, observed: Observed) -> None:
+    spec, status = s.inst.spec, s.status
+    path = versions.plan_upgrade(
+        status.current_version, spec.version,
+        allow_prerelease=spec.upgrade.allow_prerelease, rollback_targets=_rollback_targets(status),
+    )
+    if not path.ok:
+        already = conditions.find(status.conditions, SPEC_ACCEPTED)
+        if already is None or already.status != "False" or already.reason != path.reason:
+            s.event("Warning", path.reason, path.message)
+        s.cond(SPEC_ACCEPTED, False, path.reason, path.message)
+        s.cond(PROGRESSING, False, path.reason, f"nothing changes: {path.message}")
+        if status.current_version:
+            _converge_primary(s, status.current_version)
+        return
+    s.cond(SPEC_ACCEPTED, True, path.reason, path.message)
+    if not path.steps:
+        s.cond(PROGRESSING, False, "UpToDate", f"{spec.version} is running")
+        s.cond(DEGRADED, False, "AsExpected", "nothing failed")
+        _converge_primary(s, spec.version)
+        return
+    first, rest = path.steps[0], path.steps[1:]
+    current = _current_record(status)
+    status.upgrade = UpgradeStatus(
+        kind=first.kind,
+        from_version=str(first.from_version) if first.from_version else None,
+        to_version=str(first.to_version),
+        from_db_version=current.db_version if current else None,
+        to_db_version=first.to_db,
+        from_tenant=current.tenant if current else None,
+        remaining=[str(step.to_version) for step in rest],
+        step=_first_step(first.kind),
+        started_at=s.ctx.now,
+        message=str(first),
+    )
+    s.cond(PROGRESSING, True, _first_step(first.kind), f"{path.message}; now: {first}")
+    s.cond(DEGRADED, False, "AsExpected", "nothing failed")
+    s.event("Normal", "UpgradeStarted", f"{first}" + (f" (then {', '.join(map(str, rest))})" if rest else ""))
+    s.wait(0.1)  # recorded; act on the next pass
+
+
+def _first_step(kind: str) -> Any:
+    return {"Install": "StartingCandidate", "Migrate": "StartingCandidate"}.get(kind, "Rolling")
+
+
+def _current_record(status: TracardiInstallationStatus) -> VersionRecord | None:
+    return next((r for r in reversed(status.versions) if r.state == "Current"), None)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Carrying a step out
+
+
+def _continue(s: _Step, observed: Observed) -> None:
+    up = s.status.upgrade
+    assert up is not None
+    handler = {
+        "Install": _install_step,
+        "Migrate": _migrate_step,
+        "Rolling": _rolling_step,
+        "Rollback": _rolling_step,
+    }[up.kind]
+    handler(s, observed, up)
+
+
+def _primary_manifests(s: _Step, version: str, *, components: tuple[builders.ServingComponent, ...]
+                       = builders.SERVING_COMPONENTS, production_replicas: int | None = None) -> None:
+    for component in components:
+        replicas = production_replicas if component == "api-production" else None
+        s.d.apply.append(builders.deployment(s.inst, component, version, replicas=replicas))
+        if component in builders.SERVICE_COMPONENTS:
+            s.d.apply.append(builders.service(s.inst, component, version))
+
+
+def _converge_primary(s: _Step, version: str) -> None:
+    """Keep the running version's objects as they should be (drift, deleted objects, spec edits)."""
+    _primary_manifests(s, version)
+
+
+def _names(s: _Step, *components: builders.ServingComponent) -> list[str]:
+    return [builders.workload_name(s.inst.name, c) for c in components]
+
+
+def _all_rolled_out(s: _Step, observed: Observed, version: str,
+                    components: tuple[builders.ServingComponent, ...] = builders.SERVING_COMPONENTS) -> bool:
+    return all(observed.rolled_out(builders.workload_name(s.inst.name, c), version) for c in components)
+
+
+def _api_url(s: _Step, observed: Observed, deployment_name: str, slot: builders.Slot, db: str | None) -> str | None:
+    if s.ctx.api_addressing == "service":
+        return builders.api_service_url(s.inst, slot, db)
+    ips = observed.pod_ips.get(deployment_name, ())
+    return f"http://{ips[0]}:{builders.HTTP_PORT}" if ips else None
+
+
+def _job_record(up: UpgradeStatus, purpose: str) -> JobRecord | None:
+    return next((j for j in reversed(up.jobs) if j.purpose == purpose), None)
+
+
+def _attempt(up: UpgradeStatus, purpose: str) -> int:
+    return sum(1 for j in up.jobs if j.purpose == purpose)
+
+
+def _job_name(s: _Step, up: UpgradeStatus, purpose: str, attempt: int) -> str:
+    if purpose == "Install":
+        return builders.install_job_name(s.inst.name, up.to_db_version or "", attempt)
+    return builders.migration_job_name(s.inst.name, up.from_db_version or "", up.to_db_version or "", attempt)
+
+
+def _run_job(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, build: Any) -> JobRecord | None:
+    """Record, then create, then follow one Job. Returns its record once it has an outcome.
+
+    The record comes first: a crash between recording and creating only delays the creation, and the
+    deterministic name makes a second creation a no-op (409), so a Job never runs twice.
+    """
+    record = _job_record(up, purpose)
+    if record is None:
+        name = _job_name(s, up, purpose, 1)
+        up.jobs.append(JobRecord(name=name, purpose=purpose, outcome="Running", started_at=s.ctx.now))  # type: ignore[arg-type]
+        s.event("Normal", f"{purpose}JobStarting", f"starting Job {name}")
+        s.wait(0.1)  # recorded first; created on the next pass
+        return None
+    if record.outcome != "Running":
+        return record
+    job = observed.jobs.get(record.name)
+    if job is None:
+        manifest = build(_attempt(up, purpose))
+        if manifest is None:
+            s.wait()
+            return None
+        s.d.create.append(manifest)
+        s.wait()
+        return None
+    if job.phase == "Running":
+        s.wait()
+        return None
+    record.outcome = job.phase
+    record.finished_at = s.ctx.now
+    if job.phase == "Failed":
+        result = job.result or {}
+        record.reason = str(result.get("error") or f"{purpose}Failed")
+        record.message = str(result.get("message") or job.message or "the Job failed")[:4000]
+    else:
+        record.message = None
+    return record
+
+
+def _install_job(s: _Step, observed: Observed, up: UpgradeStatus, api_deployment: str,
+                 slot: builders.Slot) -> JobRecord | None:
+    db = up.to_db_version or ""
+
+    def build(attempt: int) -> dict[str, Any] | None:
+        url = _api_url(s, observed, api_deployment, slot, db if slot == "candidate" else None)
+        if url is None:
+            return None
+        return builders.install_job(
+            s.inst, builders.InstallRequest(version=up.to_version, db_version=db, api_url=url, attempt=attempt),
+            s.ctx.builder,
+        )
+
+    return _run_job(s, observed, up, "Install", build)
+
+
+def _fail(s: _Step, up: UpgradeStatus, record: JobRecord) -> None:
+    up.step = "Failed"
+    reason = record.reason or f"{record.purpose}Failed"
+    message = (
+        f"Job {record.name} failed ({reason}): {record.message}. {up.from_version or 'nothing'} keeps running; "
+        f"fix the cause, then set the annotation tracardi.com/retry to a new value to try again"
+    )
+    up.message = message
+    s.cond(DEGRADED, True, reason, message)
+    s.cond(PROGRESSING, False, reason, message)
+    s.event("Warning", reason, message)
+
+
+def _record_installed(s: _Step, up: UpgradeStatus, record: JobRecord, observed: Observed) -> bool:
+    """Take (db version, tenant) from what the new API reported to the install Job."""
+    job = observed.jobs.get(record.name)
+    result = job.result if job else None
+    if not result or not result.get("tenant"):
+        up.step = "Failed"
+        record.outcome = "Failed"
+        record.reason = "InstallResultMissing"
+        record.message = "the install Job succeeded but reported no db version and tenant"
+        _fail(s, up, record)
+        return False
+    reported_db = str(result.get("dbVersion") or up.to_db_version)
+    if reported_db != up.to_db_version:
+        record.outcome = "Failed"
+        record.reason = "UnexpectedDbVersion"
+        record.message = (f"the API of {up.to_version} reports db version {reported_db}, "
+                          f"expected {up.to_db_version}; refusing to go on")
+        _fail(s, up, record)
+        return False
+    up.to_tenant = str(result["tenant"])
+    return True
+
+
+# -- Install (first version) -------------------------------------------------------------------------
+
+
+def _install_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
+    version = up.to_version
+    api = builders.workload_name(s.inst.name, "api")
+    if up.step == "StartingCandidate":
+        _primary_manifests(s, version, components=("api", "worker"))
+        if not observed.serving(api) or (not observed.pod_ips.get(api) and s.ctx.api_addressing == "pod"):
+            s.cond(PROGRESSING, True, "StartingApi", f"waiting for the API of {version} to be ready")
+            s.wait()
+            return
+        up.step = "Installing"
+        s.wait(0.1)
+        return
+    if up.step == "Installing":
+        _primary_manifests(s, version, components=("api", "worker"))
+        s.cond(PROGRESSING, True, "Installing", f"installing {version}")
+        record = _install_job(s, observed, up, api, "primary")
+        if record is None:
+            return
+        if record.outcome == "Failed":
+            _fail(s, up, record)
+            return
+        if not _record_installed(s, up, record, observed):
+            return
+        s.status.versions.append(VersionRecord(
+            version=version, db_version=up.to_db_version or "", tenant=up.to_tenant or "",
+            state="Current", installed_at=s.ctx.now,
+        ))
+        s.status.current_version = version
+        up.step = "Switching"
+        s.event("Normal", "Installed", f"{version} installed (db {up.to_db_version}, tenant {up.to_tenant})")
+        s.wait(0.1)
+        return
+    # Switching: start production API and GUI now that the version is installed.
+    _primary_manifests(s, version)
+    if not _all_rolled_out(s, observed, version):
+        s.cond(PROGRESSING, True, "StartingComponents", f"waiting for every component of {version}")
+        s.wait()
+        return
+    _complete(s, up)
+
+
+# -- Rolling and Rollback ----------------------------------------------------------------------------
+
+
+def _rolling_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
+    version = up.to_version
+    _primary_manifests(s, version)
+    s.cond(PROGRESSING, True, "Rolling" if up.kind == "Rolling" else "RollingBack",
+           f"rolling every component to {version}")
+    if not _all_rolled_out(s, observed, version):
+        s.wait()
+        return
+    old = _current_record(s.status)
+    if up.kind == "Rollback":
+        target = next((r for r in reversed(s.status.versions)
+                       if r.db_version == up.to_db_version and r.state == "Superseded"), None)
+        if old is not None:
+            old.state, old.superseded_at = "Superseded", s.ctx.now
+        if target is not None:
+            target.state, target.superseded_at, target.version = "Current", None, version
+        s.event("Warning", "RolledBack",
+                f"rolled back to {version}; data written to {up.from_version} since the upgrade is not carried back")
+    else:
+        if old is not None:
+            old.state, old.superseded_at = "Superseded", s.ctx.now
+        s.status.versions.append(VersionRecord(
+            version=version, db_version=up.to_db_version or (old.db_version if old else ""),
+            tenant=old.tenant if old else "", state="Current", installed_at=s.ctx.now,
+            migrated_from=None,
+        ))
+    s.status.current_version = version
+    _complete(s, up)
+
+
+# -- Migrate -----------------------------------------------------------------------------------------
+
+
+def _candidate_manifests(s: _Step, version: str, db: str) -> None:
+    for component in builders.CANDIDATE_COMPONENTS:
+        s.d.apply.append(builders.deployment(s.inst, component, version, slot="candidate", db_version=db))
+    s.d.apply.append(builders.service(s.inst, "api", version, slot="candidate", db_version=db))
+
+
+def _delete_candidates(s: _Step, db: str) -> None:
+    for component in builders.CANDIDATE_COMPONENTS:
+        s.d.delete.append(("apps/v1", "Deployment", builders.workload_name(s.inst.name, component, "candidate", db)))
+    s.d.delete.append(("v1", "Service", builders.workload_name(s.inst.name, "api", "candidate", db)))
+
+
+def _offline(s: _Step) -> bool:
+    return s.inst.spec.upgrade.strategy == "Offline"
+
+
+def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
+    version, db = up.to_version, up.to_db_version or ""
+    old = up.from_version or ""
+    candidate_api = builders.workload_name(s.inst.name, "api", "candidate", db)
+    if up.step in ("StartingCandidate", "Installing", "Migrating"):
+        _candidate_manifests(s, version, db)
+        production_replicas = 0 if (_offline(s) and up.step == "Migrating") else None
+        _primary_manifests(s, old, production_replicas=production_replicas)
+    if up.step == "StartingCandidate":
+        s.cond(PROGRESSING, True, "StartingCandidate", f"starting {version} beside {old}")
+        if not observed.serving(candidate_api) or (s.ctx.api_addressing == "pod"
+                                                    and not observed.pod_ips.get(candidate_api)):
+            s.wait()
+            return
+        up.step = "Installing"
+        s.wait(0.1)
+        return
+    if up.step == "Installing":
+        s.cond(PROGRESSING, True, "Installing", f"installing {version} beside {old}")
+        record = _install_job(s, observed, up, candidate_api, "candidate")
+        if record is None:
+            return
+        if record.outcome == "Failed":
+            _fail(s, up, record)
+            return
+        if not _record_installed(s, up, record, observed):
+            return
+        if up.merged_suffix is None:
+            up.merged_suffix = quarter_suffix(s.ctx.now)
+        up.step = "Migrating"
+        s.event("Normal", "Installed", f"{version} installed beside {old} (db {db}, tenant {up.to_tenant})")
+        s.wait(0.1)
+        return
+    if up.step == "Migrating":
+        strategy = ("Offline: event collection is paused while the data is copied" if _offline(s) else
+                    "Online: events written to the old version during the copy are not carried over")
+        s.cond(PROGRESSING, True, "Migrating", f"migrating {up.from_db_version} → {db}; {strategy}")
+        if _offline(s) and not observed.rolled_out(builders.workload_name(s.inst.name, "api-production"), old):
+            s.wait()  # wait until the old production API is really down
+            return
+        record = _migration_job(s, observed, up, candidate_api)
+        if record is None:
+            return
+        if record.outcome == "Failed":
+            _fail(s, up, record)
+            return
+        job = observed.jobs.get(record.name)
+        _record_verified(up, job.result if job else None)
+        up.step = "Switching"
+        s.event("Normal", "Migrated", f"{up.from_db_version} → {db} migrated and verified ({record.name})")
+        s.wait(0.1)
+        return
+    # Switching: the outcome is recorded; move every component to the new version.
+    _primary_manifests(s, version)
+    _delete_candidates(s, db)
+    s.cond(PROGRESSING, True, "Switching", f"switching every component to {version}")
+    if not _all_rolled_out(s, observed, version):
+        s.wait()
+        return
+    previous = _current_record(s.status)
+    if previous is not None:
+        previous.state, previous.superseded_at = "Superseded", s.ctx.now
+    s.status.versions.append(VersionRecord(
+        version=version, db_version=db, tenant=up.to_tenant or "", state="Current",
+        installed_at=s.ctx.now, migrated_from=old or None,
+    ))
+    s.status.current_version = version
+    s.event("Normal", "Switched", f"{version} serves; {old} is superseded")
+    _complete(s, up)
+
+
+def quarter_suffix(now: dt.datetime) -> str:
+    """The partition suffix merged event and profile data goes to, decided once per migration."""
+    return f"{now.year}-q{(now.month - 1) // 3 + 1}"
+
+
+def _migration_job(s: _Step, observed: Observed, up: UpgradeStatus, candidate_api: str) -> JobRecord | None:
+    def build(attempt: int) -> dict[str, Any] | None:
+        url = _api_url(s, observed, candidate_api, "candidate", up.to_db_version)
+        if url is None:
+            return None
+        return builders.migration_job(s.inst, builders.MigrationRequest(
+            from_version=up.from_version or "", from_db_version=up.from_db_version or "",
+            from_tenant=up.from_tenant or "", to_version=up.to_version, to_db_version=up.to_db_version or "",
+            to_tenant=up.to_tenant or "", api_url=url, attempt=attempt, merged_suffix=up.merged_suffix,
+        ), s.ctx.builder)
+
+    return _run_job(s, observed, up, "Migrate", build)
+
+
+def _record_verified(up: UpgradeStatus, result: Mapping[str, Any] | None) -> None:
+    up.verified = []
+    if not result:
+        return
+    for context, figures in (result.get("contexts") or {}).items():
+        if context not in ("staging", "production") or not isinstance(figures, Mapping):
+            continue
+        for resource, counts in (figures.get("perResource") or {}).items():
+            if not isinstance(counts, Mapping):
+                continue
+            src, dst = int(counts.get("sourceDocs", 0)), int(counts.get("destDocs", 0))
+            up.verified.append(VerifiedCount(
+                context=context, resource=str(resource), source_index=str(counts.get("source", "")),
+                destination_index=str(counts.get("destination", "")), source_count=src,
+                destination_count=dst, ok=bool(counts.get("ok", dst >= src)),
+            ))
+
+
+# -- Completion, failure, retry ----------------------------------------------------------------------
+
+
+def _complete(s: _Step, up: UpgradeStatus) -> None:
+    up.step = "Completed"
+    up.message = f"{up.to_version} is running"
+    if up.remaining:
+        s.cond(PROGRESSING, True, "NextStep", f"{up.to_version} done; going on to {up.remaining[0]}")
+        s.wait(0.1)
+    else:
+        s.cond(PROGRESSING, False, "UpToDate", f"{up.to_version} is running")
+        s.event("Normal", "UpgradeCompleted", f"{up.to_version} is running")
+    s.cond(DEGRADED, False, "AsExpected", "nothing failed")
+
+
+def _failed(s: _Step, observed: Observed) -> None:
+    up = s.status.upgrade
+    assert up is not None
+    spec_version = s.inst.spec.version
+    current = s.status.current_version
+    failed = next((j for j in reversed(up.jobs) if j.outcome == "Failed"), None)
+    if current is not None and spec_version == current and up.kind == "Migrate":
+        # The person gave up on the target: remove the candidates, the old version serves as before.
+        _delete_candidates(s, up.to_db_version or "")
+        _converge_primary(s, current)
+        up.step = "Completed"
+        up.message = f"abandoned: spec.version is back to {current}"
+        s.cond(DEGRADED, False, "UpgradeAbandoned", up.message)
+        s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
+        s.event("Normal", "UpgradeAbandoned", up.message)
+        return
+    retry = s.ctx.retry
+    if retry and retry != s.status.handled_retry and failed is not None:
+        s.status.handled_retry = retry
+        attempt = _attempt(up, failed.purpose) + 1
+        up.jobs.append(JobRecord(name=_job_name(s, up, failed.purpose, attempt), purpose=failed.purpose,
+                                 outcome="Running", started_at=s.ctx.now))
+        up.step = "Installing" if failed.purpose == "Install" else "Migrating"
+        s.cond(DEGRADED, False, "Retrying", f"retrying {failed.purpose.lower()} as asked by tracardi.com/retry={retry}")
+        s.cond(PROGRESSING, True, "Retrying", f"attempt {attempt} of the {failed.purpose.lower()} Job")
+        s.event("Normal", "Retrying", f"attempt {attempt} of the {failed.purpose.lower()} Job (tracardi.com/retry)")
+        s.wait(0.1)
+        return
+    # Keep the old version serving while failed (Offline: production back up).
+    if current is not None:
+        _converge_primary(s, current)
+    if failed is not None:
+        s.cond(DEGRADED, True, failed.reason or "JobFailed", up.message or "the upgrade failed")
+        s.cond(PROGRESSING, False, failed.reason or "JobFailed", up.message or "the upgrade failed")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Ready
+
+
+def _ready(s: _Step, observed: Observed) -> None:
+    current = s.status.current_version
+    if current is None:
+        s.cond(READY, False, "NotInstalled", "no version is installed yet")
+        return
+    names = _names(s, "api", "api-production", "gui")
+    down = [n for n in names if not observed.serving(n)]
+    if s.inst.spec.paused and not observed.deployments:
+        s.cond(READY, False, "Paused", "paused before anything was deployed")
+    elif down:
+        up = s.status.upgrade
+        offline = up is not None and up.step == "Migrating" and _offline(s)
+        reason = "OfflineMigration" if offline else "ComponentsUnavailable"
+        s.cond(READY, False, reason, f"not serving yet: {', '.join(down)}")
+    else:
+        s.cond(READY, True, "Serving", f"{current} serves")

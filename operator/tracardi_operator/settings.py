@@ -1,0 +1,63 @@
+"""The operator's settings: one typed object read from the environment once, at start-up.
+
+Nothing reads the environment anywhere else; tests build `Settings(...)` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+ApiAddressing = Literal["service", "pod"]
+
+_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+
+
+@dataclass(frozen=True)
+class Settings:
+    job_image: str = "tracardi-operator:0.1.0"
+    """Image of the install and migration Jobs: the operator's own (repository `tracardi-operator`)."""
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty means all."""
+    api_addressing: ApiAddressing = "pod"
+    """How Jobs reach a Tracardi API: Service DNS inside a cluster, pod addresses outside one."""
+    health_port: int = 8080
+    """Port of /metrics, /healthz and /readyz."""
+    resync_seconds: float = 300.0
+    """How often an idle installation is looked at again (retention ages, lost events), with jitter."""
+    watch_stale_seconds: float = 900.0
+    """Liveness fails when no watch event arrived for this long."""
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    job_deadline_seconds: int = 3600
+    """activeDeadlineSeconds of install and migration Jobs."""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e = os.environ if env is None else env
+        in_cluster = bool(e.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(_SA_TOKEN)
+        addressing = e.get("TRACARDI_OPERATOR_API_ADDRESSING", "auto")
+        if addressing not in ("auto", "service", "pod"):
+            raise ValueError(
+                f"TRACARDI_OPERATOR_API_ADDRESSING must be auto, service or pod, not {addressing!r}"
+            )
+        resolved: ApiAddressing = (
+            ("service" if in_cluster else "pod") if addressing == "auto" else addressing  # type: ignore[assignment]
+        )
+        fmt = e.get("LOG_FORMAT", "text")
+        if fmt not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, not {fmt!r}")
+        return cls(
+            job_image=e.get("TRACARDI_OPERATOR_JOB_IMAGE", cls.job_image),
+            namespaces=tuple(n.strip() for n in e.get("TRACARDI_OPERATOR_NAMESPACES", "").split(",") if n.strip()),
+            api_addressing=resolved,
+            health_port=int(e.get("TRACARDI_OPERATOR_HEALTH_PORT", cls.health_port)),
+            resync_seconds=float(e.get("TRACARDI_OPERATOR_RESYNC_SECONDS", cls.resync_seconds)),
+            watch_stale_seconds=float(e.get("TRACARDI_OPERATOR_WATCH_STALE_SECONDS", cls.watch_stale_seconds)),
+            log_format=fmt,  # type: ignore[arg-type]
+            log_level=e.get("LOG_LEVEL", "INFO").upper(),
+            job_deadline_seconds=int(e.get("TRACARDI_OPERATOR_JOB_DEADLINE_SECONDS", cls.job_deadline_seconds)),
+        )

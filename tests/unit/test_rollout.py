@@ -1,0 +1,416 @@
+"""The rollout state machine, driven pass by pass against a small in-memory model of the children.
+
+The model only does what Kubernetes would (Deployments roll out, Jobs finish with the result a test
+chooses); every decision under test is `rollout.decide`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from tracardi_operator import builders, conditions, labels
+from tracardi_operator.models import TracardiInstallation
+from tracardi_operator.observe import DeploymentState, JobState, Observed
+from tracardi_operator.rollout import Context, Decision, decide, quarter_suffix
+
+T0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
+INSTALLED = {
+    "080": {"version": "0.8.0", "dbVersion": "080", "tenant": "fa73a"},
+    "08x": {"version": "0.8.1", "dbVersion": "08x", "tenant": "01506"},
+    "0820": {"version": "0.8.2", "dbVersion": "0820", "tenant": "ffe49"},
+}
+
+
+def body(version: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "tracardi.com/v1alpha1",
+        "kind": "TracardiInstallation",
+        "metadata": {"name": "acme", "namespace": "shop", "uid": "u-1", "generation": 1},
+        "spec": {
+            "version": version,
+            "elasticsearch": {"hosts": ["http://es:9200"]},
+            "redis": {"url": "redis://redis:6379"},
+            "installation": {"adminSecretRef": {"name": "admin"}, "tokenSecretRef": {"name": "tok", "key": "token"}},
+            **spec,
+        },
+    }
+
+
+JobOutcome = Callable[[dict[str, Any]], tuple[str, dict[str, Any] | None]]
+
+
+def succeed(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    job_labels = job["metadata"]["labels"]
+    if job_labels[labels.LABEL_COMPONENT] == "install":
+        return "Succeeded", INSTALLED[job_labels["tracardi.com/db-version"]]
+    return "Succeeded", {"from": job_labels["tracardi.com/from-db-version"],
+                         "to": job_labels["tracardi.com/to-db-version"],
+                         "contexts": {"staging": {"perResource": {"flow": {"sourceDocs": 3, "destDocs": 3}}}}}
+
+
+@dataclass
+class World:
+    """What Kubernetes would make of the decisions: every Deployment rolls out at once."""
+
+    body: dict[str, Any]
+    job_outcome: JobOutcome = succeed
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: list[str] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)
+    now: dt.datetime = T0
+    retry: str | None = None
+    rollout_ready: bool = True
+
+    def observed(self) -> Observed:
+        deps = {}
+        ips = {}
+        for i, (name, d) in enumerate(sorted(self.deployments.items())):
+            replicas = d["spec"]["replicas"]
+            version = d["spec"]["template"]["metadata"]["labels"][labels.LABEL_VERSION]
+            ready = replicas if self.rollout_ready else 0
+            deps[name] = DeploymentState(name, version, replicas, ready, ready, self.rollout_ready)
+            if ready:
+                ips[name] = (f"127.0.1.{i + 1}",)
+        jobs = {}
+        for name, job in self.jobs.items():
+            phase, result = self.job_outcome(job)
+            jobs[name] = JobState(name, phase, result, "" if result is None else json.dumps(result))  # type: ignore[arg-type]
+        return Observed(deps, jobs, ips)
+
+    def step(self) -> Decision:
+        inst = TracardiInstallation.model_validate(self.body)
+        d = decide(inst, self.observed(), Context(now=self.now, builder=builders.BuilderSettings(), retry=self.retry))
+        self.body["status"] = d.status.to_k8s()
+        for m in d.apply:
+            if m["kind"] == "Deployment":
+                self.deployments[m["metadata"]["name"]] = m
+        for m in d.create:
+            assert m["kind"] == "Job"
+            if m["metadata"]["name"] not in self.jobs:
+                self.jobs[m["metadata"]["name"]] = m
+                self.created.append(m["metadata"]["name"])
+        for _, kind, name in d.delete:
+            if kind == "Deployment":
+                self.deployments.pop(name, None)
+        self.events += [(e.reason, e.message) for e in d.events]
+        self.now += dt.timedelta(seconds=5)
+        return d
+
+    def converge(self, passes: int = 40) -> Decision:
+        for _ in range(passes):
+            d = self.step()
+            if d.requeue_after is None:
+                return d
+        raise AssertionError(f"no convergence; status {json.dumps(self.body['status'], indent=1)[:3000]}")
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return self.body["status"]
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+    def bump(self, version: str) -> None:
+        self.body["spec"]["version"] = version
+        self.body["metadata"]["generation"] += 1
+
+    def images(self) -> dict[str, str]:
+        return {n: d["spec"]["template"]["spec"]["containers"][0]["image"] for n, d in self.deployments.items()}
+
+
+def installed(version: str = "0.8.0", **spec: Any) -> World:
+    w = World(body(version, **spec))
+    w.converge()
+    return w
+
+
+# -- first creation -----------------------------------------------------------------------------------
+
+
+def test_first_install_starts_api_and_worker_before_anything_serves_traffic() -> None:
+    w = World(body("0.8.0"))
+    w.step()  # resolve: recorded, nothing applied
+    assert w.status["upgrade"]["kind"] == "Install"
+    assert w.deployments == {}
+    w.step()
+    assert set(w.deployments) == {"acme-api", "acme-worker"}, "no production API or GUI before install"
+
+
+def test_first_install_runs_one_install_job_then_every_component() -> None:
+    w = installed("0.8.0")
+    assert w.created == ["acme-install-080"]
+    assert set(w.deployments) == {"acme-api", "acme-api-production", "acme-gui", "acme-worker"}
+    assert w.status["currentVersion"] == "0.8.0"
+    assert w.status["versions"] == [
+        {"version": "0.8.0", "dbVersion": "080", "tenant": "fa73a", "state": "Current",
+         "installedAt": w.status["versions"][0]["installedAt"]}
+    ]
+    assert w.condition("Ready")["status"] == "True"
+    assert w.condition("Progressing")["status"] == "False"
+    assert w.status["phase"] == "Ready"
+
+
+def test_install_job_is_recorded_before_it_is_created() -> None:
+    w = World(body("0.8.0"))
+    for _ in range(3):
+        w.step()
+    assert w.status["upgrade"]["step"] == "Installing"
+    d = w.step()
+    assert d.create == [], "the pass that records the Job creates nothing"
+    assert w.status["upgrade"]["jobs"][0]["name"] == "acme-install-080"
+    d = w.step()
+    assert [m["metadata"]["name"] for m in d.create] == ["acme-install-080"]
+
+
+def test_failed_install_is_degraded_and_never_switches() -> None:
+    w = World(body("0.8.0"), job_outcome=lambda job: ("Failed", {"error": "InstallTokenRejected",
+                                                                   "message": "token rejected"}))
+    w.converge()
+    assert w.condition("Degraded")["status"] == "True"
+    assert w.condition("Degraded")["reason"] == "InstallTokenRejected"
+    assert "tracardi.com/retry" in w.condition("Degraded")["message"]
+    assert "acme-api-production" not in w.deployments
+    assert w.status.get("currentVersion") is None
+    assert ("InstallTokenRejected", w.condition("Degraded")["message"]) in w.events
+
+
+def test_retry_annotation_starts_a_new_attempt_once() -> None:
+    outcomes = iter([("Failed", {"error": "Timeout", "message": "slow"})])
+
+    def first_fails(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if job["metadata"]["name"].endswith("-r2"):
+            return succeed(job)
+        return next(outcomes, ("Failed", {"error": "Timeout", "message": "slow"}))
+
+    w = World(body("0.8.0"), job_outcome=first_fails)
+    w.converge()
+    assert w.status["phase"] == "Degraded"
+    w.retry = "2026-11-27T10:05:00Z"
+    w.converge()
+    assert w.created == ["acme-install-080", "acme-install-080-r2"]
+    assert w.status["handledRetry"] == "2026-11-27T10:05:00Z"
+    assert w.status["phase"] == "Ready"
+    w.converge()
+    assert w.created == ["acme-install-080", "acme-install-080-r2"], "the same annotation value acts once"
+
+
+# -- guards -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("version", "reason"), [
+    ("banana", "InvalidVersion"),
+    ("0.9.9", "UnknownVersion"),
+    ("0.8.2-rc2", "PrereleaseNotAllowed"),
+])
+def test_refused_target_changes_nothing(version: str, reason: str) -> None:
+    w = installed("0.8.0")
+    before = dict(w.deployments)
+    w.bump(version)
+    w.converge()
+    assert w.images() == {n: d["spec"]["template"]["spec"]["containers"][0]["image"] for n, d in before.items()}
+    accepted = w.condition("SpecAccepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", reason)
+    assert w.status["phase"] == "Blocked"
+    assert w.status["currentVersion"] == "0.8.0"
+    assert [r for r, _ in w.events].count(reason) == 1, "one Event, not one per pass"
+    assert w.condition("Ready")["status"] == "True", "the running version keeps serving"
+
+
+def test_paused_does_nothing() -> None:
+    w = World(body("0.8.0", paused=True))
+    d = w.converge()
+    assert d.apply == [] and d.create == []
+    assert w.condition("Paused")["status"] == "True"
+    assert w.status["phase"] == "Paused"
+
+
+# -- minor bump, major bump, skipped steps, rollback ------------------------------------------------
+
+
+def test_minor_bump_rolls_images_without_jobs() -> None:
+    w = installed("0.8.2.1")
+    w.bump("0.8.2.2")
+    w.converge()
+    assert w.created == ["acme-install-0820"]
+    assert set(w.images().values()) == {"tracardi/tracardi-api:0.8.2.2", "tracardi/tracardi-gui:0.8.2.2",
+                                        "tracardi/update-worker:0.8.2.2"}
+    assert [(v["version"], v["state"]) for v in w.status["versions"]] == [("0.8.2.1", "Superseded"),
+                                                                          ("0.8.2.2", "Current")]
+    assert {v["dbVersion"] for v in w.status["versions"]} == {"0820"}
+
+
+def test_major_bump_installs_side_by_side_migrates_once_then_switches() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    seen_candidates = False
+    for _ in range(40):
+        d = w.step()
+        if "acme-api-08x" in w.deployments:
+            seen_candidates = True
+            assert w.images()["acme-api-production"].endswith(":0.8.0"), "old production serves until the switch"
+        if d.requeue_after is None:
+            break
+    assert seen_candidates
+    assert w.created == ["acme-install-080", "acme-install-08x", "acme-migrate-080-to-08x"]
+    assert "acme-api-08x" not in w.deployments and "acme-worker-08x" not in w.deployments
+    assert set(w.images().values()) == {"tracardi/tracardi-api:0.8.1", "tracardi/tracardi-gui:0.8.1",
+                                        "tracardi/update-worker:0.8.1"}
+    versions = w.status["versions"]
+    assert [(v["version"], v["dbVersion"], v["tenant"], v["state"]) for v in versions] == [
+        ("0.8.0", "080", "fa73a", "Superseded"), ("0.8.1", "08x", "01506", "Current")]
+    assert versions[0]["supersededAt"] and versions[1]["migratedFrom"] == "0.8.0"
+    assert w.status["upgrade"]["verified"][0]["sourceCount"] == 3
+
+
+def test_migration_job_carries_tenants_and_the_merged_suffix_recorded_before() -> None:
+    w = installed("0.8.1")
+    w.bump("0.8.2.1")
+    w.converge()
+    job = w.jobs["acme-migrate-08x-to-0820"]
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--from-tenant") + 1] == "01506"
+    assert args[args.index("--to-tenant") + 1] == "ffe49"
+    assert args[args.index("--merged-suffix") + 1] == quarter_suffix(T0) == "2026-q4"
+    assert w.status["upgrade"]["mergedSuffix"] == "2026-q4"
+
+
+def test_failed_migration_keeps_the_old_version_serving() -> None:
+    def migration_fails(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if job["metadata"]["labels"][labels.LABEL_COMPONENT] == "migration":
+            return "Failed", {"error": "MigrationIncomplete", "message": "event: 40 documents missing"}
+        return succeed(job)
+
+    w = installed("0.8.1")
+    w.job_outcome = migration_fails
+    w.bump("0.8.2.1")
+    w.converge()
+    assert w.condition("Degraded")["reason"] == "MigrationIncomplete"
+    assert "40 documents missing" in w.condition("Degraded")["message"]
+    assert w.images()["acme-api-production"].endswith(":0.8.1")
+    assert w.status["currentVersion"] == "0.8.1"
+    assert [v["state"] for v in w.status["versions"]] == ["Current"]
+    w.converge()
+    assert w.created.count("acme-migrate-08x-to-0820") == 1
+
+
+def test_abandoning_a_failed_upgrade_removes_the_candidates() -> None:
+    def migration_fails(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if job["metadata"]["labels"][labels.LABEL_COMPONENT] == "migration":
+            return "Failed", {"error": "MigrationTaskFailed", "message": "x"}
+        return succeed(job)
+
+    w = installed("0.8.0")
+    w.job_outcome = migration_fails
+    w.bump("0.8.1")
+    w.converge()
+    assert "acme-api-08x" in w.deployments
+    w.bump("0.8.0")
+    w.converge()
+    assert "acme-api-08x" not in w.deployments
+    assert w.condition("Degraded")["status"] == "False"
+    assert w.status["phase"] == "Ready"
+
+
+def test_offline_strategy_stops_production_during_the_copy() -> None:
+    w = installed("0.8.0", upgrade={"strategy": "Offline"})
+    w.bump("0.8.1")
+    replicas_during_migration = []
+    for _ in range(40):
+        migrating = w.status["upgrade"]["step"] == "Migrating"
+        d = w.step()
+        if migrating:
+            replicas_during_migration.append(w.deployments["acme-api-production"]["spec"]["replicas"])
+        if d.requeue_after is None:
+            break
+    assert replicas_during_migration and set(replicas_during_migration) == {0}
+    assert w.deployments["acme-api-production"]["spec"]["replicas"] == 1
+
+
+def test_online_strategy_says_writes_during_the_copy_are_not_carried() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    messages = []
+    for _ in range(40):
+        d = w.step()
+        messages.append(w.condition("Progressing")["message"])
+        if d.requeue_after is None:
+            break
+    assert any("not carried over" in m for m in messages)
+
+
+def test_skipped_db_version_is_crossed_one_migration_at_a_time() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.2.1")
+    w.converge(80)
+    assert w.created == ["acme-install-080", "acme-install-08x", "acme-migrate-080-to-08x",
+                         "acme-install-0820", "acme-migrate-08x-to-0820"]
+    assert [(v["version"], v["state"]) for v in w.status["versions"]] == [
+        ("0.8.0", "Superseded"), ("0.8.1", "Superseded"), ("0.8.2.1", "Current")]
+
+
+def test_rollback_to_a_kept_version_rolls_images_back_without_jobs() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    jobs_before = list(w.created)
+    w.bump("0.8.0")
+    w.converge()
+    assert w.created == jobs_before
+    assert set(w.images().values()) == {"tracardi/tracardi-api:0.8.0", "tracardi/tracardi-gui:0.8.0",
+                                        "tracardi/update-worker:0.8.0"}
+    assert [(v["version"], v["state"]) for v in w.status["versions"]] == [("0.8.0", "Current"),
+                                                                          ("0.8.1", "Superseded")]
+    assert any(r == "RolledBack" and "not carried back" in m for r, m in w.events)
+
+
+def test_rollback_to_deleted_indices_is_refused() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    w.status["versions"][0]["state"] = "Deleted"
+    w.bump("0.8.0")
+    w.converge()
+    assert w.condition("SpecAccepted")["reason"] == "RollbackTargetDeleted"
+    assert w.images()["acme-api"].endswith(":0.8.1")
+
+
+# -- crash safety ---------------------------------------------------------------------------------------
+
+
+def test_deciding_again_on_the_same_state_is_idempotent() -> None:
+    """A crash after any pass and a restart sees the same status: the same decision follows."""
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    for _ in range(30):
+        inst = TracardiInstallation.model_validate(w.body)
+        ctx = Context(now=w.now, builder=builders.BuilderSettings())
+        a, b = decide(inst, w.observed(), ctx), decide(inst, w.observed(), ctx)
+        assert a.status == b.status and a.apply == b.apply and a.create == b.create and a.delete == b.delete
+        if w.step().requeue_after is None:
+            break
+
+
+def test_a_restart_between_recording_and_creating_creates_the_job_once() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    while not any(j["purpose"] == "Migrate" for j in (w.status.get("upgrade") or {}).get("jobs", [])):
+        w.step()
+    # The operator dies here and restarts: the same status, the Job not yet created.
+    w.step()
+    w.step()
+    w.converge()
+    assert w.created.count("acme-migrate-080-to-08x") == 1
+
+
+def test_conditions_carry_the_generation() -> None:
+    w = installed("0.8.0")
+    assert {c["observedGeneration"] for c in w.status["conditions"]} == {1}
+    assert w.status["observedGeneration"] == 1
+    assert conditions.READY in {c["type"] for c in w.status["conditions"]}
