@@ -1,0 +1,434 @@
+"""Tracardi versions: image tags, database versions, default tenants and upgrade paths (pure).
+
+Tracardi has three version identifiers (tracardi-facts.md §1): the image tag (`0.8.2.1`), the
+application version (`0.8.2`) and the database version that prefixes every index name (`0820`). A
+change of database version needs an install and a migration, and Tracardi only migrates between
+adjacent database versions, so a skipped step is carried out as consecutive upgrades through a
+representative version of each database version in between.
+
+What is decided here is an expectation from the tag alone; the operator confirms the database version
+and tenant with what the running API reports (tracardi-facts.md §7.1).
+
+Every check returns a `Verdict` (ok, reason, message); reasons are CamelCase and reach status
+conditions as they are.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from functools import total_ordering
+from typing import Literal
+
+# Admission checks this too (a CEL rule in the CRD), so it avoids backslashes, which CEL string
+# literals would need escaped. No leading zeros, so that every tag has exactly one spelling.
+TAG_REGEX = r"^(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)[.](0|[1-9][0-9]*)([.](0|[1-9][0-9]*))?(-(rc|dev)(0|[1-9][0-9]*)?)?$"
+_TAG = re.compile(TAG_REGEX)
+MAX_TAG_LENGTH = 64
+
+PrereleaseKind = Literal["dev", "rc"]
+StepKind = Literal["Install", "Rolling", "Migrate", "Rollback"]
+
+# Reasons (CamelCase; they become condition reasons).
+INVALID_VERSION = "InvalidVersion"
+UNKNOWN_VERSION = "UnknownVersion"
+UNSUPPORTED_VERSION = "UnsupportedVersion"
+PRERELEASE_NOT_ALLOWED = "PrereleaseNotAllowed"
+NO_MIGRATION_PATH = "NoMigrationPath"
+ROLLBACK_TARGET_DELETED = "RollbackTargetDeleted"
+VERSION_ACCEPTED = "VersionAccepted"
+INSTALL = "Install"
+UP_TO_DATE = "UpToDate"
+ROLLING_UPDATE = "RollingUpdate"
+MIGRATION = "Migration"
+ROLLBACK = "Rollback"
+
+_PRERELEASE_RANK: Mapping[PrereleaseKind | None, int] = {"dev": 0, "rc": 1, None: 2}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of a named check: whether it passed, a CamelCase reason, and a message for people."""
+
+    ok: bool
+    reason: str
+    message: str
+
+
+@total_ordering
+@dataclass(frozen=True, eq=True)
+class TracardiVersion:
+    """A Tracardi image tag: `major.minor.patch[.build][-(rc|dev)[N]]`.
+
+    Ordered as Tracardi releases are: a pre-release before its release (dev before rc), a release
+    before its 4th-component builds (`0.8.2` < `0.8.2.1`).
+    """
+
+    major: int
+    minor: int
+    patch: int
+    build: int | None = None
+    prerelease: PrereleaseKind | None = None
+    prerelease_number: int | None = None
+
+    def __post_init__(self) -> None:
+        numbers = [self.major, self.minor, self.patch, self.build, self.prerelease_number]
+        if any(number is not None and number < 0 for number in numbers):
+            raise ValueError("version components are non-negative")
+        if self.prerelease is None and self.prerelease_number is not None:
+            raise ValueError("a pre-release number needs a pre-release kind")
+
+    def __str__(self) -> str:
+        return self.tag
+
+    @property
+    def tag(self) -> str:
+        """The image tag, spelled as Docker Hub spells it."""
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.build is not None:
+            text += f".{self.build}"
+        if self.prerelease is not None:
+            text += f"-{self.prerelease}"
+            if self.prerelease_number is not None:
+                text += str(self.prerelease_number)
+        return text
+
+    @property
+    def application_version(self) -> str:
+        """Tracardi's own VERSION: the tag without build and pre-release (`0.8.2` for `0.8.2.1`)."""
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+    @property
+    def is_prerelease(self) -> bool:
+        return self.prerelease is not None
+
+    @property
+    def db_version(self) -> str | None:
+        """The database version the tag is expected to report, None when Tracardi's rule is unknown."""
+        return _db_version(self)
+
+    @property
+    def default_tenant(self) -> str | None:
+        """The tenant Tracardi uses when TENANT_NAME is unset; None when the db version is unknown."""
+        db = self.db_version
+        if db is None:
+            return None
+        # Before 0.8.1 Tracardi hashed its version string; from 0.8.1 on, the db version.
+        hashed = self.application_version if (self.major, self.minor, self.patch) < (0, 8, 1) else db
+        return _md5_prefix(hashed)
+
+    def _sort_key(self) -> tuple[int, int, int, int, int, int]:
+        return (
+            self.major,
+            self.minor,
+            self.patch,
+            -1 if self.build is None else self.build,
+            _PRERELEASE_RANK[self.prerelease],
+            -1 if self.prerelease_number is None else self.prerelease_number,
+        )
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, TracardiVersion):
+            return NotImplemented
+        return self._sort_key() < other._sort_key()
+
+
+def _md5_prefix(text: str) -> str:
+    # Not a security use: Tracardi derives tenant names this way and we must compute the same.
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:5]
+
+
+def _db_version(version: TracardiVersion) -> str | None:
+    release = (version.major, version.minor, version.patch)
+    if version.prerelease is None:
+        if release[:2] == (0, 7) or release == (0, 8, 0):
+            # No db_version before 0.8.1: the prefix is the version without dots.
+            return f"{version.major}{version.minor}{version.patch}"
+        if release == (0, 8, 1):
+            return "08x"
+        if release == (0, 8, 2):
+            return "0820"
+        return None
+    if release == (0, 8, 2) and version.prerelease == "rc":
+        return "082x"
+    if release == (0, 9, 0) and version.prerelease == "dev":
+        return "09x"
+    return None
+
+
+class InvalidVersionError(ValueError):
+    """A string that is not a Tracardi image tag."""
+
+
+@dataclass(frozen=True)
+class ParsedTag:
+    """The result of parsing a tag without raising: the version when it parsed, and why not otherwise."""
+
+    version: TracardiVersion | None
+    verdict: Verdict
+
+    @property
+    def ok(self) -> bool:
+        return self.version is not None
+
+
+def try_parse(text: object) -> ParsedTag:
+    """Parse an image tag; never raises, whatever `text` is."""
+    if not isinstance(text, str) or len(text) > MAX_TAG_LENGTH or _TAG.fullmatch(text) is None:
+        shown = repr(text)[:80]
+        return ParsedTag(
+            None,
+            Verdict(
+                False,
+                INVALID_VERSION,
+                f"{shown} is not a Tracardi image tag; use one such as 0.8.1, 0.8.2.1 or 0.8.2-rc2",
+            ),
+        )
+    match = _TAG.fullmatch(text)
+    assert match is not None
+    major, minor, patch, _, build, _, kind, number = match.groups()
+    version = TracardiVersion(
+        int(major),
+        int(minor),
+        int(patch),
+        None if build is None else int(build),
+        "rc" if kind == "rc" else ("dev" if kind == "dev" else None),
+        None if number is None else int(number),
+    )
+    return ParsedTag(version, Verdict(True, VERSION_ACCEPTED, f"{text} is a Tracardi image tag"))
+
+
+def parse(text: str) -> TracardiVersion:
+    """Parse an image tag; InvalidVersionError when it is not one."""
+    parsed = try_parse(text)
+    if parsed.version is None:
+        raise InvalidVersionError(parsed.verdict.message)
+    return parsed.version
+
+
+# ---------------------------------------------------------------------------------------------------
+# What is known about Tracardi releases
+
+# Tracardi's migrations, source db version -> destination db version. Only adjacent steps exist
+# (tracardi-facts.md §5); 0.8.2.1 also migrates from its release candidates (082x).
+MIGRATIONS: Mapping[str, tuple[str, ...]] = {
+    "070": ("071",),
+    "071": ("072",),
+    "072": ("073",),
+    "073": ("074",),
+    "074": ("080",),
+    "080": ("08x",),
+    "08x": ("0820",),
+    "082x": ("0820",),
+}
+
+# The version the operator runs when an upgrade passes through a db version without stopping there.
+REPRESENTATIVES: Mapping[str, TracardiVersion] = {
+    "080": TracardiVersion(0, 8, 0),
+    "08x": TracardiVersion(0, 8, 1),
+    "0820": TracardiVersion(0, 8, 2, 1),
+}
+
+
+def is_supported(version: TracardiVersion) -> bool:
+    """Releases the operator runs: 0.8.0, 0.8.1, 0.8.2 and its 4th-component builds."""
+    if version.is_prerelease:
+        return False
+    release = (version.major, version.minor, version.patch)
+    return release == (0, 8, 2) or (release in ((0, 8, 0), (0, 8, 1)) and version.build is None)
+
+
+def is_known_prerelease(version: TracardiVersion) -> bool:
+    """Pre-releases whose db version is known (0.8.2-rcN, 0.9.0-devN): run only with opt-in."""
+    return version.is_prerelease and version.build is None and version.db_version is not None
+
+
+def is_known_unsupported(version: TracardiVersion) -> bool:
+    """Releases Tracardi had but the operator does not run: 0.7.0 to 0.7.4."""
+    return (
+        not version.is_prerelease
+        and version.build is None
+        and (version.major, version.minor) == (0, 7)
+        and version.patch <= 4
+    )
+
+
+def check_target(version: TracardiVersion, *, allow_prerelease: bool) -> Verdict:
+    """Whether the operator may run `version` at all."""
+    if is_supported(version):
+        return Verdict(True, VERSION_ACCEPTED, f"{version} is supported")
+    if is_known_prerelease(version):
+        if allow_prerelease:
+            return Verdict(True, VERSION_ACCEPTED, f"{version} is a pre-release, allowed by upgrade.allowPrerelease")
+        return Verdict(
+            False,
+            PRERELEASE_NOT_ALLOWED,
+            f"{version} is a pre-release; set spec.upgrade.allowPrerelease to true to run it, or choose a release",
+        )
+    if is_known_unsupported(version):
+        return Verdict(
+            False,
+            UNSUPPORTED_VERSION,
+            f"{version} is older than 0.8.0, which the operator does not run; choose 0.8.0 or later",
+        )
+    return Verdict(
+        False,
+        UNKNOWN_VERSION,
+        f"{version} is not a Tracardi version this operator knows; supported: 0.8.0, 0.8.1, 0.8.2 and 0.8.2.N",
+    )
+
+
+def migration_chain(from_db: str, to_db: str) -> tuple[str, ...] | None:
+    """The db versions an upgrade passes through, both ends included; None when Tracardi has no path."""
+    paths: dict[str, tuple[str, ...]] = {from_db: (from_db,)}
+    frontier = [from_db]
+    while frontier:
+        db = frontier.pop(0)
+        if db == to_db:
+            return paths[db]
+        for successor in MIGRATIONS.get(db, ()):
+            if successor not in paths:
+                paths[successor] = (*paths[db], successor)
+                frontier.append(successor)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------
+# Upgrade paths
+
+
+@dataclass(frozen=True)
+class Step:
+    """One version change: Install (nothing before), Rolling (same db version), Migrate, Rollback."""
+
+    kind: StepKind
+    to_version: TracardiVersion
+    from_version: TracardiVersion | None = None
+
+    @property
+    def to_db(self) -> str:
+        db = self.to_version.db_version
+        assert db is not None, "steps are only planned for versions with a known db version"
+        return db
+
+    @property
+    def from_db(self) -> str | None:
+        return None if self.from_version is None else self.from_version.db_version
+
+    def __str__(self) -> str:
+        if self.from_version is None:
+            return f"{self.kind} {self.to_version} ({self.to_db})"
+        return f"{self.kind} {self.from_version} ({self.from_db}) -> {self.to_version} ({self.to_db})"
+
+
+@dataclass(frozen=True)
+class UpgradePath:
+    """What it takes to go from the running version to the desired one, or why it is refused."""
+
+    ok: bool
+    reason: str
+    message: str
+    steps: tuple[Step, ...] = field(default=())
+
+    @property
+    def verdict(self) -> Verdict:
+        return Verdict(self.ok, self.reason, self.message)
+
+
+def _refuse(verdict: Verdict) -> UpgradePath:
+    return UpgradePath(False, verdict.reason, verdict.message)
+
+
+def plan_upgrade(
+    current: str | None,
+    target: str,
+    *,
+    allow_prerelease: bool,
+    rollback_targets: Collection[str] = frozenset(),
+) -> UpgradePath:
+    """The steps from `current` (None: nothing installed yet) to `target`, or why there are none.
+
+    `rollback_targets` are the db versions whose indices still exist (status.versions in state
+    Superseded); going back to any other db version is refused, since its data is gone.
+    """
+    parsed_target = try_parse(target)
+    if parsed_target.version is None:
+        return _refuse(parsed_target.verdict)
+    wanted = parsed_target.version
+    acceptable = check_target(wanted, allow_prerelease=allow_prerelease)
+    if not acceptable.ok:
+        return _refuse(acceptable)
+
+    if current is None:
+        return UpgradePath(True, INSTALL, f"install {wanted} ({wanted.db_version})", (Step("Install", wanted),))
+
+    parsed_current = try_parse(current)
+    if parsed_current.version is None:
+        return _refuse(
+            Verdict(
+                False, INVALID_VERSION, f"the running version in status is not a tag: {parsed_current.verdict.message}"
+            )
+        )
+    running = parsed_current.version
+    running_db = running.db_version
+    if running_db is None:
+        return _refuse(
+            Verdict(
+                False, UNKNOWN_VERSION, f"the running version {running} has no known db version; cannot plan from it"
+            )
+        )
+
+    if running == wanted:
+        return UpgradePath(True, UP_TO_DATE, f"{wanted} is running")
+
+    if running_db == wanted.db_version:
+        return UpgradePath(
+            True,
+            ROLLING_UPDATE,
+            f"{running} and {wanted} share db version {running_db}: rolling update, no migration",
+            (Step("Rolling", wanted, running),),
+        )
+
+    if wanted < running:
+        if wanted.db_version not in rollback_targets:
+            return _refuse(
+                Verdict(
+                    False,
+                    ROLLBACK_TARGET_DELETED,
+                    f"cannot go back to {wanted}: the indices of db version {wanted.db_version} are gone or "
+                    f"were never kept; set spec.version back to {running}",
+                )
+            )
+        return UpgradePath(
+            True,
+            ROLLBACK,
+            f"roll back from {running} to {wanted} on its kept indices; data written since is not carried back",
+            (Step("Rollback", wanted, running),),
+        )
+
+    assert wanted.db_version is not None  # check_target accepts only versions with a db version
+    chain = migration_chain(running_db, wanted.db_version)
+    if chain is None:
+        return _refuse(
+            Verdict(
+                False,
+                NO_MIGRATION_PATH,
+                f"Tracardi has no migration from db version {running_db} ({running}) to "
+                f"{wanted.db_version} ({wanted}); choose a version reachable from {running}",
+            )
+        )
+    steps: list[Step] = []
+    previous = running
+    for db in chain[1:]:
+        nxt = wanted if db == chain[-1] else REPRESENTATIVES.get(db)
+        if nxt is None:
+            return _refuse(Verdict(False, NO_MIGRATION_PATH, f"no version to run for intermediate db version {db}"))
+        steps.append(Step("Migrate", nxt, previous))
+        previous = nxt
+    through = ", ".join(str(step.to_version) for step in steps[:-1])
+    message = f"migrate {running} ({running_db}) to {wanted} ({wanted.db_version})"
+    if through:
+        message += f" through {through}, one verified migration per step"
+    return UpgradePath(True, MIGRATION, message, tuple(steps))
