@@ -283,6 +283,7 @@ def component_env(installation: TracardiInstallation, component: ServingComponen
         env += [_value_env("PRODUCTION", "no"), _value_env("EXPOSE_GUI_API", "yes"), _token_env(installation)]
     elif component == "api-production":
         env += [_value_env("PRODUCTION", "yes"), _value_env("EXPOSE_GUI_API", "no"), _token_env(installation)]
+    env += [_value_env(extra.name, extra.value) for extra in installation.spec.env]
     return env
 
 

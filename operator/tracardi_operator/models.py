@@ -330,6 +330,36 @@ class GuiSpec(CamelModel):
     )
 
 
+# Variables the operator sets itself on Tracardi containers; spec.env may not override them.
+RESERVED_ENV = (
+    "ELASTIC_HOST", "ELASTIC_SCHEME", "ELASTIC_HTTP_AUTH_USERNAME", "ELASTIC_HTTP_AUTH_PASSWORD",
+    "ELASTIC_API_KEY_ID", "ELASTIC_API_KEY", "ELASTIC_CA_FILE", "ELASTIC_VERIFY_CERTS", "REDIS_HOST",
+    "REDIS_PASSWORD", "PRODUCTION", "EXPOSE_GUI_API", "INSTALLATION_TOKEN", "TENANT_NAME", "INSTANCE_PREFIX",
+    "API_URL",
+)
+
+
+class EnvVar(CamelModel):
+    """One extra environment variable of the Tracardi containers."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                _cel(
+                    "!(self.name in [" + ", ".join(f"'{n}'" for n in RESERVED_ENV) + "])",
+                    "this variable is set by the operator from the spec and cannot be overridden in env",
+                    ".name",
+                )
+            ]
+        }
+    )
+
+    name: str = Field(
+        min_length=1, max_length=128, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Variable name."
+    )
+    value: str = Field(max_length=4096, description="Literal value (not for secrets: it is visible in the spec).")
+
+
 class TracardiInstallationSpec(CamelModel):
     """The desired state of one Tracardi installation."""
 
@@ -365,6 +395,14 @@ class TracardiInstallationSpec(CamelModel):
     replicas: ReplicasSpec = _object_default("Number of pods per component.", ReplicasSpec)
     resources: ResourcesSpec = _object_default("Compute resources per component.", ResourcesSpec)
     gui: GuiSpec = _object_default("How the GUI reaches the API.", GuiSpec)
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        description=(
+            "Extra environment of the Tracardi API and worker containers, e.g. LOGGING_LEVEL or "
+            "EVENT_PARTITIONING. Connection, context and token variables come from the spec and are refused here."
+        ),
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

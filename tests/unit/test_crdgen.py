@@ -117,7 +117,8 @@ def cel_rules(kind: ResourceKind) -> dict[str, list[dict[str, str]]]:
 
 def test_cel_rules() -> None:
     rules = cel_rules(INSTALLATION)
-    assert set(rules) == {".spec", ".spec.elasticsearch.hosts"}
+    assert set(rules) == {".spec", ".spec.elasticsearch.hosts", ".spec.env[]"}
+    assert "TENANT_NAME" in rules[".spec.env[]"][0]["rule"]
     (version_rule,) = rules[".spec"]
     assert version_rule["rule"] == f"self.version.matches('{TAG_REGEX}')"
     assert version_rule["fieldPath"] == ".version"
