@@ -1,0 +1,172 @@
+"""The Elasticsearch adapter: the only module of retention that talks to Elasticsearch.
+
+What lives here: building a client (TLS verification on by default; secrets never logged or shown in
+a repr), reading the raw inventory in six requests, deleting indices and templates by exact names,
+checking which names still exist, and snapshotting named indices. No decisions: what to delete is
+decided by `retention.plan_retention`; this module refuses anything that is not one exact name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import Elasticsearch, NotFoundError
+
+# Elasticsearch's default when the setting is nowhere to be read.
+DEFAULT_MAX_SHARDS_PER_NODE = 1000
+
+_CAT_COLUMNS = "index,pri,rep,docs.count,health,status"
+_UNSAFE_CHARACTERS = frozenset("*?, ")
+_UNSAFE_LEADING = ("-", "_", "+", ".")
+
+
+class UnsafeNameError(ValueError):
+    """A name that Elasticsearch could read as more than one exact index or template."""
+
+
+@dataclass(frozen=True)
+class ElasticConnection:
+    hosts: tuple[str, ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    api_key_id: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    verify_certs: bool = True
+    ca_file: str | None = None
+    request_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class RawInventory:
+    """Elasticsearch's answers, unparsed: `indices.parse_inventory` takes the first four."""
+
+    cat_indices: list[dict[str, Any]]
+    aliases: dict[str, Any]
+    index_templates: dict[str, Any]
+    mappings: dict[str, Any]
+    max_shards_per_node: int
+    data_nodes: int
+
+
+def build_client(connection: ElasticConnection) -> Elasticsearch:
+    options: dict[str, Any] = {
+        "verify_certs": connection.verify_certs,
+        "timeout": connection.request_timeout,
+    }
+    if connection.ca_file:
+        options["ca_certs"] = connection.ca_file
+    if connection.api_key_id and connection.api_key:
+        options["api_key"] = (connection.api_key_id, connection.api_key)
+    elif connection.username is not None and connection.password is not None:
+        options["http_auth"] = (connection.username, connection.password)
+    return Elasticsearch(list(connection.hosts), **options)
+
+
+def require_exact_names(names: Sequence[str]) -> list[str]:
+    """The names, or UnsafeNameError if any could expand to something else (or be a system index)."""
+    checked = list(names)
+    for name in checked:
+        if not name or name.startswith(_UNSAFE_LEADING) or any(c in _UNSAFE_CHARACTERS for c in name):
+            raise UnsafeNameError(f"refusing to act on {name!r}: not one exact name")
+    if not checked:
+        raise UnsafeNameError("refusing an empty list of names: the path would address every index")
+    return checked
+
+
+class ElasticAdapter:
+    """Thin, typed calls over one client (built once per cluster and reused)."""
+
+    def __init__(self, client: Elasticsearch) -> None:
+        self._client = client
+
+    def read_inventory(self) -> RawInventory:
+        client = self._client
+        cat_indices = client.cat.indices(format="json", h=_CAT_COLUMNS, expand_wildcards="all")
+        aliases = client.indices.get_alias(expand_wildcards="all")
+        try:
+            templates = client.indices.get_index_template()
+        except NotFoundError:
+            templates = {"index_templates": []}
+        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed.
+        mappings = client.indices.get_mapping(expand_wildcards="all", filter_path="*.mappings._meta")
+        settings = client.cluster.get_settings(include_defaults=True, filter_path="*.cluster.max_shards_per_node")
+        health = client.cluster.health(filter_path="number_of_data_nodes")
+        return RawInventory(
+            cat_indices=_rows(cat_indices),
+            aliases=dict(aliases or {}),
+            index_templates=dict(templates or {}),
+            mappings=dict(mappings or {}),
+            max_shards_per_node=max_shards_per_node(settings or {}),
+            data_nodes=int((health or {}).get("number_of_data_nodes", 0)),
+        )
+
+    def delete_indices(self, names: Sequence[str]) -> None:
+        """Delete one batch of exact index names; names already gone are skipped (a resumed run)."""
+        self._client.indices.delete(
+            index=",".join(require_exact_names(names)),
+            expand_wildcards="none",
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+
+    def delete_template(self, name: str) -> None:
+        """Delete one composable index template by exact name; an absent one is already done."""
+        (exact,) = require_exact_names([name])
+        with contextlib.suppress(NotFoundError):
+            self._client.indices.delete_index_template(name=exact)
+
+    def existing_indices(self, names: Sequence[str]) -> set[str]:
+        """Which of these exact names are still indices (for verifying a deletion)."""
+        found = self._client.indices.get_settings(
+            index=",".join(require_exact_names(names)),
+            name="index.uuid",
+            expand_wildcards="none",
+            ignore_unavailable=True,
+            allow_no_indices=True,
+            filter_path="*.settings.index.uuid",
+        )
+        return set(found or {}) & set(names)
+
+    def existing_templates(self, names: Sequence[str]) -> set[str]:
+        try:
+            templates = self._client.indices.get_index_template(filter_path="index_templates.name")
+        except NotFoundError:
+            return set()
+        present = {entry.get("name") for entry in (templates or {}).get("index_templates", [])}
+        return present & set(names)
+
+    def snapshot_indices(self, repository: str, snapshot: str, names: Sequence[str]) -> str:
+        """Snapshot exactly these indices into `repository` and wait; returns the snapshot name."""
+        (exact_snapshot,) = require_exact_names([snapshot])
+        response = self._client.snapshot.create(
+            repository=repository,
+            snapshot=exact_snapshot,
+            body={
+                "indices": ",".join(require_exact_names(names)),
+                "ignore_unavailable": False,
+                "include_global_state": False,
+            },
+            wait_for_completion=True,
+            request_timeout=3600,
+        )
+        state = (response or {}).get("snapshot", {}).get("state")
+        if state != "SUCCESS":
+            raise RuntimeError(f"snapshot {exact_snapshot} in {repository} ended {state!r}")
+        return exact_snapshot
+
+
+def _rows(answer: object) -> list[dict[str, Any]]:
+    # The client's stubs type cat answers loosely (text or JSON); with format=json it is a list.
+    return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
+
+
+def max_shards_per_node(settings: Mapping[str, Any]) -> int:
+    """cluster.max_shards_per_node as it applies: transient over persistent over the default."""
+    for scope in ("transient", "persistent", "defaults"):
+        value = settings.get(scope, {}).get("cluster", {}).get("max_shards_per_node")
+        if value is not None:
+            return int(value)
+    return DEFAULT_MAX_SHARDS_PER_NODE
