@@ -159,6 +159,31 @@ class Kube:
             out[key] = list(data.get("items", []))
         return out
 
+    def list_cluster(self, kind: str) -> list[dict[str, Any]]:
+        """Every installation (all namespaces) or every retention policy."""
+        plural = {"installations": INSTALLATIONS, "policies": POLICIES}[kind]
+        return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []))
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+
+    def secret_to_file(self, namespace: str, name: str, key: str) -> str | None:
+        """Write one Secret value (a CA bundle) to a private temporary file; its path, or None."""
+        import hashlib
+        import os
+        import tempfile
+
+        value = self.read_secret_key(namespace, name, key)
+        if value is None:
+            return None
+        digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+        path = os.path.join(tempfile.gettempdir(), f"tracardi-operator-ca-{digest}.pem")
+        if not os.path.exists(path):
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(value)
+        return path
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         import base64
 

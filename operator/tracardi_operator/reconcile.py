@@ -20,10 +20,13 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from tracardi_operator import builders, conditions
+from tracardi_operator import builders, conditions, gc
+from tracardi_operator import retention as rt
+from tracardi_operator.elastic import ElasticAdapter, build_client
+from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY
-from tracardi_operator.models import TracardiInstallation
+from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import observe
 from tracardi_operator.rollout import Context, Decision, decide
 from tracardi_operator.settings import Settings
@@ -42,6 +45,9 @@ class Runtime:
     metrics: Any = None
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     last_watch_event: float = field(default_factory=time.monotonic)
+    inventories: gc.InventoryCache = field(default_factory=gc.InventoryCache)
+    _adapters: dict[tuple[Any, ...], ElasticAdapter] = field(default_factory=dict)
+    _listings: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def wake(self, namespace: str, name: str) -> None:
         event = self.wakeups.get((namespace, name))
@@ -103,6 +109,8 @@ class Runtime:
             self._invalid(body, e)
             return None
         observed = observe(self.kube.list_children(namespace, name))
+        adapter = self._adapter(inst)
+        shards_available = self._shards_available(inst, adapter)
         ctx = Context(
             now=dt.datetime.now(dt.UTC).replace(microsecond=0),
             builder=builders.BuilderSettings(
@@ -111,11 +119,126 @@ class Runtime:
             ),
             api_addressing=self.settings.api_addressing,
             retry=(inst.metadata.annotations or {}).get(ANNOTATION_RETRY),
+            shards_available=shards_available,
         )
         decision = decide(inst, observed, ctx)
         self._carry_out(inst, body, decision)
         self._count("success")
+        idle = decision.status.upgrade is None or decision.status.upgrade.step == "Completed"
+        if idle and decision.requeue_after is None and not inst.spec.paused and adapter is not None:
+            inst.status = decision.status
+            self._retention(inst, body, adapter, ctx.now)
         return decision.requeue_after
+
+    # -- Elasticsearch and retention ----------------------------------------------------------------
+    def _adapter(self, inst: TracardiInstallation) -> ElasticAdapter | None:
+        """One client per installation's Elasticsearch settings; None while its Secret is missing."""
+        es = inst.spec.elasticsearch
+        secret: dict[str, str] = {}
+        if es.credentials_secret_ref is not None:
+            for k in ("username", "password", "apiKeyId", "apiKey"):
+                value = self.kube.read_secret_key(inst.namespace, es.credentials_secret_ref.name, k)
+                if value is not None:
+                    secret[k] = value
+        ca_file = None
+        if es.ca_secret_ref is not None:
+            ca_file = self.kube.secret_to_file(inst.namespace, es.ca_secret_ref.name, es.ca_secret_ref.key)
+        key = (inst.namespace, inst.name, tuple(es.hosts), es.verify_certs, ca_file, tuple(sorted(secret.items())))
+        adapter = self._adapters.get(key)
+        if adapter is None:
+            for old in [k for k in self._adapters if k[:2] == key[:2]]:
+                self._adapters.pop(old)
+            adapter = ElasticAdapter(build_client(gc.connection_of(inst, secret, ca_file)))
+            self._adapters[key] = adapter
+        return adapter
+
+    def _shards_available(self, inst: TracardiInstallation, adapter: ElasticAdapter | None) -> int | None:
+        """Room for new shards, read only when a version change is about to start."""
+        up = inst.status.upgrade
+        if adapter is None or inst.status.current_version == inst.spec.version or (up and up.step != "Completed"):
+            return None
+        try:
+            cached = self.inventories.get(gc.cluster_key(inst), adapter)
+        except Exception as e:
+            log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name, _safe(e))
+            return None
+        limit = cached.raw.max_shards_per_node * cached.raw.data_nodes
+        return max(0, limit - cached.inventory.shards_in_use)
+
+    def _listing(self, kind: str, ttl: float = 10.0) -> list[dict[str, Any]]:
+        at, items = self._listings.get(kind, (0.0, []))
+        if time.monotonic() - at > ttl:
+            items = self.kube.list_cluster(kind)
+            self._listings[kind] = (time.monotonic(), items)
+        return items
+
+    def _retention(self, inst: TracardiInstallation, body: dict[str, Any], adapter: ElasticAdapter,
+                   now: dt.datetime) -> None:
+        policies = []
+        for raw in self._listing("policies"):
+            try:
+                policies.append(TracardiRetentionPolicy.model_validate(raw))
+            except ValidationError:
+                continue  # an invalid policy governs nothing; its own status says why
+        key = gc.cluster_key(inst)
+        live: set[VersionId] = set()
+        for raw in self._listing("installations"):
+            try:
+                other = TracardiInstallation.model_validate(raw)
+            except ValidationError:
+                continue
+            if gc.cluster_key(other) == key:
+                live |= gc.live_pairs(other)
+        ns_labels = self.kube.namespace_labels(inst.namespace)
+
+        def publish(status: Any) -> None:
+            self.kube.patch_status(inst.namespace, inst.name, {
+                "retention": status.model_dump(by_alias=True, mode="json", exclude_none=True)})
+
+        try:
+            outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish)
+        except Exception as e:
+            log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
+                        _safe(e))
+            return
+        status = inst.status.model_copy(deep=True)
+        status.retention = outcome.retention
+        status.headroom = outcome.headroom
+        for record in status.versions:
+            if VersionId(record.db_version, record.tenant) in outcome.deleted_pairs and record.state == "Superseded":
+                record.state, record.deleted_at = "Deleted", now
+        sel = outcome.selection
+        if sel is not None:
+            governed = sel.outcome is rt.SelectionOutcome.GOVERNED
+            status.conditions = conditions.set_condition(
+                status.conditions, conditions.RETENTION_POLICY_RESOLVED,
+                governed or sel.outcome is rt.SelectionOutcome.NO_POLICY,
+                str(sel.outcome), sel.message + ("" if governed else ": nothing is deleted"),
+                now=now, observed_generation=inst.metadata.generation,
+            )
+        if outcome.headroom is not None:
+            h = outcome.headroom
+            low = h.used_percent >= rt.HEADROOM_LOW_PERCENT
+            status.conditions = conditions.set_condition(
+                status.conditions, conditions.INDEX_HEADROOM_LOW, low,
+                "ShardsNearLimit" if low else "EnoughShards",
+                f"{h.shards_used} of {h.shard_limit} shards in use ({h.used_percent}%); "
+                f"retention could free {h.reclaimable_shards or 0}",
+                now=now, observed_generation=inst.metadata.generation,
+            )
+        new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+        old = body.get("status") or {}
+        changed = {k: v for k, v in new.items() if old.get(k) != v and k in ("retention", "headroom", "versions",
+                                                                                   "conditions")}
+        # computedAt and checkedAt move on every pass; publish only what means something new.
+        if changed and set(changed) <= {"retention", "headroom"} and _same_but_times(old, new):
+            changed = {}
+        if changed:
+            self.kube.patch_status(inst.namespace, inst.name, changed)
+        for type_, reason, message in outcome.events:
+            self.kube.event(body, type_, reason, message)
+        if self.metrics is not None and outcome.deleted_indices:
+            self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
 
     def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision) -> None:
         ns, name = inst.namespace, inst.name
@@ -162,6 +285,15 @@ class Runtime:
         })
         if was is None or was.reason != "InvalidSpec" or was.message != message:
             self.kube.event(body, "Warning", "InvalidSpec", message)
+
+
+def _same_but_times(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    def strip(status: dict[str, Any]) -> tuple[Any, Any]:
+        retention = {k: v for k, v in (status.get("retention") or {}).items() if k != "computedAt"}
+        headroom = {k: v for k, v in (status.get("headroom") or {}).items() if k != "checkedAt"}
+        return retention, headroom
+
+    return strip(old) == strip(new)
 
 
 def _extra(inst: TracardiInstallation, decision: Decision) -> dict[str, Any]:

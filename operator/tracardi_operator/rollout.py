@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracardi_operator import builders, conditions, versions
+from tracardi_operator import builders, conditions, retention, versions
 from tracardi_operator.models import (
     JobRecord,
     TracardiInstallation,
@@ -70,6 +70,8 @@ class Context:
     api_addressing: str = "pod"
     retry: str | None = None
     """The value of the tracardi.com/retry annotation."""
+    shards_available: int | None = None
+    """Room for new shards in the Elasticsearch cluster, when it was read (before a version change)."""
 
 
 class _Step:
@@ -159,6 +161,8 @@ def _resolve(s: _Step, observed: Observed) -> None:
         _converge_primary(s, spec.version)
         return
     first, rest = path.steps[0], path.steps[1:]
+    if not _room_for(s, first):
+        return
     current = _current_record(status)
     status.upgrade = UpgradeStatus(
         kind=first.kind,
@@ -176,6 +180,32 @@ def _resolve(s: _Step, observed: Observed) -> None:
     s.cond(DEGRADED, False, "AsExpected", "nothing failed")
     s.event("Normal", "UpgradeStarted", f"{first}" + (f" (then {', '.join(map(str, rest))})" if rest else ""))
     s.wait(0.1)  # recorded; act on the next pass
+
+
+def _room_for(s: _Step, step: versions.Step) -> bool:
+    """Refuse, before it starts, a version change whose new indices would not fit under the shard limit."""
+    if step.kind not in ("Install", "Migrate") or s.ctx.shards_available is None:
+        return True
+    es = s.inst.spec.elasticsearch
+    needed = retention.estimate_install_shards(
+        step.to_db,
+        shards_per_index=es.index_shards if es.index_shards is not None else retention.TRACARDI_DEFAULT_SHARDS,
+        replicas=es.index_replicas if es.index_replicas is not None else retention.TRACARDI_DEFAULT_REPLICAS,
+    )
+    if needed is None or needed <= s.ctx.shards_available:
+        return True
+    reason = "IndexHeadroomInsufficient"
+    message = (f"{step} needs about {needed} new shards but the Elasticsearch cluster has room for "
+               f"{s.ctx.shards_available}: let a retention policy delete superseded versions, or raise "
+               f"cluster.max_shards_per_node; nothing changes until then")
+    already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
+    if already is None or already.reason != reason:
+        s.event("Warning", reason, message)
+    s.cond(SPEC_ACCEPTED, False, reason, message)
+    s.cond(PROGRESSING, False, reason, message)
+    if s.status.current_version:
+        _converge_primary(s, s.status.current_version)
+    return False
 
 
 def _first_step(kind: str) -> Any:

@@ -414,3 +414,17 @@ def test_conditions_carry_the_generation() -> None:
     assert {c["observedGeneration"] for c in w.status["conditions"]} == {1}
     assert w.status["observedGeneration"] == 1
     assert conditions.READY in {c["type"] for c in w.status["conditions"]}
+
+
+def test_major_upgrade_without_shard_headroom_is_refused_before_it_starts() -> None:
+    w = installed("0.8.0", elasticsearch={"hosts": ["http://es:9200"], "indexShards": 1, "indexReplicas": 0})
+    w.bump("0.8.1")
+    inst = TracardiInstallation.model_validate(w.body)
+    d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=10))
+    assert d.status.upgrade is not None and d.status.upgrade.step == "Completed", "no new upgrade recorded"
+    accepted = conditions.find(d.status.conditions, conditions.SPEC_ACCEPTED)
+    assert accepted is not None and accepted.reason == "IndexHeadroomInsufficient"
+    assert "needs about 72 new shards" in accepted.message and "room for 10" in accepted.message
+    assert [e.reason for e in d.events] == ["IndexHeadroomInsufficient"]
+    d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=500))
+    assert d.status.upgrade is not None and d.status.upgrade.kind == "Migrate"

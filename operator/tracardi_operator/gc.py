@@ -1,0 +1,237 @@
+"""Retention garbage collection of one installation: select the governing policy, read the index
+inventory of its Elasticsearch cluster (once per cycle, shared by every installation on it), plan,
+publish the plan in status, then snapshot, delete by exact names and verify.
+
+The decisions are `retention.plan_retention`, `retention.select_policy` and
+`retention.assess_headroom`; this module translates between them and the API objects, and acts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracardi_operator import retention as rt
+from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
+from tracardi_operator.indices import Inventory, VersionId, parse_inventory
+from tracardi_operator.models import (
+    HeadroomStatus,
+    LabelSelector,
+    RetentionItem,
+    RetentionStatus,
+    TracardiInstallation,
+    TracardiRetentionPolicy,
+)
+
+log = logging.getLogger("tracardi_operator.gc")
+
+INVENTORY_TTL = 20.0
+"""Seconds one inventory read serves every installation on the same cluster."""
+MAX_ITEMS = 200
+"""Items listed in status.retention (the counts always cover everything)."""
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pure translation
+
+
+def _selector(model: LabelSelector | None) -> rt.LabelSelector | None:
+    if model is None:
+        return None
+    return rt.LabelSelector(
+        match_labels=dict(model.match_labels or {}),
+        match_expressions=tuple(
+            rt.SelectorRequirement(e.key, e.operator, tuple(e.values or ())) for e in model.match_expressions or []
+        ),
+    )
+
+
+def policy_of(model: TracardiRetentionPolicy) -> rt.RetentionPolicy:
+    spec = model.spec
+    return rt.RetentionPolicy(
+        name=model.metadata.name,
+        priority=spec.priority,
+        namespace_selector=_selector(spec.namespace_selector),
+        selector=_selector(spec.selector),
+        rules=rt.RetentionRules(
+            keep_superseded_versions=spec.keep_superseded_versions,
+            min_age_after_superseded=spec.min_age,
+            dry_run=spec.dry_run,
+            max_deletions_per_run=spec.max_deletions_per_run,
+        ),
+    )
+
+
+def history_of(inst: TracardiInstallation) -> list[rt.HistoryEntry]:
+    """status.versions as the planner reads it. A version is recorded with migratedFrom only after its
+    migration was verified (rollout records the switch after verification), so that is the proof."""
+    return [
+        rt.HistoryEntry(
+            version=r.version, db=r.db_version, tenant=r.tenant, state=rt.VersionState(r.state),
+            superseded_at=r.superseded_at, migrated_from=r.migrated_from,
+            migration_verified=r.migrated_from is not None,
+        )
+        for r in inst.status.versions
+    ]
+
+
+def live_pairs(inst: TracardiInstallation) -> set[VersionId]:
+    """Pairs that serve or are about to: the current one and an upgrade's new one."""
+    pairs = {VersionId(r.db_version, r.tenant) for r in inst.status.versions if r.state == "Current"}
+    up = inst.status.upgrade
+    if up is not None and up.step != "Completed" and up.to_db_version and up.to_tenant:
+        pairs.add(VersionId(up.to_db_version, up.to_tenant))
+    if up is not None and up.step != "Completed" and up.from_db_version and up.from_tenant:
+        pairs.add(VersionId(up.from_db_version, up.from_tenant))
+    return pairs
+
+
+def cluster_key(inst: TracardiInstallation) -> tuple[str, ...]:
+    return tuple(sorted(h.rstrip("/") for h in inst.spec.elasticsearch.hosts))
+
+
+def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: dt.datetime) -> RetentionStatus:
+    items: list[RetentionItem] = []
+    for d in plan.decisions:
+        items.append(RetentionItem(
+            name=f"{d.pair.db}.{d.pair.tenant}", kind="Version",
+            action="Delete" if d.action is rt.Action.DELETE else "Keep", reason=str(d.reason),
+            eligible_at=d.eligible_at, db_version=d.pair.db, tenant=d.pair.tenant,
+        ))
+    for name in plan.indices[: MAX_ITEMS]:
+        items.append(RetentionItem(name=name, kind="Index", action="Delete", reason="Eligible"))
+    for name in plan.templates[: MAX_ITEMS]:
+        items.append(RetentionItem(name=name, kind="Template", action="Delete", reason="Eligible"))
+    count = len(plan.indices) + len(plan.templates)
+    verb = "would delete" if plan.dry_run else "deletes"
+    message = (f"{selection.message}; {verb} {len(plan.indices)} indices and {len(plan.templates)} templates "
+               f"({plan.shards_freed} shards)") if count else f"{selection.message}; nothing to delete"
+    if plan.safety_violations:
+        message += f"; the safety filter refused {len(plan.safety_violations)} names (a bug: please report)"
+    return RetentionStatus(
+        policy=plan.policy, conflicting_policies=list(selection.tied), dry_run=plan.dry_run if plan.policy else None,
+        computed_at=now, items=items[: MAX_ITEMS * 2 + len(plan.decisions)], message=message,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# I/O
+
+
+@dataclass
+class _Cached:
+    at: float
+    raw: RawInventory
+    inventory: Inventory
+
+
+@dataclass
+class GcOutcome:
+    retention: RetentionStatus
+    headroom: HeadroomStatus | None
+    deleted_pairs: list[VersionId] = field(default_factory=list)
+    deleted_indices: int = 0
+    deleted_templates: int = 0
+    snapshot: str | None = None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    selection: rt.PolicySelection | None = None
+
+
+class InventoryCache:
+    """One inventory read per cluster per cycle, shared by the installations on that cluster."""
+
+    def __init__(self, ttl: float = INVENTORY_TTL) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[str, ...], _Cached] = {}
+
+    def get(self, key: tuple[str, ...], adapter: ElasticAdapter, fresh: bool = False) -> _Cached:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and not fresh and time.monotonic() - entry.at < self.ttl:
+                return entry
+        raw = adapter.read_inventory()
+        entry = _Cached(time.monotonic(), raw, parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates,
+                                                               raw.mappings))
+        with self._lock:
+            self._entries[key] = entry
+        return entry
+
+    def invalidate(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+
+def connection_of(
+    inst: TracardiInstallation, secret: Mapping[str, str] | None, ca_file: str | None
+) -> ElasticConnection:
+    es = inst.spec.elasticsearch
+    secret = secret or {}
+    return ElasticConnection(
+        hosts=tuple(es.hosts), username=secret.get("username"), password=secret.get("password"),
+        api_key_id=secret.get("apiKeyId"), api_key=secret.get("apiKey"), verify_certs=es.verify_certs,
+        ca_file=ca_file,
+    )
+
+
+def run(
+    inst: TracardiInstallation,
+    adapter: ElasticAdapter,
+    cache: InventoryCache,
+    policies: Sequence[TracardiRetentionPolicy],
+    namespace_labels: Mapping[str, str],
+    cluster_live: Iterable[VersionId],
+    now: dt.datetime,
+    publish: Any,
+) -> GcOutcome:
+    """Plan, publish (via `publish(RetentionStatus)`), then act as the governing policy allows."""
+    key = cluster_key(inst)
+    selection = rt.select_policy([policy_of(p) for p in policies], namespace_labels, inst.metadata.labels or {})
+    cached = cache.get(key, adapter)
+    live = set(cluster_live) | live_pairs(inst)
+    plan = rt.plan_retention(
+        history_of(inst), cached.inventory, policy=selection, retention_enabled=inst.spec.retention.enabled,
+        cluster_live_versions=live, now=now,
+    )
+    status = status_of_plan(plan, selection, now)
+    headroom = rt.assess_headroom(cached.inventory.shards_in_use, cached.raw.max_shards_per_node,
+                                  cached.raw.data_nodes, shards_gc_could_free=plan.shards_freed)
+    outcome = GcOutcome(retention=status, headroom=HeadroomStatus(
+        shards_used=headroom.shards_in_use, shard_limit=headroom.shard_limit, used_percent=int(headroom.percent_used),
+        reclaimable_shards=headroom.shards_gc_could_free, checked_at=now,
+    ), selection=selection)
+    for violation in plan.safety_violations:
+        log.error("retention safety filter refused %s %s: %s", violation.kind, violation.name, violation.rule)
+    if plan.dry_run or not (plan.executable_index_batches or plan.executable_templates):
+        return outcome
+    publish(status)  # the plan is readable before anything goes
+    policy = next((p for p in policies if p.metadata.name == plan.policy), None)
+    repository = policy.spec.snapshot.repository if policy and policy.spec.snapshot else None
+    if repository:
+        snapshot = f"tracardi-{inst.namespace}-{inst.name}-{now.strftime('%Y%m%d-%H%M%S')}".lower()
+        outcome.snapshot = adapter.snapshot_indices(repository, snapshot, list(plan.indices))
+        outcome.events.append(("Normal", "SnapshotTaken", f"snapshot {snapshot} in {repository} before deleting"))
+    for batch in plan.executable_index_batches:
+        adapter.delete_indices(batch)
+    for template in plan.executable_templates:
+        adapter.delete_template(template)
+    cache.invalidate(key)
+    left = set(adapter.existing_indices(list(plan.indices))) | set(adapter.existing_templates(list(plan.templates)))
+    if left:
+        raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
+    outcome.deleted_indices, outcome.deleted_templates = len(plan.indices), len(plan.templates)
+    outcome.deleted_pairs = [d.pair for d in plan.decisions
+                             if d.action is rt.Action.DELETE and d.remaining_after_run == 0]
+    status.deleted_indices = outcome.deleted_indices
+    status.last_run_at = now
+    status.snapshot = outcome.snapshot
+    outcome.events.append(("Normal", "IndicesDeleted",
+                           f"deleted {outcome.deleted_indices} indices and {outcome.deleted_templates} templates of "
+                           f"{', '.join(f'{p.db}.{p.tenant}' for p in outcome.deleted_pairs) or 'superseded versions'}"
+                           f" as {plan.policy} allows"))
+    return outcome
