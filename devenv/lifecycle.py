@@ -114,23 +114,10 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
 
 
 def _stop_pod_processes(state: State) -> int:
-    """Safety net: pod processes the node agent could not stop (it records their pids)."""
-    stopped = 0
-    for pidfile in state.pods.glob("*.pid"):
-        try:
-            pid = int(pidfile.read_text().strip())
-        except ValueError:
-            pid = 0
-        if pid and procs.alive(pid):
-            import signal
+    """Safety net: pod processes a killed node agent left behind (it records them in pid files)."""
+    from devenv.nodeagent import runtime
 
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-            stopped += 1
-        pidfile.unlink(missing_ok=True)
-    return stopped
+    return len(runtime.kill_leftovers(state.pods, NODE_NAME, grace=2))
 
 
 def down(state: State, quiet: bool = False) -> list[str]:

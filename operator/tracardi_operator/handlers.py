@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -23,12 +25,45 @@ log = logging.getLogger("tracardi_operator")
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _sa_dir() -> Path | None:
+    """Where the pod's ServiceAccount token is mounted ($TRACARDI_OPERATOR_SA_DIR overrides), if in a pod."""
+    path = Path(os.environ.get("TRACARDI_OPERATOR_SA_DIR") or SA_DIR)
+    return path if (path / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST") else None
+
+
+def _server() -> str:
+    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+    return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
+
+
 def _api_client() -> client.ApiClient:
-    try:
-        config.load_incluster_config()
-        return client.ApiClient()
-    except config.ConfigException:
+    """In a pod: its ServiceAccount token (re-read on every request, as it rotates); else $KUBECONFIG."""
+    sa = _sa_dir()
+    if sa is None:
         return config.new_client_from_config()
+    cfg = client.Configuration()
+    cfg.host = _server()
+    cfg.ssl_ca_cert = str(sa / "ca.crt")
+    cfg.api_key_prefix["authorization"] = "Bearer"
+    cfg.refresh_api_key_hook = lambda c: c.api_key.update(authorization=(sa / "token").read_text().strip())
+    cfg.api_key["authorization"] = (sa / "token").read_text().strip()
+    return client.ApiClient(cfg)
+
+
+@kopf.on.login()
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """kopf's own connection: the same credentials as ours."""
+    sa = _sa_dir()
+    if sa is None:
+        return kopf.login_with_kubeconfig(**kwargs)
+    return kopf.ConnectionInfo(
+        server=_server(), ca_path=str(sa / "ca.crt"), scheme="Bearer",
+        token=(sa / "token").read_text().strip(), default_namespace=(sa / "namespace").read_text().strip()
+        if (sa / "namespace").exists() else None,
+    )
 
 
 @kopf.on.startup()

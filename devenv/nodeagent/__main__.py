@@ -1,0 +1,49 @@
+"""Command line of the node agent: `python -m devenv.nodeagent --kubeconfig ... --state-dir ... --node-name ...`.
+SIGTERM or SIGINT stop every pod process and end the agent."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from devenv.nodeagent.agent import Options, run
+from devenv.paths import State
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devenv.nodeagent", description=__doc__)
+    parser.add_argument("--kubeconfig", type=Path, default=None, help="default: <state-dir>/kubeconfig")
+    parser.add_argument("--state-dir", type=Path, default=None, help="default: .devenv (or $DEVENV_DIR)")
+    parser.add_argument("--node-name", default="devenv")
+    parser.add_argument("--logs-port", type=int, default=None,
+                        help="port of the kubectl-logs endpoint (default: a free one; 0: none)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    state_dir: Path = args.state_dir or State.default().root
+    kubeconfig: Path = args.kubeconfig or State(state_dir).kubeconfig
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("urllib3").setLevel(logging.ERROR)
+    if not kubeconfig.exists():
+        logging.error("node agent: no kubeconfig at %s", kubeconfig)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("nodeagent").info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    run(Options(kubeconfig=kubeconfig, state_dir=state_dir, node_name=args.node_name,
+                logs_port=args.logs_port), stop)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,597 @@
+"""The node agent's decisions as pure functions over plain (camelCase JSON) dicts: which runner an image
+gets, the process argv and env of a container, pod IPs, restarts and back-off, probes, pod phase and the
+pod status the agent reports. No I/O here; everything is unit tested."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+Json = dict[str, Any]
+
+# -- images and runners ----------------------------------------------------------------------------------
+
+OPERATOR_IMAGE = "tracardi-operator"
+SIMULATOR_ROLES: Mapping[str, str] = {
+    "tracardi/tracardi-api": "api",
+    "tracardi/update-worker": "worker",
+    "tracardi/tracardi-gui": "gui",
+}
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image reference split into registry (may be empty), repository path, tag and digest."""
+
+    registry: str
+    repository: str
+    tag: str
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        """The last path component of the repository (`tracardi-api` for `tracardi/tracardi-api`)."""
+        return self.repository.rsplit("/", 1)[-1]
+
+
+def parse_image(image: str) -> ImageRef:
+    rest, _, digest = image.partition("@")
+    slash = rest.rfind("/")
+    colon = rest.rfind(":")
+    tag = ""
+    if colon > slash:
+        rest, tag = rest[:colon], rest[colon + 1 :]
+    parts = rest.split("/")
+    registry = ""
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        registry, parts = parts[0], parts[1:]
+    return ImageRef(registry=registry, repository="/".join(parts), tag=tag or ("" if digest else "latest"),
+                    digest=digest)
+
+
+class RunnerKind(Enum):
+    OPERATOR = "operator"  # the container's command and args, as a local process
+    SIMULATOR = "simulator"  # python -m devenv.simulator <role>
+    NONE = "none"  # Running and Ready, no process
+
+
+@dataclass(frozen=True)
+class Runner:
+    kind: RunnerKind
+    role: str = ""
+    tag: str = ""
+
+
+def runner_for(image: str, simulator_available: bool) -> Runner:
+    """Which runner a container of `image` gets (the README's "How the node agent runs pods")."""
+    ref = parse_image(image)
+    if ref.name == OPERATOR_IMAGE:
+        return Runner(RunnerKind.OPERATOR, tag=ref.tag)
+    last_two = "/".join(ref.repository.split("/")[-2:])
+    role = SIMULATOR_ROLES.get(last_two)
+    if role is not None and simulator_available:
+        return Runner(RunnerKind.SIMULATOR, role=role, tag=ref.tag or "latest")
+    return Runner(RunnerKind.NONE, tag=ref.tag)
+
+
+def first_container_port(container: Json, default: int = 80) -> int:
+    for port in container.get("ports") or []:
+        if port.get("containerPort"):
+            return int(port["containerPort"])
+    return default
+
+
+_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.\-]*)\)")
+
+
+def expand(value: str, env: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: known variables are replaced, unknown ones kept, `$$` escapes."""
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env.get(name, m.group(0))
+
+    return _REF.sub(sub, value)
+
+
+def container_argv(
+    runner: Runner, container: Json, env: Mapping[str, str], pod_ip: str, python: str
+) -> list[str] | None:
+    """The argv of a container's process, or None when the container runs no process."""
+    if runner.kind is RunnerKind.SIMULATOR:
+        return [python, "-m", "devenv.simulator", runner.role, "--tag", runner.tag,
+                "--host", pod_ip, "--port", str(first_container_port(container))]
+    if runner.kind is RunnerKind.OPERATOR:
+        command = [expand(c, env) for c in container.get("command") or []]
+        args = [expand(a, env) for a in container.get("args") or []]
+        # Kubernetes semantics: command replaces the entrypoint; args alone go to the entrypoint.
+        return command + args if command else [OPERATOR_IMAGE, *args]
+    return None
+
+
+# -- env ---------------------------------------------------------------------------------------------------
+
+
+class EnvError(Exception):
+    """A container's env cannot be resolved (kubelet's CreateContainerConfigError)."""
+
+
+@dataclass(frozen=True)
+class PodFacts:
+    """What fieldRef and resourceFieldRef can refer to."""
+
+    name: str
+    namespace: str
+    uid: str = ""
+    node_name: str = ""
+    service_account: str = "default"
+    pod_ip: str = ""
+    host_ip: str = "127.0.0.1"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+
+
+Lookup = Callable[[str], Mapping[str, str] | None]  # name -> data, or None when the object does not exist
+
+_FIELD_ANNOTATION = re.compile(r"^metadata\.(labels|annotations)\['(.+)'\]$")
+
+
+def field_value(path: str, facts: PodFacts) -> str:
+    simple = {
+        "metadata.name": facts.name,
+        "metadata.namespace": facts.namespace,
+        "metadata.uid": facts.uid,
+        "spec.nodeName": facts.node_name,
+        "spec.serviceAccountName": facts.service_account,
+        "status.podIP": facts.pod_ip,
+        "status.podIPs": facts.pod_ip,
+        "status.hostIP": facts.host_ip,
+        "status.hostIPs": facts.host_ip,
+    }
+    if path in simple:
+        return simple[path]
+    m = _FIELD_ANNOTATION.match(path)
+    if m:
+        source = facts.labels if m.group(1) == "labels" else facts.annotations
+        return source.get(m.group(2), "")
+    raise EnvError(f"unsupported fieldRef {path!r}")
+
+
+NODE_CAPACITY: Mapping[str, str] = {"cpu": "32", "memory": "64Gi", "pods": "250", "ephemeral-storage": "100Gi"}
+
+
+def resource_value(ref: Json, container: Json) -> str:
+    resource = str(ref.get("resource", ""))
+    kind, _, name = resource.partition(".")
+    value = ((container.get("resources") or {}).get(kind) or {}).get(name)
+    if value is None and kind == "requests":
+        value = ((container.get("resources") or {}).get("limits") or {}).get(name)
+    if value is None:
+        value = NODE_CAPACITY.get(name, "0") if kind == "limits" else "0"
+    return str(value)
+
+
+def _ref_lookup(kind: str, ref: Json, lookup: Lookup) -> str | None:
+    name = str(ref.get("name", ""))
+    key = str(ref.get("key", ""))
+    optional = bool(ref.get("optional", False))
+    data = lookup(name)
+    if data is None:
+        if optional:
+            return None
+        raise EnvError(f'{kind} "{name}" not found')
+    if key not in data:
+        if optional:
+            return None
+        raise EnvError(f'couldn\'t find key {key} in {kind} "{name}"')
+    return data[key]
+
+
+def resolve_env(
+    container: Json,
+    facts: PodFacts,
+    secrets: Lookup,
+    config_maps: Lookup,
+) -> dict[str, str]:
+    """A container's environment from envFrom and env, as the kubelet builds it (env wins over envFrom,
+    later entries over earlier ones, `$(VAR)` expanded against what came before)."""
+    result: dict[str, str] = {}
+    for source in container.get("envFrom") or []:
+        prefix = str(source.get("prefix") or "")
+        for kind, key, lookup in (("secret", "secretRef", secrets), ("configmap", "configMapRef", config_maps)):
+            ref = source.get(key)
+            if ref is None:
+                continue
+            data = lookup(str(ref.get("name", "")))
+            if data is None:
+                if ref.get("optional"):
+                    continue
+                raise EnvError(f'{kind} "{ref.get("name")}" not found')
+            for k, v in data.items():
+                result[prefix + k] = v
+    for var in container.get("env") or []:
+        name = str(var["name"])
+        if "valueFrom" not in var or var.get("valueFrom") is None:
+            result[name] = expand(str(var.get("value") or ""), result)
+            continue
+        source = var["valueFrom"]
+        value: str | None
+        if source.get("secretKeyRef") is not None:
+            value = _ref_lookup("secret", source["secretKeyRef"], secrets)
+        elif source.get("configMapKeyRef") is not None:
+            value = _ref_lookup("configmap", source["configMapKeyRef"], config_maps)
+        elif source.get("fieldRef") is not None:
+            value = field_value(str(source["fieldRef"].get("fieldPath", "")), facts)
+        elif source.get("resourceFieldRef") is not None:
+            value = resource_value(source["resourceFieldRef"], container)
+        else:
+            raise EnvError(f"env {name}: unsupported valueFrom {sorted(source)}")
+        if value is not None:
+            result[name] = value
+    return result
+
+
+def process_env(
+    pod_env: Mapping[str, str],
+    *,
+    venv_bin: str,
+    system_path: str,
+    home: str,
+    apiserver_host: str,
+    apiserver_port: int,
+    hostname: str,
+    sa_dir: str | None,
+) -> dict[str, str]:
+    """The full environment of a pod's process: a container-like base, then the pod's env on top.
+    The agent's own environment (its KUBECONFIG above all) is deliberately not inherited."""
+    base = {
+        "PATH": f"{venv_bin}:{system_path}" if system_path else venv_bin,
+        "HOME": home,
+        "HOSTNAME": hostname,
+        "LANG": "C.UTF-8",
+        "PYTHONUNBUFFERED": "1",
+        "KUBERNETES_SERVICE_HOST": apiserver_host,
+        "KUBERNETES_SERVICE_PORT": str(apiserver_port),
+        "KUBERNETES_SERVICE_PORT_HTTPS": str(apiserver_port),
+        "KUBERNETES_PORT": f"tcp://{apiserver_host}:{apiserver_port}",
+    }
+    if sa_dir is not None:
+        base["TRACARDI_OPERATOR_SA_DIR"] = sa_dir
+    merged = {**base, **pod_env}
+    if "PATH" in pod_env and not pod_env["PATH"].startswith(venv_bin):
+        merged["PATH"] = f"{venv_bin}:{pod_env['PATH']}"
+    return merged
+
+
+def wants_service_account_token(pod: Json) -> bool:
+    return (pod.get("spec") or {}).get("automountServiceAccountToken") is not False
+
+
+# -- pod IPs -----------------------------------------------------------------------------------------------
+
+FIRST_POD_IP = ipaddress.IPv4Address("127.0.1.1")
+LAST_POD_IP = ipaddress.IPv4Address("127.255.255.254")
+
+
+def _usable(ip: ipaddress.IPv4Address) -> bool:
+    last = int(ip) & 0xFF
+    return FIRST_POD_IP <= ip <= LAST_POD_IP and last not in (0, 255)
+
+
+def next_pod_ip(in_use: Collection[str], after: str | None = None) -> str:
+    """The next free loopback address after `after` (round-robin, so a freed address is not handed out
+    again at once), skipping 127.0.0.0/24 and .0/.255 last octets. All of 127/8 routes to `lo` on Linux."""
+    taken = set(in_use)
+    start = ipaddress.IPv4Address(after) + 1 if after else FIRST_POD_IP
+    if not FIRST_POD_IP <= start <= LAST_POD_IP:
+        start = FIRST_POD_IP
+    span = int(LAST_POD_IP) - int(FIRST_POD_IP) + 1
+    offset = int(start) - int(FIRST_POD_IP)
+    for i in range(span):
+        ip = ipaddress.IPv4Address(int(FIRST_POD_IP) + (offset + i) % span)
+        if _usable(ip) and str(ip) not in taken:
+            return str(ip)
+    raise RuntimeError("no free loopback address for a pod")
+
+
+# -- scheduling --------------------------------------------------------------------------------------------
+
+
+def tolerates(tolerations: Sequence[Json], taint: Json) -> bool:
+    for t in tolerations:
+        effect = t.get("effect") or ""
+        if effect and effect != taint.get("effect"):
+            continue
+        operator = t.get("operator") or "Equal"
+        key = t.get("key") or ""
+        if operator == "Exists" and (not key or key == taint.get("key")):
+            return True
+        if operator == "Equal" and key == taint.get("key") and (t.get("value") or "") == (
+            taint.get("value") or ""
+        ):
+            return True
+    return False
+
+
+def binding_check(pod: Json, node_labels: Mapping[str, str], node_taints: Sequence[Json]) -> tuple[bool, str]:
+    """Whether this agent binds an unscheduled pod to its node: (ok, reason when not)."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    if spec.get("nodeName"):
+        return False, "already bound"
+    if meta.get("deletionTimestamp"):
+        return False, "being deleted"
+    if (spec.get("schedulerName") or "default-scheduler") != "default-scheduler":
+        return False, f"scheduler {spec.get('schedulerName')} is not ours"
+    for key, value in (spec.get("nodeSelector") or {}).items():
+        if node_labels.get(key) != value:
+            return False, f"node(s) didn't match Pod's node selector {key}={value}"
+    tolerations = spec.get("tolerations") or []
+    for taint in node_taints:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
+            return False, f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
+    return True, ""
+
+
+# -- restarts ----------------------------------------------------------------------------------------------
+
+BACKOFF_FIRST = 2.0
+BACKOFF_MAX = 60.0
+
+
+def restarts(restart_policy: str, exit_code: int) -> bool:
+    """Whether a container that exited with `exit_code` is started again."""
+    if restart_policy == "Always":
+        return True
+    if restart_policy == "OnFailure":
+        return exit_code != 0
+    return False
+
+
+def backoff_seconds(restart_count: int) -> float:
+    """Delay before restart number `restart_count + 1`: 2 s doubling up to 60 s (the kubelet's 10 s to
+    5 min, shortened for a development environment)."""
+    return float(min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, restart_count)))
+
+
+# -- container states --------------------------------------------------------------------------------------
+
+
+def tail_lines(text: str, lines: int = 10, max_chars: int = 2048) -> str:
+    tail = "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    return tail[-max_chars:]
+
+
+def terminated_state(
+    exit_code: int, started_at: str, finished_at: str, container_id: str, log_path: str, output_tail: str,
+    reason: str | None = None, termination_message: str | None = None,
+) -> Json:
+    """A `terminated` container state: Completed for 0, Error otherwise. The message is what the process
+    wrote to its termination-message file (as a kubelet reports /dev/termination-log); without one it
+    names the output file and, for failures, quotes its last lines."""
+    message = f"output: {log_path}"
+    if exit_code != 0 and output_tail:
+        message += "\n" + output_tail
+    if termination_message and termination_message.strip():
+        message = termination_message
+    return {
+        "terminated": {
+            "exitCode": exit_code,
+            "reason": reason or ("Completed" if exit_code == 0 else "Error"),
+            "message": message[:4096],
+            "startedAt": started_at,
+            "finishedAt": finished_at,
+            "containerID": container_id,
+        }
+    }
+
+
+def image_id(image: str) -> str:
+    ref = parse_image(image)
+    digest = ref.digest or "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+    return f"{ref.registry or 'docker.io'}/{ref.repository}@{digest}"
+
+
+# -- probes ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProbeSpec:
+    kind: str  # httpGet | tcpSocket | exec | grpc
+    handler: Json
+    initial_delay: float = 0.0
+    period: float = 10.0
+    timeout: float = 1.0
+    success_threshold: int = 1
+    failure_threshold: int = 3
+
+    @classmethod
+    def parse(cls, probe: Json | None) -> ProbeSpec | None:
+        if not probe:
+            return None
+        for kind in ("httpGet", "tcpSocket", "exec", "grpc"):
+            if probe.get(kind) is not None:
+                return cls(
+                    kind=kind,
+                    handler=dict(probe[kind]),
+                    initial_delay=float(probe.get("initialDelaySeconds") or 0),
+                    period=float(probe.get("periodSeconds") or 10),
+                    timeout=float(probe.get("timeoutSeconds") or 1),
+                    success_threshold=int(probe.get("successThreshold") or 1),
+                    failure_threshold=int(probe.get("failureThreshold") or 3),
+                )
+        return None
+
+
+def resolve_port(port: int | str, container: Json) -> int:
+    """A probe's port: a number, or the name of one of the container's ports."""
+    if isinstance(port, int) or str(port).isdigit():
+        return int(port)
+    for p in container.get("ports") or []:
+        if p.get("name") == port:
+            return int(p["containerPort"])
+    raise ValueError(f"port {port!r} is not a port of container {container.get('name')}")
+
+
+@dataclass
+class ProbeTracker:
+    """Consecutive successes/failures against the thresholds. `result` starts as `initial`."""
+
+    spec: ProbeSpec
+    result: bool
+    successes: int = 0
+    failures: int = 0
+
+    def record(self, ok: bool) -> bool:
+        if ok:
+            self.successes, self.failures = self.successes + 1, 0
+            if self.successes >= self.spec.success_threshold:
+                self.result = True
+        else:
+            self.failures, self.successes = self.failures + 1, 0
+            if self.failures >= self.spec.failure_threshold:
+                self.result = False
+        return self.result
+
+
+# -- pod phase and status ----------------------------------------------------------------------------------
+
+
+def _state_kind(status: Json) -> str:
+    state = status.get("state") or {}
+    for kind in ("running", "terminated", "waiting"):
+        if state.get(kind) is not None:
+            return kind
+    return "waiting"
+
+
+def pod_phase(restart_policy: str, initialized: bool, init_failed: bool, statuses: Sequence[Json]) -> str:
+    """The kubelet's getPhase over container statuses: a waiting container after a termination counts as
+    stopped (it restarts); a plain waiting one keeps the pod Pending."""
+    if init_failed and restart_policy == "Never":
+        return "Failed"
+    if not initialized:
+        return "Pending"
+    running = waiting = stopped = succeeded = 0
+    for s in statuses:
+        kind = _state_kind(s)
+        if kind == "running":
+            running += 1
+        elif kind == "terminated":
+            stopped += 1
+            if (s["state"]["terminated"].get("exitCode") or 0) == 0:
+                succeeded += 1
+        elif (s.get("lastState") or {}).get("terminated") is not None:
+            stopped += 1
+        else:
+            waiting += 1
+    if waiting:
+        return "Pending"
+    if running:
+        return "Running"
+    if stopped:
+        if restart_policy == "Always":
+            return "Running"
+        if stopped == succeeded:
+            return "Succeeded"
+        if restart_policy == "Never":
+            return "Failed"
+        return "Running"
+    return "Pending"
+
+
+def _condition(ctype: str, ok: bool, now: str, previous: Mapping[str, Json], reason: str = "") -> Json:
+    status = "True" if ok else "False"
+    prev = previous.get(ctype)
+    since = prev["lastTransitionTime"] if prev and prev.get("status") == status and prev.get(
+        "lastTransitionTime") else now
+    cond: Json = {"type": ctype, "status": status, "lastProbeTime": None, "lastTransitionTime": since}
+    if reason:
+        cond["reason"] = reason
+    return cond
+
+
+def pod_conditions(
+    phase: str,
+    initialized: bool,
+    statuses: Sequence[Json],
+    readiness_gates: Sequence[Json],
+    previous: Sequence[Json],
+    now: str,
+    sandbox_ready: bool = True,
+) -> list[Json]:
+    prev = {c["type"]: c for c in previous if c.get("type")}
+    terminal = phase in ("Succeeded", "Failed")
+    containers_ready = not terminal and bool(statuses) and all(s.get("ready") for s in statuses)
+    gates_ok = all((prev.get(g.get("conditionType", "")) or {}).get("status") == "True" for g in readiness_gates)
+    not_ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+    conditions = [
+        _condition("PodReadyToStartContainers", sandbox_ready and not terminal, now, prev),
+        _condition("Initialized", initialized, now, prev, "" if initialized else "ContainersNotInitialized"),
+        _condition("ContainersReady", containers_ready, now, prev, "" if containers_ready else not_ready_reason),
+        _condition("Ready", containers_ready and gates_ok, now, prev,
+                   "" if containers_ready and gates_ok else
+                   (not_ready_reason if not containers_ready else "ReadinessGatesNotReady")),
+        _condition("PodScheduled", True, now, prev),
+    ]
+    known = {c["type"] for c in conditions}
+    # Conditions other writers own (readiness gates, DisruptionTarget, ...) are kept as they are.
+    return conditions + [c for c in previous if c.get("type") not in known]
+
+
+def pod_status(
+    *,
+    phase: str,
+    pod_ip: str,
+    host_ip: str,
+    start_time: str,
+    init_statuses: Sequence[Json],
+    statuses: Sequence[Json],
+    initialized: bool,
+    readiness_gates: Sequence[Json],
+    previous_conditions: Sequence[Json],
+    now: str,
+    qos_class: str = "BestEffort",
+) -> Json:
+    status: Json = {
+        "phase": phase,
+        "conditions": pod_conditions(phase, initialized, statuses, readiness_gates, previous_conditions, now),
+        "hostIP": host_ip,
+        "hostIPs": [{"ip": host_ip}],
+        "startTime": start_time,
+        "containerStatuses": list(statuses),
+        "qosClass": qos_class,
+    }
+    if pod_ip:
+        status["podIP"] = pod_ip
+        status["podIPs"] = [{"ip": pod_ip}]
+    if init_statuses:
+        status["initContainerStatuses"] = list(init_statuses)
+    return status
+
+
+def qos_class(containers: Sequence[Json]) -> str:
+    requests = limits = 0
+    guaranteed = True
+    for c in containers:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        requests += len(req)
+        limits += len(lim)
+        for name in ("cpu", "memory"):
+            if name not in lim or (name in req and req[name] != lim[name]):
+                guaranteed = False
+    if not requests and not limits:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def is_terminal(pod: Json) -> bool:
+    return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
