@@ -1,0 +1,229 @@
+"""End-to-end fixtures: the CRDs installed, the operator running as its own process against devenv
+(killable and restartable), Elasticsearch cleared of Tracardi data between tests, and helpers to
+create installations and wait on their status."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from devenv.procs import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+GROUP, VERSION, PLURAL = "tracardi.com", "v1alpha1", "tracardiinstallations"
+
+
+def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll `check` until it returns something truthy; say what is awaited every 20 s."""
+    started = time.monotonic()
+    last_note = started
+    while True:
+        value = check()
+        if value:
+            return value
+        now = time.monotonic()
+        if now - started > timeout:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        if now - last_note > 20:
+            print(f"  ... {what}: {now - started:.0f}s", file=sys.stderr, flush=True)
+            last_note = now
+        time.sleep(interval)
+
+
+class OperatorProcess:
+    """`tracardi-operator run` as a real process; kill -9 and start again to test crash safety."""
+
+    def __init__(self, devenv: Any, log_dir: Path) -> None:
+        self.devenv = devenv
+        self.log_dir = log_dir
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        env = dict(os.environ)
+        env.update({
+            "KUBECONFIG": str(self.devenv.kubeconfig),
+            "TRACARDI_OPERATOR_JOB_IMAGE": "tracardi-operator:dev",
+            "TRACARDI_OPERATOR_HEALTH_PORT": str(self.port),
+            "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
+            "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
+        })
+        self.log = self.log_dir / f"operator-{self.starts}.log"
+        out = open(self.log, "wb")  # noqa: SIM115 - lives as long as the process
+        self.proc = subprocess.Popen(
+            [str(REPO / ".venv" / "bin" / "tracardi-operator"), "run"], stdout=out, stderr=subprocess.STDOUT,
+            env=env, cwd=REPO, start_new_session=True,
+        )
+        wait_for(self._ready, 60, "the operator's /readyz")
+
+    def _ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"the operator exited with {self.proc.returncode}; log {self.log}:\n"
+                                 + self.log.read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/readyz", timeout=1) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, as a node failure or an OOM kill would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture(scope="session")
+def crds(kube_api: Any) -> None:
+    from kubernetes import client
+    from tracardi_operator.kube import Kube
+
+    kube = Kube(kube_api)
+    for path in sorted((REPO / "crds").glob("tracardi.com_*.yaml")):
+        kube.apply(yaml.safe_load(path.read_text()))
+    ext = client.ApiextensionsV1Api(kube_api)
+
+    def established() -> bool:
+        for name in (f"{PLURAL}.{GROUP}", f"tracardiretentionpolicies.{GROUP}"):
+            crd = ext.read_custom_resource_definition(name)
+            if not any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
+                return False
+        return True
+
+    wait_for(established, 30, "the CRDs to be established")
+
+
+@pytest.fixture(scope="session")
+def operator(devenv: Any, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    op = OperatorProcess(devenv, tmp_path_factory.mktemp("operator"))
+    op.start()
+    yield op
+    op.stop()
+
+
+@pytest.fixture
+def clean_es(es: Any) -> None:
+    """Tracardi's index names depend only on the version and tenant: clear them between tests."""
+    es.indices.delete(index="*tracardi*,-.*", expand_wildcards="all", ignore_unavailable=True)
+    for t in es.indices.get_index_template().get("index_templates", []):
+        if ".tracardi-" in t["name"]:
+            es.indices.delete_index_template(name=t["name"])
+
+
+class Installations:
+    """Create and follow TracardiInstallations in one namespace."""
+
+    def __init__(self, kube_api: Any, namespace: str, es_url: str) -> None:
+        from kubernetes import client
+
+        self.api = client.CustomObjectsApi(kube_api)
+        self.core = client.CoreV1Api(kube_api)
+        self.batch = client.BatchV1Api(kube_api)
+        self.apps = client.AppsV1Api(kube_api)
+        self.namespace = namespace
+        self.es_url = es_url
+        self.secret("acme-admin", {"username": "admin@acme.test", "password": "s3cret-admin"})
+        self.secret("acme-install", {"token": "inst4ll-token"})
+
+    def secret(self, name: str, data: dict[str, str]) -> None:
+        from kubernetes import client
+
+        self.core.create_namespaced_secret(self.namespace, client.V1Secret(
+            metadata=client.V1ObjectMeta(name=name),
+            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()}))
+
+    def create(self, name: str, version: str, **spec: Any) -> dict[str, Any]:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "TracardiInstallation",
+            "metadata": {"name": name},
+            "spec": {
+                "version": version,
+                "elasticsearch": {"hosts": [self.es_url], "indexShards": 1, "indexReplicas": 0},
+                "redis": {"url": "redis://redis:6379"},
+                "installation": {"adminSecretRef": {"name": "acme-admin"},
+                                 "tokenSecretRef": {"name": "acme-install", "key": "token"}},
+                **spec,
+            },
+        }
+        return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body))
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name))
+
+    def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name, {"spec": spec})
+
+    def annotate(self, name: str, annotations: dict[str, str]) -> None:
+        self.api.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, name,
+                                                {"metadata": {"annotations": annotations}})
+
+    def condition(self, name: str, type_: str) -> dict[str, Any] | None:
+        status = self.get(name).get("status") or {}
+        return next((c for c in status.get("conditions", []) if c["type"] == type_), None)
+
+    def wait_settled(self, name: str, version: str, timeout: float = 300) -> dict[str, Any]:
+        """Ready on `version`, nothing in progress, for the current generation."""
+        def settled() -> dict[str, Any] | None:
+            obj = self.get(name)
+            status = obj.get("status") or {}
+            conds = {c["type"]: c for c in status.get("conditions", [])}
+            degraded = conds.get("Degraded", {})
+            if degraded.get("status") == "True":
+                raise AssertionError(f"{name} is Degraded: {degraded.get('reason')}: {degraded.get('message')}")
+            ok = (status.get("observedGeneration") == obj["metadata"]["generation"]
+                  and status.get("currentVersion") == version
+                  and conds.get("Ready", {}).get("status") == "True"
+                  and conds.get("Progressing", {}).get("status") == "False")
+            return obj if ok else None
+
+        return dict(wait_for(settled, timeout, f"{name} Ready on {version}"))
+
+    def wait_condition(self, name: str, type_: str, status: str, timeout: float = 300,
+                       reason: str | None = None) -> dict[str, Any]:
+        def holds() -> dict[str, Any] | None:
+            c = self.condition(name, type_)
+            if c and c["status"] == status and (reason is None or c["reason"] == reason):
+                return c
+            return None
+
+        return dict(wait_for(holds, timeout, f"{name} {type_}={status}" + (f" ({reason})" if reason else "")))
+
+    def jobs(self) -> list[str]:
+        return sorted(j.metadata.name for j in self.batch.list_namespaced_job(self.namespace).items)
+
+    def images(self) -> dict[str, str]:
+        return {d.metadata.name: d.spec.template.spec.containers[0].image
+                for d in self.apps.list_namespaced_deployment(self.namespace).items}
+
+    def events(self, name: str) -> list[tuple[str, str]]:
+        items = self.core.list_namespaced_event(self.namespace,
+                                                field_selector=f"involvedObject.name={name}").items
+        return [(e.reason, e.message) for e in items]
+
+
+@pytest.fixture
+def installations(kube_api: Any, namespace: str, devenv: Any, operator: OperatorProcess,
+                  clean_es: None) -> Installations:
+    return Installations(kube_api, namespace, devenv.elasticsearch_url)
