@@ -82,7 +82,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
 
     _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
     ports = controlplane.Ports.pick()
-    es_port = procs.free_port()
+    es_port = elasticsearch.free_ports(es_nodes)
     try:
         procs.say("starting Elasticsearch 7.10.2")
         es_url = elasticsearch.start(state, es_port, nodes=es_nodes)

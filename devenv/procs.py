@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -14,16 +15,48 @@ from pathlib import Path
 
 from devenv.paths import State
 
+# Handles of the processes this process started: kept so that they are reaped, not reported as lost.
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
 
 class DevenvError(RuntimeError):
     """A devenv component failed; the message names the component and its log file."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that nothing listens on right now."""
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = (int(x) for x in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return low, high
+
+
+def bindable(host: str, port: int) -> bool:
+    """Nothing listens on `port` and nothing else holds it (an outgoing connection's local port does)."""
+    if not 0 < port <= 65535 or port_open(host, port):
+        return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+        # As servers bind: connections of a previous run lingering in TIME_WAIT do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(host: str = "127.0.0.1", count: int = 1) -> int:
+    """The first of `count` consecutive TCP ports free now, outside the kernel's ephemeral range:
+    a port from that range can be taken as some outgoing connection's local port before our server
+    binds it."""
+    low, high = _ephemeral_range()
+    ranges = [r for r in ((10000, low - count), (high + 1, 65536 - count)) if r[1] > r[0]] or [(10000, 65536 - count)]
+    for _ in range(200):
+        lo, hi = random.choice(ranges)
+        first = random.randrange(lo, hi)
+        if all(bindable(host, p) for p in range(first, first + count)):
+            return first
+    raise DevenvError(f"found no {count} consecutive free ports on {host}")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -84,6 +117,7 @@ def start(
             start_new_session=True,
         )
     state.pidfile(component).write_text(str(proc.pid))
+    _CHILDREN[proc.pid] = proc
     return proc.pid
 
 
@@ -115,6 +149,11 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _reap(pid: int) -> None:
+    child = _CHILDREN.get(pid)
+    if child is not None:
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

@@ -1,0 +1,178 @@
+"""devenv's Elasticsearch: the real 7.10.2 JVM, its modules (reindex, painless), snapshots, restart and stop."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from devenv import elasticsearch as devenv_es
+from devenv import procs
+from devenv.paths import State
+
+pytestmark = [
+    pytest.mark.integration,
+    # procs.start lets go of the Popen of a detached process that is meant to outlive it; Python then warns
+    # "subprocess N is still running" when that object is collected. Not a leak: stop() reaps it.
+    pytest.mark.filterwarnings(r"ignore:subprocess \d+ is still running:ResourceWarning"),
+]
+
+
+class Running:
+    def __init__(self, state: State, port: int, url: str) -> None:
+        self.state = state
+        self.port = port
+        self.url = url
+
+    def client(self) -> Elasticsearch:
+        return Elasticsearch([self.url], request_timeout=60)
+
+
+# Until devenv's shared fixtures exist: an Elasticsearch of its own, in a temporary state directory.
+@pytest.fixture(scope="module")
+def es_devenv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    state = State(tmp_path_factory.mktemp("devenv"))
+    devenv_es.build(state)
+    port = devenv_es.free_ports()
+    url = devenv_es.start(state, port)
+    try:
+        devenv_es.wait_ready(state, url)
+        yield Running(state, port, url)
+    finally:
+        devenv_es.stop(state)
+
+
+@pytest.fixture
+def es(es_devenv: Running) -> Iterator[Elasticsearch]:
+    client = es_devenv.client()
+    yield client
+    client.close()
+
+
+def test_version_is_7_10_2(es: Elasticsearch) -> None:
+    info = es.info()
+    assert info["version"]["number"] == "7.10.2"
+    assert info["version"]["build_flavor"] == "default"
+    assert info["cluster_name"] == "devenv"
+
+
+def test_create_and_delete_index(es: Elasticsearch) -> None:
+    es.indices.create(index="create-delete", mappings={"properties": {"name": {"type": "keyword"}}})
+    es.index(index="create-delete", id="1", document={"name": "one"}, refresh=True)
+    assert es.get(index="create-delete", id="1")["_source"] == {"name": "one"}
+    assert es.search(index="create-delete", query={"term": {"name": "one"}})["hits"]["total"]["value"] == 1
+    es.indices.delete(index="create-delete")
+    assert not es.indices.exists(index="create-delete")
+
+
+def test_snapshot_into_path_repo(es: Elasticsearch, es_devenv: Running) -> None:
+    location = devenv_es.snapshots_dir(es_devenv.state) / "fs-test"
+    es.indices.create(index="snap-src", settings={"number_of_replicas": 0})
+    es.index(index="snap-src", id="1", document={"v": 1}, refresh=True)
+    es.snapshot.create_repository(repository="fs-test", body={"type": "fs", "settings": {"location": str(location)}})
+    created = es.snapshot.create(
+        repository="fs-test", snapshot="snap-1", body={"indices": "snap-src"}, wait_for_completion=True
+    )
+    assert created["snapshot"]["state"] == "SUCCESS"
+    listed = es.snapshot.get(repository="fs-test", snapshot="_all")["snapshots"]
+    assert [s["snapshot"] for s in listed] == ["snap-1"]
+    assert listed[0]["indices"] == ["snap-src"]
+    assert any(location.iterdir())
+
+    restored = es.snapshot.restore(
+        repository="fs-test",
+        snapshot="snap-1",
+        body={"indices": "snap-src", "rename_pattern": "(.+)", "rename_replacement": "restored-$1"},
+        wait_for_completion=True,
+    )
+    assert restored["snapshot"]["shards"]["failed"] == 0
+    assert es.get(index="restored-snap-src", id="1")["_source"] == {"v": 1}
+
+
+def test_reindex_module(es: Elasticsearch) -> None:
+    for i in range(5):
+        es.index(index="reindex-src", id=str(i), document={"n": i})
+    es.indices.refresh(index="reindex-src")
+    result = es.reindex(
+        body={"source": {"index": "reindex-src"}, "dest": {"index": "reindex-dst"}},
+        refresh=True,
+        wait_for_completion=True,
+    )
+    assert result["created"] == 5
+    assert result["failures"] == []
+    assert es.count(index="reindex-dst")["count"] == 5
+
+
+def test_painless_update_by_query(es: Elasticsearch) -> None:
+    for i in range(3):
+        es.index(index="painless", id=str(i), document={"n": i})
+    es.indices.refresh(index="painless")
+    result = es.update_by_query(
+        index="painless",
+        body={
+            "query": {"range": {"n": {"gte": 1}}},
+            "script": {"lang": "painless", "source": "ctx._source.n += params.k", "params": {"k": 10}},
+        },
+        refresh=True,
+        conflicts="proceed",
+    )
+    assert result["updated"] == 2
+    values = sorted(es.get(index="painless", id=str(i))["_source"]["n"] for i in range(3))
+    assert values == [0, 11, 12]
+
+
+def test_restart_keeps_indices(es_devenv: Running) -> None:
+    client = es_devenv.client()
+    client.index(index="survivor", id="1", document={"kept": True}, refresh=True)
+    client.close()
+
+    assert devenv_es.stop(es_devenv.state)
+    url = devenv_es.start(es_devenv.state, es_devenv.port)
+    assert url == es_devenv.url
+    devenv_es.wait_ready(es_devenv.state, url)
+
+    client = es_devenv.client()
+    try:
+        assert client.get(index="survivor", id="1")["_source"] == {"kept": True}
+        assert client.indices.exists(index="reindex-dst")
+    finally:
+        client.close()
+
+
+def test_start_refuses_a_port_in_use(es_devenv: Running, tmp_path: Path) -> None:
+    other = State(tmp_path / "other")
+    devenv_es.build(other)
+    with pytest.raises(procs.DevenvError, match="elasticsearch"):
+        devenv_es.start(other, es_devenv.port)
+    assert not procs.running(other, devenv_es.COMPONENT)
+
+
+def test_stop_leaves_nothing_behind(es_devenv: Running) -> None:
+    # Last in this module: everything after it finds Elasticsearch stopped.
+    pid = procs.read_pid(es_devenv.state, devenv_es.COMPONENT)
+    assert procs.alive(pid)
+
+    assert devenv_es.stop(es_devenv.state)
+
+    assert not procs.alive(pid)
+    assert not procs.port_open("127.0.0.1", es_devenv.port)
+    base_path = str(devenv_es.data_dir(es_devenv.state))
+    assert _java_processes_using(base_path) == []
+    assert not devenv_es.stop(es_devenv.state)
+
+
+def _java_processes_using(needle: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"java") and any(needle.encode() in a for a in argv):
+            found.append(int(entry))
+    return found
