@@ -553,20 +553,34 @@ def _migration_job(s: _Step, observed: Observed, up: UpgradeStatus, candidate_ap
 
 
 def _record_verified(up: UpgradeStatus, result: Mapping[str, Any] | None) -> None:
+    """The migration Job's figures: totals per context, and per resource what repair had to copy."""
     up.verified = []
     if not result:
         return
-    for context, figures in (result.get("contexts") or {}).items():
-        if context not in ("staging", "production") or not isinstance(figures, Mapping):
+    src_db, dst_db = str(result.get("from", up.from_db_version)), str(result.get("to", up.to_db_version))
+    contexts = result.get("contexts") or {}
+    for context in ("staging", "production"):
+        figures = contexts.get(context)
+        if not isinstance(figures, Mapping):
             continue
-        for resource, counts in (figures.get("perResource") or {}).items():
+        prefix = "prod-" if context == "production" else ""
+        src, dst = int(figures.get("sourceDocs", 0)), int(figures.get("destDocs", 0))
+        up.verified.append(VerifiedCount(
+            context=context, resource="*", source_index=f"{prefix}{src_db}.{up.from_tenant}.tracardi-*",
+            destination_index=f"{prefix}{dst_db}.{up.to_tenant}.tracardi-*", source_count=src,
+            destination_count=dst, ok=dst >= src,
+        ))
+        repaired = (result.get("repaired") or {}).get(context) or {}
+        for resource, counts in sorted(repaired.items()):
             if not isinstance(counts, Mapping):
                 continue
-            src, dst = int(counts.get("sourceDocs", 0)), int(counts.get("destDocs", 0))
+            total = int(counts.get("total", 0))
+            landed = int(counts.get("created", 0)) + int(counts.get("present", 0))
             up.verified.append(VerifiedCount(
-                context=context, resource=str(resource), source_index=str(counts.get("source", "")),
-                destination_index=str(counts.get("destination", "")), source_count=src,
-                destination_count=dst, ok=bool(counts.get("ok", dst >= src)),
+                context=context, resource=str(resource),
+                source_index=f"{prefix}{src_db}.{up.from_tenant}.tracardi-{resource}*",
+                destination_index=f"{prefix}{up.to_tenant}.tracardi-{resource} (repaired)",
+                source_count=total, destination_count=landed, ok=landed >= total,
             ))
 
 

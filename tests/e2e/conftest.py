@@ -49,7 +49,13 @@ class OperatorProcess:
         self.log_dir = log_dir
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self._out: Any = None
         self.starts = 0
+
+    def _close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
 
     def start(self) -> None:
         self.starts += 1
@@ -62,9 +68,10 @@ class OperatorProcess:
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
         })
         self.log = self.log_dir / f"operator-{self.starts}.log"
-        out = open(self.log, "wb")  # noqa: SIM115 - lives as long as the process
+        self._close()
+        self._out = open(self.log, "wb")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            [str(REPO / ".venv" / "bin" / "tracardi-operator"), "run"], stdout=out, stderr=subprocess.STDOUT,
+            [str(REPO / ".venv" / "bin" / "tracardi-operator"), "run"], stdout=self._out, stderr=subprocess.STDOUT,
             env=env, cwd=REPO, start_new_session=True,
         )
         wait_for(self._ready, 60, "the operator's /readyz")
@@ -85,6 +92,7 @@ class OperatorProcess:
         if self.proc is not None and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+        self._close()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -93,6 +101,7 @@ class OperatorProcess:
                 self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.kill()
+        self._close()
 
 
 @pytest.fixture(scope="session")

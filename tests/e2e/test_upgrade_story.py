@@ -20,7 +20,7 @@ def _timed(label: str, started: float, timings: dict[str, float]) -> None:
 
 
 def _alias_ids(es: Any, alias: str) -> list[str]:
-    res = es.search(index=alias, body={"query": {"match_all": {}}, "_source": False}, size=10000)
+    res = es.search(index=alias, query={"match_all": {}}, size=10000, _source=False)
     return [h["_id"] for h in res["hits"]["hits"]]
 
 

@@ -51,7 +51,8 @@ def succeed(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
         return "Succeeded", INSTALLED[job_labels["tracardi.com/db-version"]]
     return "Succeeded", {"from": job_labels["tracardi.com/from-db-version"],
                          "to": job_labels["tracardi.com/to-db-version"],
-                         "contexts": {"staging": {"perResource": {"flow": {"sourceDocs": 3, "destDocs": 3}}}}}
+                         "contexts": {"staging": {"resources": 32, "sourceDocs": 3, "destDocs": 3}},
+                         "repaired": {"staging": {"event": {"copies": 2, "total": 5, "created": 5, "present": 0}}}}
 
 
 @dataclass
@@ -266,7 +267,9 @@ def test_major_bump_installs_side_by_side_migrates_once_then_switches() -> None:
     assert [(v["version"], v["dbVersion"], v["tenant"], v["state"]) for v in versions] == [
         ("0.8.0", "080", "fa73a", "Superseded"), ("0.8.1", "08x", "01506", "Current")]
     assert versions[0]["supersededAt"] and versions[1]["migratedFrom"] == "0.8.0"
-    assert w.status["upgrade"]["verified"][0]["sourceCount"] == 3
+    verified = w.status["upgrade"]["verified"]
+    assert (verified[0]["context"], verified[0]["sourceCount"], verified[0]["ok"]) == ("staging", 3, True)
+    assert (verified[1]["resource"], verified[1]["destinationCount"]) == ("event", 5)
 
 
 def test_migration_job_carries_tenants_and_the_merged_suffix_recorded_before() -> None:

@@ -1,0 +1,136 @@
+"""`tracardi-operator job install|migrate ...`: the Jobs' command line, exit codes and result output.
+
+`add_job_commands(subparsers)` adds the `install` and `migrate` commands to an argparse subparsers
+object (the lead hooks it under `job`); `run_job(args)` runs the chosen one and returns the exit code:
+0 on success, 1 on a JobError (reason in the termination message), 2 on an unexpected crash.
+`python -m tracardi_operator.jobs.cli install|migrate ...` runs the same without the operator's CLI.
+
+Secrets come only from the environment (TRACARDI_ADMIN_USERNAME, TRACARDI_ADMIN_PASSWORD,
+TRACARDI_INSTALLATION_TOKEN, TRACARDI_ES_*), never from arguments, and are never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from tracardi_operator.indices import VersionId
+from tracardi_operator.jobs.common import Deadline, JobError, Log, env_required, finish
+from tracardi_operator.jobs.es import es_from_env
+from tracardi_operator.jobs.install import AdminCredentials, run_install
+from tracardi_operator.jobs.migrate import MigrationRequest, run_migrate
+from tracardi_operator.tracardi_api import TracardiApi
+
+_SUFFIX = re.compile(r"^\d{4}-(?:q[1-4]|\d{1,2}|year)$")
+
+
+def _suffix(value: str) -> str:
+    if not _SUFFIX.match(value):
+        raise argparse.ArgumentTypeError("expected a partition suffix such as 2026-q4")
+    return value
+
+
+def add_job_commands(subparsers: Any) -> None:
+    """Add `install` and `migrate` (with their options) to an argparse `add_subparsers()` result."""
+    install = subparsers.add_parser("install", help="install a Tracardi version and verify it")
+    install.add_argument("--api-url", required=True, help="the new version's API (GUI/staging mode)")
+    install.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole Job")
+    install.set_defaults(job_command="install")
+
+    migrate = subparsers.add_parser("migrate", help="migrate both contexts, repair and verify")
+    migrate.add_argument("--api-url", required=True, help="the new version's API (GUI/staging mode)")
+    migrate.add_argument("--from-db", required=True)
+    migrate.add_argument("--from-tenant", required=True)
+    migrate.add_argument("--to-db", required=True)
+    migrate.add_argument("--to-tenant", required=True)
+    migrate.add_argument("--repair", choices=("Auto", "Off"), default="Auto")
+    migrate.add_argument(
+        "--merged-suffix",
+        type=_suffix,
+        default=None,
+        help="partition suffix of the merged event/profile destination (decided once by the operator)",
+    )
+    migrate.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole Job")
+    migrate.set_defaults(job_command="migrate")
+
+
+def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
+    env = os.environ if environ is None else environ
+    command = getattr(args, "job_command", None)
+    log = Log(job=str(command))
+    try:
+        if command == "install":
+            result = _install(args, env, log)
+        elif command == "migrate":
+            result = _migrate(args, env, log)
+        else:
+            raise JobError("UsageError", "expected the job command install or migrate")
+    except JobError as error:
+        message = _scrub(error.message, env)
+        log("job.failed", level="error", reason=error.reason, message=message)
+        finish({**error.payload(), "message": message}, out=sys.stdout, environ=env)
+        return 1
+    except Exception as error:  # the termination message must say something, whatever happened
+        message = _scrub(f"{type(error).__name__}: {error}"[:500], env)
+        log("job.crashed", level="error", error=type(error).__name__)
+        finish({"error": "InternalError", "message": message}, out=sys.stdout, environ=env)
+        return 2
+    finish(result, out=sys.stdout, environ=env)
+    return 0
+
+
+_SECRET_VARIABLES = (
+    "TRACARDI_ADMIN_PASSWORD",
+    "TRACARDI_INSTALLATION_TOKEN",
+    "TRACARDI_ES_PASSWORD",
+    "TRACARDI_ES_API_KEY",
+)
+
+
+def _scrub(text: str, env: Mapping[str, str]) -> str:
+    """Defence in depth: no secret from the environment leaves in a message, whatever produced it."""
+    for name in _SECRET_VARIABLES:
+        secret = env.get(name)
+        if secret and len(secret) >= 3:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _install(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict[str, Any]:
+    credentials = AdminCredentials(
+        username=env_required(env, "TRACARDI_ADMIN_USERNAME"),
+        password=env_required(env, "TRACARDI_ADMIN_PASSWORD"),
+        installation_token=env_required(env, "TRACARDI_INSTALLATION_TOKEN"),
+    )
+    api = TracardiApi(args.api_url)
+    return run_install(api, credentials, Deadline(args.timeout), log)
+
+
+def _migrate(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict[str, Any]:
+    username = env_required(env, "TRACARDI_ADMIN_USERNAME")
+    password = env_required(env, "TRACARDI_ADMIN_PASSWORD")
+    api = TracardiApi(args.api_url)
+    api.add_secrets([password, env.get("TRACARDI_INSTALLATION_TOKEN", "")])
+    es = es_from_env(env)
+    request = MigrationRequest(
+        source=VersionId(args.from_db, args.from_tenant),
+        target=VersionId(args.to_db, args.to_tenant),
+        repair=args.repair == "Auto",
+        merged_suffix=args.merged_suffix,
+    )
+    return run_migrate(api, es, request, (username, password), Deadline(args.timeout), log, dt.date.today())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tracardi-operator job")
+    add_job_commands(parser.add_subparsers(dest="job_command", required=True))
+    return run_job(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,289 @@
+"""The migration Job: drive Tracardi's own migration of both contexts, repair what it skipped, verify.
+
+Steps (tracardi-facts.md §5, §8; migration-transforms §5):
+1. wait for the new version's API; it must report the target (db version, tenant);
+2. log in; `GET /migrations` must offer the source db version (else MigrationNotOffered);
+3. per context, staging then production: list the copies, `POST /migration` with their ids, and wait
+   until every listed copy has a SUCCESS task. 0.8.1 ignores `x-context` (its staging listing already
+   holds the production copies and one POST runs both): production is then not posted again. When
+   copy tasks for the listed entries exist already (a rerun of this Job), nothing is posted: a second
+   run of Tracardi's migration would overwrite what the new version wrote since;
+4. for a 0820 target with `--repair Auto`, copy what Tracardi skipped or mislaid (`repair`);
+5. verify every source index against a destination readable through the target's aliases (`verify`).
+
+Reasons: ApiUnreachable, TargetMismatch, LoginRejected, MigrationNotOffered, MigrationNotStarted,
+MigrationTaskFailed, TargetNotInstalled, RepairFailed, MigrationIncomplete, Timeout, ApiError,
+ElasticsearchError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from tracardi_operator.indices import VersionId
+from tracardi_operator.jobs import observe
+from tracardi_operator.jobs.common import Deadline, JobError, Log
+from tracardi_operator.jobs.es import EsClient, EsError
+from tracardi_operator.jobs.install import wait_for_api
+from tracardi_operator.jobs.repair import (
+    CopyOutcome,
+    execute_repair,
+    plan_repair,
+    quarter_suffix,
+    repair_applies,
+    repair_summary,
+)
+from tracardi_operator.jobs.verify import (
+    failure_message,
+    failures,
+    judge,
+    plan_checks,
+    source_indices,
+    summarize,
+)
+from tracardi_operator.tracardi_api import (
+    CONTEXTS,
+    MigrationEntry,
+    TracardiApi,
+    TracardiApiError,
+    UpgradeTask,
+)
+
+_FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
+
+
+@dataclass(frozen=True)
+class MigrationRequest:
+    source: VersionId
+    target: VersionId
+    repair: bool
+    merged_suffix: str | None
+
+
+def match_tasks(entries: Sequence[MigrationEntry], tasks: Sequence[UpgradeTask]) -> dict[str, UpgradeTask]:
+    """from_index → the newest copy task of that entry (`tasks` come newest first, as Tracardi lists)."""
+    matched: dict[str, UpgradeTask] = {}
+    for entry in entries:
+        for task in tasks:
+            same_params = task.from_index == entry.from_index and task.to_index in (None, entry.to_index)
+            named = task.from_index is None and f'"{entry.from_index}"' in task.name
+            if same_params or named:
+                matched[entry.from_index] = task
+                break
+    return matched
+
+
+def unique_ids(entries: Sequence[MigrationEntry]) -> list[str]:
+    return list(dict.fromkeys(entry.id for entry in entries if entry.id))
+
+
+def includes_production(entries: Sequence[MigrationEntry]) -> bool:
+    """0.8.1 ignores x-context: its staging listing already lists the production copies."""
+    return any(entry.production for entry in entries)
+
+
+def run_tracardi_migration(
+    api: TracardiApi, request: MigrationRequest, deadline: Deadline, log: Log
+) -> list[MigrationEntry]:
+    """Steps 2 and 3: every entry Tracardi listed (both contexts), once its copies all succeeded."""
+    with api_errors("GET /migrations"):
+        offered = api.migrations()
+    if request.source.db not in offered:
+        raise JobError(
+            "MigrationNotOffered",
+            f"the target API offers migrations from {offered or 'nothing'}, not from "
+            f"{request.source.db}: upgrade through the intermediate version",
+        )
+    listed: list[MigrationEntry] = []
+    for context in CONTEXTS:
+        if context == "production" and includes_production(listed):
+            log("migration.context-included", context=context)
+            continue
+        with api_errors(f"GET /migration/{request.source.db}"):
+            listing = api.migration_schemas(request.source.db, request.source.tenant, context)
+        entries = [e for e in listing.entries if e.from_index not in {x.from_index for x in listed}]
+        log("migration.listed", context=context, entries=len(entries), warn=listing.warn)
+        listed.extend(entries)
+        if entries:
+            _copy_context(api, request, entries, context, deadline, log)
+    return listed
+
+
+def _copy_context(
+    api: TracardiApi,
+    request: MigrationRequest,
+    entries: Sequence[MigrationEntry],
+    context: str,
+    deadline: Deadline,
+    log: Log,
+) -> None:
+    with api_errors("GET /tasks/type/upgrade"):
+        before = api.upgrade_tasks(context)
+    earlier = match_tasks(entries, before)
+    if earlier:
+        # A rerun: the copies were started by an earlier run of this Job. Never start them twice.
+        log("migration.already-started", context=context, copies=len(earlier), listed=len(entries))
+        expected = [e for e in entries if e.from_index in earlier]
+        known: set[str] = set()
+    else:
+        ids = unique_ids(entries)
+        with api_errors("POST /migration"):
+            started = api.start_migration(request.source.db, request.source.tenant, ids, context)
+        if started is None:
+            raise JobError(
+                "MigrationNotStarted",
+                f"POST /migration matched none of the {len(ids)} listed ids in {context}",
+            )
+        log("migration.started", context=context, ids=len(ids), copies=len(entries))
+        expected = list(entries)
+        known = {task.id for task in before}
+    _wait_copies(api, expected, known, context, deadline, log)
+
+
+def _wait_copies(
+    api: TracardiApi,
+    expected: Sequence[MigrationEntry],
+    known: set[str],
+    context: str,
+    deadline: Deadline,
+    log: Log,
+) -> None:
+    done: set[str] = set()
+    for attempt in deadline.pauses(first=0.5, cap=10.0):
+        with api_errors("GET /tasks/type/upgrade"):
+            tasks = [t for t in api.upgrade_tasks(context) if t.id not in known]
+        matched = match_tasks(expected, tasks)
+        for from_index, task in matched.items():
+            if from_index in done:
+                continue
+            with api_errors(f"GET /import/task/{task.task_id}/status"):
+                status = api.task_status(task.task_id, context)
+            if status.status in _FAILED_STATES:
+                raise JobError(
+                    "MigrationTaskFailed",
+                    f"Tracardi's copy of {from_index} ended {status.status} ({context}); see the worker's log",
+                )
+            if status.status == "SUCCESS":
+                done.add(from_index)
+        if len(done) == len(expected):
+            log("migration.copied", context=context, copies=len(done))
+            return
+        if attempt % 5 == 0:
+            log("migration.waiting", context=context, done=len(done), expected=len(expected))
+    waiting = sorted(e.from_index for e in expected if e.from_index not in done)
+    raise JobError(
+        "Timeout",
+        f"{len(waiting)} of {len(expected)} copies in {context} not finished in time: {', '.join(waiting[:5])}",
+    )
+
+
+def repair_and_verify(
+    es: EsClient,
+    request: MigrationRequest,
+    listed: Sequence[MigrationEntry],
+    deadline: Deadline,
+    log: Log,
+    today: dt.date,
+) -> dict[str, Any]:
+    """Steps 4 and 5: the success payload, or MigrationIncomplete naming what is not readable."""
+    layout = observe.read_layout(es)
+    sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
+    observe.refresh(es, sources)
+    source_counts = observe.counts(es, sources)
+    outcomes: list[CopyOutcome] = []
+    repaired: dict[str, str] = {}
+    suffix = None
+    repairing = request.repair and repair_applies(request.target.db)
+    if repairing:
+        suffix = request.merged_suffix or quarter_suffix(today)
+        if not request.merged_suffix:
+            log("repair.merged-suffix", suffix=suffix, decided="now")
+        plan = plan_repair(
+            layout.index_names,
+            layout.alias_targets,
+            listed,
+            source_counts,
+            request.source,
+            request.target,
+            suffix,
+            today,
+        )
+        log("repair.plan", copies=len(plan.copies), suffix=suffix)
+        outcomes = execute_repair(es, plan, deadline, log)
+        repaired = plan.destinations()
+        layout = observe.read_layout(es)
+    checks = plan_checks(
+        layout.index_names, layout.alias_targets, listed, request.source, request.target, today, repaired
+    )
+    observe.refresh(es, {c.destination for c in checks if c.destination in layout.index_names})
+    results = [
+        judge(check, observe.gather(es, check, source_counts, duplicates=check.repaired), request.target.db)
+        for check in checks
+    ]
+    for result in results:
+        if not result.ok:
+            log(
+                "verify.failed",
+                context=result.context.value,
+                resource=result.resource,
+                dest=result.destination,
+                missing=result.missing,
+                problem=result.problem,
+            )
+    failed = failures(results)
+    if failed:
+        hint = ""
+        if repair_applies(request.target.db) and not request.repair:
+            hint = " (Tracardi 0.8.2 skips these; --repair Auto copies them)"
+        raise JobError("MigrationIncomplete", failure_message(failed) + hint, details={"incomplete": failed})
+    payload: dict[str, Any] = {
+        "from": request.source.db,
+        "to": request.target.db,
+        "contexts": summarize(results),
+    }
+    if repairing:
+        payload["repaired"] = repair_summary(outcomes)
+        payload["mergedSuffix"] = suffix
+    return payload
+
+
+def run_migrate(
+    api: TracardiApi,
+    es: EsClient,
+    request: MigrationRequest,
+    credentials: tuple[str, str],
+    deadline: Deadline,
+    log: Log,
+    today: dt.date | None = None,
+) -> dict[str, Any]:
+    details = wait_for_api(api, deadline, log)
+    reported = VersionId(details.db_version, details.tenant)
+    if reported != request.target:
+        raise JobError(
+            "TargetMismatch",
+            f"the API at {api.base_url} runs {reported}, not the migration target {request.target}",
+        )
+    try:
+        api.login(*credentials)
+    except TracardiApiError as error:
+        hint = " (the API must run with EXPOSE_GUI_API=yes)" if error.status == 403 else ""
+        raise JobError("LoginRejected", f"POST /user/token: {error.status}: {error.detail}{hint}") from None
+    listed = run_tracardi_migration(api, request, deadline, log)
+    try:
+        return repair_and_verify(es, request, listed, deadline, log, today or dt.date.today())
+    except EsError as error:
+        raise JobError("ElasticsearchError", str(error)) from None
+
+
+@contextmanager
+def api_errors(what: str) -> Iterator[None]:
+    """Turn a Tracardi API error inside the block into a JobError naming the call."""
+    try:
+        yield
+    except TracardiApiError as error:
+        reason = "ApiUnreachable" if error.status is None else "ApiError"
+        raise JobError(reason, f"{what}: {error.status}: {error.detail}") from None

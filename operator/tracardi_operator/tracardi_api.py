@@ -1,0 +1,411 @@
+"""A small synchronous client for the parts of Tracardi's HTTP API the install and migration Jobs use.
+
+What lives here: `TracardiApi` (stdlib urllib; one method per endpoint of tracardi-facts.md §4, §5, §8),
+the typed answers it returns, and the typed errors it raises. Every error carries the HTTP status and
+Tracardi's `detail` text with every secret the client knows about replaced by `***`; validation errors
+are reduced to field locations and messages (FastAPI echoes the input, which may hold a password).
+
+Retries: connection errors and 5xx are retried with bounded exponential backoff, but only for requests
+that are safe to repeat. `POST /migration` starts copies that must run exactly once: it is retried only
+when the connection was refused (the request never reached Tracardi).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+CONTEXTS = ("staging", "production")
+_DETAIL_LIMIT = 300
+
+
+class TracardiApiError(Exception):
+    """Tracardi answered with an error status (after any retries)."""
+
+    def __init__(self, method: str, path: str, status: int | None, detail: str) -> None:
+        self.method = method
+        self.path = path
+        self.status = status
+        self.detail = detail
+        super().__init__(f"{method} {path}: {status if status is not None else 'no answer'}: {detail}")
+
+
+class ApiUnreachableError(TracardiApiError):
+    """No HTTP answer at all (connection refused, reset, timed out) after the retries."""
+
+    def __init__(self, method: str, path: str, detail: str) -> None:
+        super().__init__(method, path, None, detail)
+
+
+class UnexpectedAnswerError(TracardiApiError):
+    """A 2xx answer whose body does not have the documented shape."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Bounded exponential backoff: `attempts` tries in all, waits base·2ⁿ capped at `cap` seconds."""
+
+    attempts: int = 6
+    base: float = 0.5
+    cap: float = 8.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.cap, self.base * (2**attempt)))
+
+
+@dataclass(frozen=True)
+class VersionDetails:
+    version: str
+    tenant: str
+    db_version: str
+    production: bool | None
+    installed: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class InstallStatus:
+    schema_ok: bool
+    admin_ok: bool
+    form_ok: bool | None
+    warning: str | None
+
+
+@dataclass(frozen=True)
+class MigrationEntry:
+    """One copy Tracardi offers: `copy_index` of a schema in `GET /migration/{from_db}`."""
+
+    id: str
+    from_index: str
+    to_index: str
+    multi: bool
+    production: bool
+    worker: str
+    has_script: bool
+
+
+@dataclass(frozen=True)
+class MigrationListing:
+    warn: bool
+    entries: tuple[MigrationEntry, ...]
+
+
+@dataclass(frozen=True)
+class UpgradeTask:
+    """A document of `GET /tasks/type/upgrade`; its `status` is stale by design (never updated)."""
+
+    id: str
+    task_id: str
+    name: str
+    timestamp: str | None
+    from_index: str | None
+    to_index: str | None
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    id: str
+    status: str
+    current: int | None
+    total: int | None
+
+
+def db_version_of(version: str, reported: object) -> str:
+    """The database version: as reported, or (0.8.0 and older report none) the version without dots."""
+    if isinstance(reported, str) and reported:
+        return reported
+    return version.replace(".", "")
+
+
+@dataclass
+class TracardiApi:
+    """One Tracardi API (a base URL). Not thread-safe; a Job uses one instance from one thread."""
+
+    base_url: str
+    timeout: float = 60.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    sleep: Callable[[float], None] = time.sleep
+    _token: str | None = field(default=None, repr=False)
+    _credentials: tuple[str, str] | None = field(default=None, repr=False)
+    _secrets: set[str] = field(default_factory=set, repr=False)
+
+    # -- unauthenticated --------------------------------------------------------------------------
+    def healthcheck(self) -> None:
+        self._call("GET", "/healthcheck")
+
+    def version_details(self) -> VersionDetails:
+        body = _as_mapping(self._call("GET", "/info/version/details"), "GET /info/version/details")
+        version = str(body.get("version") or "")
+        tenant = body.get("name")
+        if not version or not isinstance(tenant, str):
+            raise UnexpectedAnswerError("GET", "/info/version/details", 200, "no version or name")
+        production = body.get("production")
+        installed = body.get("installed")
+        return VersionDetails(
+            version=version,
+            tenant=tenant,
+            db_version=db_version_of(version, body.get("db_version")),
+            production=production if isinstance(production, bool) else None,
+            installed=installed if isinstance(installed, Mapping) else None,
+        )
+
+    def install_status(self) -> InstallStatus:
+        body = _as_mapping(self._call("GET", "/install"), "GET /install")
+        form_ok = body.get("form_ok")
+        warning = body.get("warning")
+        return InstallStatus(
+            schema_ok=body.get("schema_ok") is True,
+            admin_ok=body.get("admin_ok") is True,
+            form_ok=form_ok if isinstance(form_ok, bool) else None,
+            warning=str(warning) if warning else None,
+        )
+
+    def install(self, username: str, password: str, token: str, timeout: float | None = None) -> Any:
+        """POST /install (idempotent in Tracardi). A 200 proves nothing: poll `install_status`."""
+        self._secrets.update(s for s in (password, token) if s)
+        body = {
+            "username": username,
+            "password": password,
+            "token": token,
+            "needs_admin": True,
+            "update_mapping": False,
+        }
+        return self._call("POST", "/install", json_body=body, timeout=timeout)
+
+    # -- authentication ---------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> None:
+        """Get a bearer token and keep the credentials to log in again when Tracardi answers 401."""
+        self._secrets.add(password)
+        self._credentials = (username, password)
+        self._token = None
+        self._login()
+
+    def _login(self) -> None:
+        if self._credentials is None:
+            raise TracardiApiError("POST", "/user/token", None, "no credentials to log in with")
+        username, password = self._credentials
+        body = _as_mapping(
+            self._call("POST", "/user/token", form_body={"username": username, "password": password}),
+            "POST /user/token",
+        )
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise UnexpectedAnswerError("POST", "/user/token", 200, "no access_token in the answer")
+        self._secrets.add(token)
+        self._token = token
+
+    # -- migration --------------------------------------------------------------------------------
+    def migrations(self) -> list[str]:
+        body = self._authorized("GET", "/migrations")
+        if not isinstance(body, list):
+            raise UnexpectedAnswerError("GET", "/migrations", 200, "not a list")
+        return [str(item) for item in body]
+
+    def migration_schemas(self, from_db: str, tenant: str, context: str) -> MigrationListing:
+        path = f"/migration/{urllib.parse.quote(from_db)}?" + urllib.parse.urlencode({"from_tenant_name": tenant})
+        body = _as_mapping(self._authorized("GET", path, context=context), f"GET {path}")
+        schemas = body.get("schemas") or []
+        entries = [_entry(schema) for schema in schemas if isinstance(schema, Mapping)]
+        return MigrationListing(warn=bool(body.get("warn")), entries=tuple(e for e in entries if e is not None))
+
+    def start_migration(self, from_db: str, tenant: str, ids: Sequence[str], context: str) -> str | None:
+        """POST /migration: the orchestrator's task id, or None when Tracardi matched no id."""
+        body = {"from_version": from_db, "from_tenant_name": tenant, "ids": list(ids)}
+        answer = self._authorized("POST", "/migration", json_body=body, context=context, idempotent=False)
+        return answer if isinstance(answer, str) and answer else None
+
+    def upgrade_tasks(self, context: str) -> list[UpgradeTask]:
+        body = _as_mapping(self._authorized("GET", "/tasks/type/upgrade", context=context), "GET tasks")
+        grouped = body.get("grouped")
+        tasks: list[UpgradeTask] = []
+        if isinstance(grouped, Mapping):
+            for group in grouped.values():
+                if isinstance(group, list):
+                    tasks.extend(t for t in (_task(item) for item in group) if t is not None)
+        return tasks
+
+    def task_status(self, task_id: str, context: str) -> TaskStatus:
+        path = f"/import/task/{urllib.parse.quote(task_id)}/status"
+        body = _as_mapping(self._authorized("GET", path, context=context), f"GET {path}")
+        progress = body.get("progress")
+        current = total = None
+        if isinstance(progress, Mapping):
+            current = _int_or_none(progress.get("current"))
+            total = _int_or_none(progress.get("total"))
+        return TaskStatus(
+            id=str(body.get("id") or task_id),
+            status=str(body.get("status") or "PENDING").upper(),
+            current=current,
+            total=total,
+        )
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _authorized(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        context: str | None = None,
+        idempotent: bool = True,
+    ) -> Any:
+        if self._token is None:
+            self._login()
+        try:
+            return self._call(method, path, json_body=json_body, context=context, idempotent=idempotent)
+        except TracardiApiError as error:
+            # The token expired (30 min TTL, renewed by every call) or was revoked: log in once more.
+            if error.status != 401 or self._credentials is None:
+                raise
+        self._login()
+        return self._call(method, path, json_body=json_body, context=context, idempotent=idempotent)
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: object = None,
+        form_body: Mapping[str, str] | None = None,
+        context: str | None = None,
+        idempotent: bool = True,
+        timeout: float | None = None,
+    ) -> Any:
+        url = self.base_url.rstrip("/") + path
+        headers = {"Accept": "application/json"}
+        data: bytes | None = None
+        if json_body is not None:
+            data = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        elif form_body is not None:
+            data = urllib.parse.urlencode(form_body).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if context is not None:
+            headers["x-context"] = context
+        if self._token is not None and path != "/user/token":
+            headers["Authorization"] = f"Bearer {self._token}"
+        shown = path.split("?", 1)[0]
+        attempt = 0
+        while True:
+            request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:  # noqa: S310
+                    return _decode(response.read())
+            except urllib.error.HTTPError as error:
+                status = error.code
+                detail = self._detail(status, _read(error))
+                retry = status >= 500 and idempotent
+                if not retry or attempt + 1 >= self.retry.attempts:
+                    raise TracardiApiError(method, shown, status, detail) from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+                refused = _refused(error)
+                if not (idempotent or refused) or attempt + 1 >= self.retry.attempts:
+                    raise ApiUnreachableError(method, shown, _reason(error)) from None
+            self.sleep(self.retry.delay(attempt))
+            attempt += 1
+
+    def _detail(self, status: int, raw: bytes) -> str:
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        detail: object = body.get("detail") if isinstance(body, Mapping) else None
+        if status == 422 and isinstance(detail, list):
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in item.get('loc', []))}: {item.get('msg', '')}"
+                for item in detail
+                if isinstance(item, Mapping)
+            )
+        text = detail if isinstance(detail, str) else (raw.decode("utf-8", "replace") if raw else "")
+        return self.scrub(" ".join(text.split())[:_DETAIL_LIMIT])
+
+    def scrub(self, text: str) -> str:
+        """`text` with every secret this client has seen replaced by `***`."""
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            if secret:
+                text = text.replace(secret, "***")
+        return text
+
+    def add_secrets(self, secrets: Iterable[str]) -> None:
+        self._secrets.update(s for s in secrets if s)
+
+
+def _entry(schema: Mapping[str, Any]) -> MigrationEntry | None:
+    copy = schema.get("copy_index")
+    if not isinstance(copy, Mapping):
+        return None
+    from_index, to_index = copy.get("from_index"), copy.get("to_index")
+    if not isinstance(from_index, str) or not isinstance(to_index, str):
+        return None
+    return MigrationEntry(
+        id=str(schema.get("id") or ""),
+        from_index=from_index,
+        to_index=to_index,
+        multi=bool(copy.get("multi")),
+        production=bool(copy.get("production")),
+        worker=str(schema.get("worker") or "reindex"),
+        has_script=bool(copy.get("script")),
+    )
+
+
+def _task(item: object) -> UpgradeTask | None:
+    if not isinstance(item, Mapping):
+        return None
+    params = item.get("params")
+    copy = params.get("copy_index") if isinstance(params, Mapping) else None
+    copy = copy if isinstance(copy, Mapping) else {}
+    from_index, to_index = copy.get("from_index"), copy.get("to_index")
+    return UpgradeTask(
+        id=str(item.get("id") or ""),
+        task_id=str(item.get("task_id") or item.get("id") or ""),
+        name=str(item.get("name") or ""),
+        timestamp=str(item["timestamp"]) if item.get("timestamp") is not None else None,
+        from_index=from_index if isinstance(from_index, str) else None,
+        to_index=to_index if isinstance(to_index, str) else None,
+    )
+
+
+def _as_mapping(body: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(body, Mapping):
+        method, _, path = what.partition(" ")
+        raise UnexpectedAnswerError(method, path, 200, "not a JSON object")
+    return body
+
+
+def _decode(raw: bytes) -> Any:
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")
+
+
+def _read(error: urllib.error.HTTPError) -> bytes:
+    try:
+        return error.read() or b""
+    except (OSError, http.client.HTTPException):
+        return b""
+
+
+def _refused(error: BaseException) -> bool:
+    reason = getattr(error, "reason", error)
+    return isinstance(reason, ConnectionRefusedError)
+
+
+def _reason(error: BaseException) -> str:
+    reason = getattr(error, "reason", error)
+    if isinstance(reason, socket.timeout | TimeoutError):
+        return "timed out"
+    return (type(reason).__name__ + (f": {reason}" if str(reason) else ""))[:_DETAIL_LIMIT]
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,420 @@
+"""The install and migration Jobs against the real simulator and a real Elasticsearch.
+
+Elasticsearch: the URL in `.devenv/env` when devenv is up, else our own node in /tmp/jobs-es (started
+once, left running for the next session; `python -c "from devenv import elasticsearch as e; from
+devenv.paths import State; from pathlib import Path; e.stop(State(Path('/tmp/jobs-es')))"` stops it).
+Simulator processes run on 127.0.0.x addresses; each test uses its own tenants and deletes its indices.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PYTHON = str(REPO / ".venv" / "bin" / "python")
+ADMIN = {"TRACARDI_ADMIN_USERNAME": "admin@example.com", "TRACARDI_ADMIN_PASSWORD": "s3cret-Pw!"}
+TOKEN = "install-t0ken"
+
+
+def _devenv_url() -> str | None:
+    env_file = REPO / ".devenv" / "env"
+    if not env_file.exists():
+        return None
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        if key.strip() == "ELASTICSEARCH_URL":
+            return value.strip().strip("'\"")
+    return None
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/_cluster/health", timeout=2) as answer:
+            return json.loads(answer.read()).get("status") in ("yellow", "green")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def es_url() -> str:
+    url = _devenv_url()
+    if url and _healthy(url):
+        return url
+    from devenv import elasticsearch, procs
+    from devenv.paths import State
+
+    state = State(Path("/tmp/jobs-es"))
+    url_file = state.root / "url"
+    if url_file.exists() and _healthy(url_file.read_text().strip()):
+        return url_file.read_text().strip()
+    elasticsearch.build(state)
+    url = elasticsearch.start(state, procs.free_port())
+    elasticsearch.wait_ready(state, url)
+    url_file.write_text(url)
+    return url
+
+
+def es_call(es_url: str, method: str, path: str, body: object = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        es_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        return json.loads(answer.read())
+
+
+_next_host = iter(range(60, 250))
+
+
+def loopback() -> tuple[str, int]:
+    host = f"127.0.0.{next(_next_host)}"
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return host, int(s.getsockname()[1])
+
+
+@dataclass
+class Tracardi:
+    """Simulated API (+ worker) processes of one version; stopped by pid at the end of the test."""
+
+    tag: str
+    tenant: str
+    url: str
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def tracardi(es_url: str, tmp_path: Path) -> Iterator[Any]:
+    started: list[Tracardi] = []
+
+    def start(tag: str, tenant: str, worker: bool = True, **extra: str) -> Tracardi:
+        host, port = loopback()
+        env = {
+            **os.environ,
+            "ELASTIC_HOST": es_url,
+            "TENANT_NAME": tenant,
+            "INSTANCE_PREFIX": tenant,
+            "EXPOSE_GUI_API": "yes",
+            "PRODUCTION": "no",
+            "INSTALLATION_TOKEN": TOKEN,
+            "TRACARDI_SIM_POLL": "0.3",
+            "PERFORMANCE_TRACKING": "no",
+            **extra,
+        }
+        t = Tracardi(tag, tenant, f"http://{host}:{port}")
+        for component in ("api", "worker") if worker else ("api",):
+            with (tmp_path / f"{tag}-{component}.log").open("wb") as log:
+                t.procs.append(
+                    subprocess.Popen(
+                        [
+                            PYTHON,
+                            "-m",
+                            "devenv.simulator",
+                            component,
+                            "--tag",
+                            tag,
+                            "--host",
+                            host,
+                            "--port",
+                            str(port),
+                        ],
+                        cwd=REPO,
+                        env=env,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                    )
+                )
+        started.append(t)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{t.url}/healthcheck", timeout=1).close()
+                return t
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"simulator {tag} did not start")
+
+    yield start
+    for t in started:
+        for proc in t.procs:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=20)
+    tenants = {t.tenant for t in started}
+    rows = es_call(es_url, "GET", "/_cat/indices?format=json&h=index")
+    for name in sorted(r["index"] for r in rows):
+        if any(f".{tenant}." in name for tenant in tenants):
+            es_call(es_url, "DELETE", f"/{name}")
+    for tenant in tenants:
+        templates = es_call(es_url, "GET", "/_index_template").get("index_templates", [])
+        for template in templates:
+            if f".{tenant}." in template["name"]:
+                es_call(es_url, "DELETE", f"/_index_template/{template['name']}")
+
+
+def run_job(es_url: str, tmp_path: Path, *args: str, timeout: float = 600) -> tuple[int, dict[str, Any], str]:
+    term = tmp_path / f"term-{uuid.uuid4().hex[:6]}"
+    env = {
+        **os.environ,
+        **ADMIN,
+        "TRACARDI_INSTALLATION_TOKEN": TOKEN,
+        "TRACARDI_ES_HOSTS": es_url,
+        "TERMINATION_MESSAGE_PATH": str(term),
+    }
+    done = subprocess.run(
+        [PYTHON, "-m", "tracardi_operator.jobs.cli", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()
+    for secret in (ADMIN["TRACARDI_ADMIN_PASSWORD"], TOKEN):
+        assert secret not in stdout + stderr + term.read_text()
+    result = json.loads(term.read_text())
+    assert json.loads(stdout) == result
+    assert len(term.read_bytes()) <= 4096
+    return done.returncode, result, stderr
+
+
+def install(es_url: str, tmp_path: Path, t: Tracardi) -> dict[str, Any]:
+    code, result, stderr = run_job(es_url, tmp_path, "install", "--api-url", t.url, "--timeout", "180")
+    assert code == 0, (result, stderr[-2000:])
+    assert result["schemaOk"]
+    assert result["adminOk"]
+    return result
+
+
+def seed(es_url: str, tag: str, tenant: str, rng_seed: int = 42) -> Any:
+    from elasticsearch import Elasticsearch
+
+    from devenv.seed import seed as write
+    from devenv.simulator.versions import version_for_tag
+
+    client = Elasticsearch([es_url])
+    try:
+        return write(client, version_for_tag(tag), tenant=tenant, rng_seed=rng_seed)
+    finally:
+        client.close()
+
+
+def migrate(
+    es_url: str, tmp_path: Path, t: Tracardi, source: dict[str, Any], target: dict[str, Any], *extra: str
+) -> tuple[int, dict[str, Any], str]:
+    return run_job(
+        es_url,
+        tmp_path,
+        "migrate",
+        "--api-url",
+        t.url,
+        "--from-db",
+        source["dbVersion"],
+        "--from-tenant",
+        source["tenant"],
+        "--to-db",
+        target["dbVersion"],
+        "--to-tenant",
+        target["tenant"],
+        "--timeout",
+        "300",
+        *extra,
+    )
+
+
+def tenant(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:5]}"
+
+
+def test_install_080_seed_install_081_and_migrate(es_url: str, tracardi: Any, tmp_path: Path) -> None:
+    old = tracardi("0.8.0", tenant("a"), worker=False)
+    source = install(es_url, tmp_path, old)
+    assert source["dbVersion"] == "080"
+    assert source["tenant"] == old.tenant
+    report = seed(es_url, "0.8.0", old.tenant)
+    new = tracardi("0.8.1", tenant("b"))
+    target = install(es_url, tmp_path, new)
+    code, result, stderr = migrate(es_url, tmp_path, new, source, target)
+    assert code == 0, (result, stderr[-3000:])
+    assert result["from"] == "080"
+    assert result["to"] == "08x"
+    seeded = sum(n for index, n in report.counts.items() if not index.startswith("static-"))
+    contexts = result["contexts"]
+    assert contexts["staging"]["resources"] == 32
+    assert contexts["production"]["resources"] == 32
+    assert contexts["staging"]["sourceDocs"] + contexts["production"]["sourceDocs"] >= seeded
+    assert "repaired" not in result
+
+    # the install Job with a wrong installation token fails with its reason
+    other = tracardi("0.8.1", tenant("c"), worker=False, INSTALLATION_TOKEN="something-else")
+    code, result, _ = run_job(es_url, tmp_path, "install", "--api-url", other.url, "--timeout", "60")
+    assert code != 0
+    assert result["error"] == "InstallTokenRejected"
+
+
+def test_migration_that_skips_partitioned_indices_is_incomplete(es_url: str, tracardi: Any, tmp_path: Path) -> None:
+    old = tracardi("0.8.0", tenant("d"), worker=False)
+    source = install(es_url, tmp_path, old)
+    seed(es_url, "0.8.0", old.tenant)
+    new = tracardi("0.8.1", tenant("e"), TRACARDI_SIM_FAULTS="migration-skips-partitioned")
+    target = install(es_url, tmp_path, new)
+    code, result, _ = migrate(es_url, tmp_path, new, source, target)
+    assert code != 0
+    assert result["error"] == "MigrationIncomplete"
+    skipped = {(f["context"], f["resource"]) for f in result["incomplete"]}
+    assert {("staging", "event"), ("production", "profile"), ("staging", "session")} <= skipped
+    assert all(f["problems"] == ["NotListed"] and f["missing"] > 0 for f in result["incomplete"])
+
+
+REPAIRED = {"event", "profile", "session", "log", "user-log", "item", "entity", "console-log"}
+
+
+def _ids_through_alias(es_url: str, alias: str) -> list[str]:
+    answer = es_call(es_url, "POST", f"/{alias}/_search", {"size": 10000, "_source": False})
+    return [hit["_id"] for hit in answer["hits"]["hits"]]
+
+
+def test_0821_faithful_migration_is_repaired(es_url: str, tracardi: Any, tmp_path: Path) -> None:
+    old = tracardi("0.8.1", tenant("f"), worker=False)
+    source = install(es_url, tmp_path, old)
+    report = seed(es_url, "0.8.1", old.tenant)
+    new = tracardi("0.8.2.1", tenant("g"))
+    target = install(es_url, tmp_path, new)
+
+    code, result, _ = migrate(es_url, tmp_path, new, source, target, "--repair", "Off")
+    assert code != 0
+    assert result["error"] == "MigrationIncomplete"
+    named = {(f["context"], f["resource"]) for f in result["incomplete"]}
+    assert named == {(c, r) for c in ("staging", "production") for r in REPAIRED}
+
+    code, result, stderr = migrate(
+        es_url, tmp_path, new, source, target, "--repair", "Auto", "--merged-suffix", "2026-q4"
+    )
+    assert code == 0, (result, stderr[-3000:])
+    assert result["mergedSuffix"] == "2026-q4"
+    assert set(result["repaired"]["staging"]) == REPAIRED
+    assert "already-started" in stderr  # the first run's copies were not started again
+
+    # every seeded document is readable through 0.8.2.1's aliases, exactly once
+    from devenv.simulator.naming import Namespace
+    from devenv.simulator.versions import version_for_tag
+
+    v0821 = version_for_tag("0.8.2.1")
+    for key, ids in report.ids.items():
+        context, resource = key.split("/")
+        alias = Namespace("0820", new.tenant).alias(v0821.resource(resource), context)
+        readable = _ids_through_alias(es_url, alias)
+        assert set(ids) <= set(readable), key
+        assert len(readable) == len(set(readable)), key
+    profile = es_call(es_url, "POST", f"/{new.tenant}.tracardi-profile/_search", {"size": 1})["hits"]["hits"][0]
+    assert isinstance(profile["_source"]["data"]["contact"]["email"], dict)
+    merged = f"0820.{new.tenant}.tracardi-event-2026-q4"
+    assert es_call(es_url, "GET", f"/{merged}/_mapping")[merged]["mappings"]["_meta"]["version"] == "0820"
+
+    # a rerun (a crashed Job restarted) duplicates nothing and overwrites nothing
+    event_id = report.ids["staging/event"][0]
+    es_call(es_url, "POST", f"/{merged}/_update/{event_id}?refresh=true", {"doc": {"metadata": {"status": "kept"}}})
+    code, again, stderr = migrate(es_url, tmp_path, new, source, target, "--merged-suffix", "2026-q4")
+    assert code == 0, (again, stderr[-3000:])
+    created = sum(f["created"] for ctx in again["repaired"].values() for f in ctx.values())
+    assert created == 0
+    kept = es_call(es_url, "GET", f"/{merged}/_doc/{event_id}")["_source"]
+    assert kept["metadata"]["status"] == "kept"
+    assert again["contexts"] == result["contexts"]
+
+
+PARITY_DOCS: list[dict[str, Any]] = [
+    {},
+    {"data": None},
+    {"data": "text"},
+    {"data": {"contact": None, "pii": None, "devices": None}},
+    {"data": {"contact": {}, "pii": {}, "devices": {}}},
+    {
+        "data": {
+            "contact": {"email": "a@b.c", "phone": "+48"},
+            "pii": {"name": "Ann"},
+            "devices": {"names": ["x"], "other": ["y"]},
+            "anonymous": True,
+        }
+    },
+    {"data": {"contact": {"email": None, "phone": 123}, "pii": {"name": None}, "anonymous": "yes"}},
+    {"data": {"contact": {"email": True, "phone": 1.5}, "devices": {"names": None}}},
+    {"data": {"contact": {"email": ["a"], "phone": {"k": 1}}}},
+    {
+        "data": {
+            "contact": {"email": {"main": "x@y.z"}, "phone": {"main": ""}},
+            "pii": {"display_name": "B"},
+            "devices": {"other": []},
+            "anonymous": False,
+        }
+    },
+    {"data": {"ec": {"order": {"cost": {"value": 1, "tax": 2, "other": 3}, "income": {"revenue": 4}}}}},
+    {"data": {"ec": {"order": {"cost": {"tax": 2}, "income": {"revenue": 4, "value": 5}}}}},
+    {"data": {"ec": None}},
+    {"data": {"ec": {"order": "x"}}},
+    {"timestamp": "2023-01-01", "id": "e", "properties": {"a": 1}},
+    {"timestamp": None},
+]
+
+
+def test_painless_transforms_equal_the_python_ones(es_url: str) -> None:
+    from tracardi_operator.jobs.transforms import PAINLESS, TRANSFORMS
+
+    scratch = f"jobs-parity-{uuid.uuid4().hex[:6]}"
+    unmapped = {"mappings": {"enabled": False}}
+    es_call(es_url, "PUT", f"/{scratch}-src", unmapped)
+    try:
+        lines = "".join(
+            json.dumps({"index": {"_id": str(i)}}) + "\n" + json.dumps(doc) + "\n" for i, doc in enumerate(PARITY_DOCS)
+        )
+        request = urllib.request.Request(
+            f"{es_url}/{scratch}-src/_bulk?refresh=true",
+            data=lines.encode(),
+            method="POST",
+            headers={"Content-Type": "application/x-ndjson"},
+        )
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            assert not json.loads(answer.read())["errors"]
+        for name, script in PAINLESS.items():
+            dest = f"{scratch}-{name}"
+            es_call(es_url, "PUT", f"/{dest}", unmapped)
+            done = es_call(
+                es_url,
+                "POST",
+                "/_reindex?refresh=true",
+                {
+                    "source": {"index": f"{scratch}-src"},
+                    "dest": {"index": dest, "op_type": "create"},
+                    "conflicts": "proceed",
+                    "script": {"lang": "painless", "source": script},
+                },
+            )
+            assert not done["failures"], (name, done)
+            assert done["created"] == len(PARITY_DOCS), (name, done)
+            hits = es_call(es_url, "POST", f"/{dest}/_search", {"size": 100})["hits"]["hits"]
+            by_id = {hit["_id"]: hit["_source"] for hit in hits}
+            for i, doc in enumerate(PARITY_DOCS):
+                assert by_id[str(i)] == TRANSFORMS[name](doc), (name, doc)
+    finally:
+        rows = es_call(es_url, "GET", "/_cat/indices?format=json&h=index")
+        for row in rows:
+            if row["index"].startswith(scratch):
+                es_call(es_url, "DELETE", f"/{row['index']}")
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-v"]))
