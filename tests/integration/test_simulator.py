@@ -1,0 +1,514 @@
+"""The Tracardi simulator against a real Elasticsearch: API and worker as real processes, driven over HTTP.
+
+Elasticsearch: $TRACARDI_SIM_ES_URL, else ELASTICSEARCH_URL of a running devenv (.devenv/env), else one
+started for this session with devenv.elasticsearch in /tmp/sim-es. Every test works in tenants of its own
+(TENANT_NAME) and deletes their indices and templates afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from devenv.procs import free_port, port_open
+from devenv.seed import SeedCounts, seed
+from devenv.simulator.es import connect, existing_aliases, existing_indices, existing_templates
+from devenv.simulator.naming import Namespace, expected_index_set
+from devenv.simulator.versions import V08X, V080, V0820, version_for_tag
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+ADMIN: dict[str, Any] = {"username": "admin@example.com", "password": "secret", "token": "tok", "needs_admin": True,
+         "update_mapping": False}
+SMALL = SeedCounts(profiles=9, events=18, sessions=6, logs=4, user_logs=3, items=3, entities=4, console_logs=3,
+                   config=2, months=3)
+
+
+# --- Elasticsearch -----------------------------------------------------------------------------------
+
+def _devenv_es_url() -> str | None:
+    env_file = REPO / ".devenv" / "env"
+    if not env_file.exists():
+        return None
+    for line in env_file.read_text().splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        if key.strip() == "ELASTICSEARCH_URL":
+            return value.strip().strip("'\"")
+    return None
+
+
+def _reachable(url: str) -> bool:
+    parsed = urllib.parse.urlparse(url)
+    return port_open(parsed.hostname or "127.0.0.1", parsed.port or 9200)
+
+
+@pytest.fixture(scope="session")
+def es_url() -> Iterator[str]:
+    url = os.environ.get("TRACARDI_SIM_ES_URL") or _devenv_es_url()
+    if url and _reachable(url):
+        yield url
+        return
+    from devenv import elasticsearch as devenv_es
+    from devenv.paths import State
+
+    state = State(Path("/tmp/sim-es"))
+    devenv_es.build(state)
+    url = devenv_es.start(state, free_port())
+    devenv_es.wait_ready(state, url)
+    yield url
+    devenv_es.stop(state)
+
+
+@pytest.fixture(scope="session")
+def es(es_url: str) -> Iterator[Elasticsearch]:
+    client = connect([es_url])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def tenants(es: Elasticsearch) -> Iterator[Callable[[str], str]]:
+    """Unique tenant names for this test; their indices and templates are deleted afterwards."""
+    made: list[str] = []
+
+    def make(label: str) -> str:
+        name = f"{label}{uuid.uuid4().hex[:6]}"
+        made.append(name)
+        return name
+
+    yield make
+    for tenant in made:
+        names = existing_indices(es, f"*.{tenant}.*")
+        for start in range(0, len(names), 40):
+            es.indices.delete(index=",".join(names[start:start + 40]), ignore_unavailable=True)
+        for template in existing_templates(es, f"*template.*.{tenant}.*"):
+            es.indices.delete_index_template(name=template)
+
+
+# --- simulator processes and HTTP -------------------------------------------------------------------
+
+_ADDRESSES = itertools.count(10)
+
+
+@dataclass
+class Answer:
+    status: int
+    body: Any
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    url: str
+    token: str | None = None
+    context: str | None = None
+
+    def call(self, method: str, path: str, json_body: Any = None, form: dict[str, str] | None = None,
+             headers: dict[str, str] | None = None, auth: bool = True) -> Answer:
+        h = dict(headers or {})
+        data = None
+        if json_body is not None:
+            data, h["Content-Type"] = json.dumps(json_body).encode(), "application/json"
+        if form is not None:
+            data = urllib.parse.urlencode(form).encode()
+            h["Content-Type"] = "application/x-www-form-urlencoded"
+        if auth and self.token:
+            h.setdefault("Authorization", f"Bearer {self.token}")
+        if self.context:
+            h.setdefault("x-context", self.context)
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return Answer(r.status, json.loads(r.read() or b"null"), dict(r.headers))
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            try:
+                body = json.loads(raw)
+            except json.JSONDecodeError:
+                body = raw.decode(errors="replace")
+            return Answer(e.code, body, dict(e.headers))
+
+    def login(self, username: str = "admin@example.com", password: str = "secret") -> str:
+        a = self.call("POST", "/user/token", form={"username": username, "password": password}, auth=False)
+        assert a.status == 200, a
+        self.token = a.body["access_token"]
+        return str(self.token)
+
+    def install(self) -> None:
+        a = self.call("POST", "/install", ADMIN)
+        assert a.status == 200, a
+        assert self.call("GET", "/install").body["schema_ok"] is True
+
+
+@dataclass
+class Sims:
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    es_url: str = ""
+
+    def env(self, tenant: str, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACARDI_SIM_", "TENANT_NAME"))}
+        env.update({"ELASTIC_HOST": self.es_url, "TENANT_NAME": tenant, "INSTALLATION_TOKEN": "tok",
+                    "PRODUCTION": "no", "EXPOSE_GUI_API": "yes", "TRACARDI_SIM_POLL": "0.2"})
+        env.update(extra or {})
+        return env
+
+    def start(self, component: str, tag: str, tenant: str, extra: dict[str, str] | None = None) -> Api:
+        ip = f"127.0.{os.getpid() % 200 + 20}.{next(_ADDRESSES) % 250 + 2}"
+        port = free_port(ip)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devenv.simulator", component, "--tag", tag, "--host", ip, "--port", str(port)],
+            cwd=REPO, env=self.env(tenant, extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        self.procs.append(proc)
+        api = Api(f"http://{ip}:{port}")
+        if component == "worker":
+            return api
+        deadline = time.monotonic() + 30
+        while not port_open(ip, port):
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, f"{component} {tag} did not listen"
+            time.sleep(0.1)
+        return api
+
+    def stop_all(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stderr:
+                p.stderr.close()
+
+
+@pytest.fixture
+def sims(es_url: str) -> Iterator[Sims]:
+    s = Sims(es_url=es_url)
+    yield s
+    s.stop_all()
+
+
+def count(es: Elasticsearch, index: str) -> int:
+    es.indices.refresh(index=index, ignore_unavailable=True)
+    return int(es.count(index=index, ignore_unavailable=True)["count"])
+
+
+def wait_tasks(api: Api, expected: int, timeout: float = 120) -> dict[str, str]:
+    """Wait until GET /tasks/type/upgrade lists `expected` copies, each in a final state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        tasks = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+        states = {t["task_id"]: api.call("GET", f"/import/task/{t['task_id']}/status").body["status"]
+                  for t in tasks}
+        if len(tasks) >= expected and all(s in ("SUCCESS", "FAILURE") for s in states.values()):
+            assert len(tasks) == expected
+            return states
+        assert time.monotonic() < deadline, f"{len(tasks)}/{expected} tasks: {states}"
+        time.sleep(0.5)
+
+
+def migrate(api: Api, from_db: str, from_tenant: str) -> tuple[str, list[dict[str, Any]]]:
+    listing = api.call("GET", f"/migration/{from_db}?from_tenant_name={from_tenant}")
+    assert listing.status == 200, listing
+    schemas = listing.body["schemas"]
+    started = api.call("POST", "/migration", {"from_version": from_db, "from_tenant_name": from_tenant,
+                                              "ids": [s["id"] for s in schemas]})
+    assert started.status == 200, started
+    assert isinstance(started.body, str), started
+    return started.body, schemas
+
+
+# --- tests -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag", ["0.8.0", "0.8.1", "0.8.2.1"])
+def test_version_details(sims: Sims, tenants: Callable[[str], str], tag: str) -> None:
+    tenant = tenants("v")
+    api = sims.start("api", tag, tenant)
+    assert api.call("GET", "/healthcheck").body == ""
+    d = api.call("GET", "/info/version/details")
+    assert d.status == 200
+    assert d.headers["X-Context"] == "staging"
+    v = version_for_tag(tag)
+    assert (d.body["version"], d.body["name"], d.body["production"]) == (v.version, tenant, False)
+    assert ("db_version" in d.body) == (tag != "0.8.0")
+    assert ("instance" in d.body) == (tag != "0.8.0")
+    assert ("installed" in d.body) == (tag == "0.8.2.1")
+    root = api.call("GET", "/")
+    if tag == "0.8.2.1":
+        assert root.body["db_version"] == "0820"
+        assert d.body["installed"] == {"schema": False, "users": False, "form": False}
+    else:
+        assert root.status == 404
+
+
+def test_default_tenant_and_unknown_tag(sims: Sims, es_url: str) -> None:
+    api = sims.start("api", "0.8.1", "")
+    assert api.call("GET", "/info/version/details").body["name"] == "01506"
+    bad = subprocess.run([sys.executable, "-m", "devenv.simulator", "api", "--tag", "9.9.9", "--port", "1"],
+                         cwd=REPO, capture_output=True, text=True, timeout=30, check=False)
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1
+    assert "9.9.9" in bad.stderr
+
+
+@pytest.mark.parametrize("tag", ["0.8.0", "0.8.1", "0.8.2.1"])
+def test_install_creates_exactly_the_index_set(
+    sims: Sims, es: Elasticsearch, tenants: Callable[[str], str], tag: str
+) -> None:
+    tenant = tenants("i")
+    version = version_for_tag(tag)
+    ns = Namespace(version.db_version, tenant)
+    api = sims.start("api", tag, tenant)
+    assert api.call("GET", "/install").body["schema_ok"] is False
+    wrong = api.call("POST", "/install", {**ADMIN, "token": "nope"})
+    assert wrong.status == 403
+    assert wrong.body == {"detail": "Installation forbidden. Invalid installation token."}
+    assert existing_indices(es, f"*.{tenant}.*") == []
+    assert existing_templates(es, f"*.{tenant}.*") == []
+    assert api.call("POST", "/install", {"username": "a@b.co"}).status == 422
+    assert api.call("POST", "/install", {**ADMIN, "username": "not-an-email"}).status == 403
+
+    answer = api.call("POST", "/install", ADMIN)
+    assert answer.status == 200
+    assert len(answer.body) == 2
+    assert all(c["admin"] for c in answer.body)
+    status = api.call("GET", "/install").body
+    assert status["schema_ok"]
+    assert status["admin_ok"]
+    assert ("form_ok" in status) == (tag != "0.8.0")
+
+    expected = expected_index_set(version, ns, {}, dt.date.today())
+    assert existing_indices(es, f"*.{tenant}.*") == sorted(expected.indices)
+    assert existing_templates(es, f"*.{tenant}.*") == sorted(expected.templates)
+    assert existing_aliases(es, expected.aliases) == set(expected.aliases)
+    for index, body in es.indices.get_mapping(index=f"*.{tenant}.*").items():
+        assert body["mappings"]["_meta"] == {"version": version.db_version, "name": tenant}, index
+    assert count(es, ns.index(version.resource("user"), "staging")) == 1
+    assert count(es, ns.index(version.resource("event-source"), "production")) >= 1
+
+    again = api.call("POST", "/install", ADMIN)
+    assert again.status == 200
+    assert existing_indices(es, f"*.{tenant}.*") == sorted(expected.indices)
+    if tag == "0.8.2.1":
+        assert api.call("GET", "/").body["installed"] == {"schema": True, "users": True, "form": True}
+
+
+@pytest.mark.parametrize(("tag", "status", "detail"), [
+    ("0.8.1", 500, "Incorrect username or password."),
+    ("0.8.2.1", 400, "Redis authentication error: Incorrect username or password."),
+])
+def test_token_and_auth_errors(sims: Sims, tenants: Callable[[str], str], tag: str, status: int,
+                               detail: str) -> None:
+    tenant = tenants("a")
+    api = sims.start("api", tag, tenant, {"TRACARDI_SIM_TOKEN_TTL": "3"})
+    api.install()
+    bad = api.call("POST", "/user/token", form={"username": ADMIN["username"], "password": "wrong"})
+    assert (bad.status, bad.body) == (status, {"detail": detail})
+    assert api.call("POST", "/user/token", {"username": "x", "password": "y"}).status == 422
+    assert api.call("GET", "/migrations").body == {"detail": "Not authenticated"}
+    assert api.call("GET", "/migrations").status == 401
+    invalid = api.call("GET", "/migrations", headers={"Authorization": "Bearer " + "0" * 40})
+    assert (invalid.status, invalid.body) == (401, {"detail": "Invalid authentication credentials"})
+    token = api.login()
+    assert len(token) == 40
+    assert api.login() == token
+    ok = api.call("GET", "/migrations", headers={"x-context": "production"})
+    assert ok.status == 200
+    assert ok.body == list(version_for_tag(tag).migration_sources)
+    assert ok.headers["X-Context"] == "production"
+    for _ in range(3):  # every authorised call renews the TTL
+        time.sleep(1.5)
+        assert api.call("GET", "/migrations").status == 200
+    time.sleep(3.5)
+    assert api.call("GET", "/migrations").status == 401
+
+    hidden = sims.start("api", tag, tenant, {"EXPOSE_GUI_API": "no", "PRODUCTION": "yes"})
+    assert hidden.call("POST", "/user/token", form={"username": "a", "password": "b"}).status == 403
+    forbidden = hidden.call("GET", "/migrations", headers={"Authorization": f"Bearer {token}"})
+    assert (forbidden.status, forbidden.body) == (403, {"detail": "Access forbidden"})
+    assert hidden.call("GET", "/healthcheck", headers={"x-context": "staging"}).headers["X-Context"] == "production"
+
+
+def _install_and_seed_080(sims: Sims, es: Elasticsearch, tenant: str) -> dict[str, int]:
+    sims.start("api", "0.8.0", tenant).install()
+    report = seed(es, V080, tenant, SMALL, rng_seed=3)
+    return dict(report.counts)
+
+
+def test_080_to_08x_with_and_without_worker(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    old, new = tenants("o"), tenants("n")
+    seeded = _install_and_seed_080(sims, es, old)
+    api = sims.start("api", "0.8.1", new)
+    api.install()
+    api.login()
+    assert api.call("GET", "/migration/0820").status == 404
+    assert api.call("GET", "/migration/080").body["schemas"] == []  # the default tenant is 31b7b, not fa73a
+    celery_id, schemas = migrate(api, "080", old)
+    # 0.8.1 ignores x-context: one listing, both contexts
+    assert {s["copy_index"]["production"] for s in schemas} == {True, False}
+    assert {s["copy_index"]["from_index"] for s in schemas} >= set(seeded)
+
+    time.sleep(2)  # no worker: nothing happens
+    assert api.call("GET", f"/import/task/{celery_id}/status").body == {"id": celery_id, "status": "PENDING",
+                                                                        "progress": None}
+    assert api.call("GET", "/tasks/type/upgrade").body == {"grouped": {"Tasks": []}}
+    assert api.call("POST", "/migration", {"from_version": "080", "from_tenant_name": None,
+                                           "ids": [s["id"] for s in schemas]}).body is None
+
+    sims.start("worker", "0.8.1", new)
+    states = wait_tasks(api, len(schemas))
+    assert set(states.values()) == {"SUCCESS"}
+    assert api.call("GET", f"/import/task/{celery_id}/status").body["status"] == "SUCCESS"
+    tasks = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+    assert all(t["status"] == "PROGRESS" and t["name"].startswith("Migration of ") for t in tasks)
+
+    for s in schemas:
+        ci = s["copy_index"]
+        if ci["to_index"].endswith(".tracardi-task"):
+            continue  # holds the running migration's own tasks
+        assert count(es, ci["to_index"]) == count(es, ci["from_index"]), ci
+    for index, n in seeded.items():
+        assert count(es, index.replace(f"080.{old}.", f"08x.{new}.")) == n
+    profile = es.search(index=f"{new}.tracardi-profile", size=50)["hits"]["hits"]
+    assert profile
+    assert all("pii" not in h["_source"] and "contact" in h["_source"]["data"] for h in profile)
+    rules = es.search(index=f"prod-{new}.tracardi-rule")["hits"]["hits"]
+    assert rules
+    assert all("event" not in h["_source"] and "id" in h["_source"]["event_type"] for h in rules)
+
+
+def test_migration_skips_partitioned_fault(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    old, new = tenants("o"), tenants("n")
+    seeded = _install_and_seed_080(sims, es, old)
+    api = sims.start("api", "0.8.1", new, {"TRACARDI_SIM_FAULTS": "migration-skips-partitioned"})
+    api.install()
+    api.login()
+    sims.start("worker", "0.8.1", new)
+    _, schemas = migrate(api, "080", old)
+    assert not any(s["copy_index"]["multi"] for s in schemas)
+    assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+    assert count(es, f"{new}.tracardi-event") == 0
+    assert count(es, f"prod-{new}.tracardi-profile") == 0
+    assert sum(n for i, n in seeded.items() if "-event-" in i) > 0
+    assert count(es, f"{new}.tracardi-rule") == SMALL.config
+
+
+def _install_and_seed_08x(sims: Sims, es: Elasticsearch, tenant: str) -> dict[str, int]:
+    sims.start("api", "0.8.1", tenant).install()
+    return dict(seed(es, V08X, tenant, SMALL, rng_seed=5).counts)
+
+
+def test_08x_to_0820_faithful(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    old, new = tenants("o"), tenants("n")
+    seeded = _install_and_seed_08x(sims, es, old)
+    api = sims.start("api", "0.8.2.1", new)
+    api.install()
+    api.login()
+    sims.start("worker", "0.8.2.1", new)
+    for context, prefix in (("staging", ""), ("production", "prod-")):
+        api.context = context
+        _, schemas = migrate(api, "08x", old)
+        assert schemas
+        assert all(s["copy_index"]["production"] == (context == "production") for s in schemas)
+        assert not any(s["copy_index"]["multi"] for s in schemas)  # the regex bug: no partitioned entry
+        assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+        for res in ("entity", "console-log"):
+            unaliased = f"{prefix}0820.{new}.tracardi-{res}"
+            assert count(es, unaliased) == seeded[f"{prefix}08x.{old}.tracardi-{res}"]
+            assert es.indices.get_alias(index=unaliased)[unaliased]["aliases"] == {}
+            assert count(es, f"{prefix}{new}.tracardi-{res}") == 0  # what 0.8.2.1 reads
+        assert count(es, f"{prefix}{new}.tracardi-event") == 0
+        entity = es.search(index=f"{prefix}0820.{new}.tracardi-entity")["hits"]["hits"]
+        assert all("timestamp" not in h["_source"] for h in entity)
+
+
+def test_08x_to_0820_fixed(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    old, new = tenants("o"), tenants("n")
+    seeded = _install_and_seed_08x(sims, es, old)
+    api = sims.start("api", "0.8.2.1", new, {"TRACARDI_SIM_MIGRATION": "fixed"})
+    api.install()
+    api.login()
+    sims.start("worker", "0.8.2.1", new)
+    for context, prefix in (("staging", ""), ("production", "prod-")):
+        api.context = context
+        _, schemas = migrate(api, "08x", old)
+        assert any(s["copy_index"]["multi"] for s in schemas)
+        assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+        for res in ("event", "profile", "session", "log", "user-log", "item", "entity", "console-log"):
+            source = re.compile(rf"^{re.escape(f'{prefix}08x.{old}.tracardi-{res}')}(-\d{{4}}-\d+)?$")
+            source_total = sum(n for i, n in seeded.items() if source.match(i))
+            assert source_total > 0, res
+            assert count(es, f"{prefix}{new}.tracardi-{res}") == source_total, res
+        merged = es.indices.get_alias(name=f"{prefix}{new}.tracardi-event")
+        q = (dt.date.today().month - 1) // 3 + 1
+        assert f"{prefix}0820.{new}.tracardi-event-{dt.date.today().year}-q{q}" in merged
+        profiles = es.search(index=f"{prefix}{new}.tracardi-profile", size=100)["hits"]["hits"]
+        assert all(isinstance(h["_source"]["data"]["contact"]["email"], dict) for h in profiles)
+        assert all("name" not in h["_source"]["data"].get("pii", {}) for h in profiles)
+        events = es.search(index=f"{prefix}{new}.tracardi-event", size=100,
+                           query={"exists": {"field": "data.pii.display_name"}})["hits"]["hits"]
+        assert events
+        ids = es.search(index=f"{prefix}{new}.tracardi-event", size=0,
+                        aggs={"dup": {"terms": {"field": "id", "min_doc_count": 2}}})
+        assert ids["aggregations"]["dup"]["buckets"] == []
+
+
+def test_fault_http_500_and_slow(sims: Sims, tenants: Callable[[str], str]) -> None:
+    tenant = tenants("f")
+    broken = sims.start("api", "0.8.1", tenant, {"TRACARDI_SIM_FAULTS": "http-500:1"})
+    assert broken.call("GET", "/healthcheck").status == 200
+    for path in ("/info/version/details", "/install", "/migrations"):
+        a = broken.call("GET", path)
+        assert a.status == 500
+        assert "detail" in a.body
+    slow = sims.start("api", "0.8.1", tenant, {"TRACARDI_SIM_FAULTS": "slow:1s"})
+    started = time.monotonic()
+    assert slow.call("GET", "/info/version/details").status == 200
+    assert time.monotonic() - started >= 1.0
+
+
+def test_fault_task_fails(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    old, new = tenants("o"), tenants("n")
+    _install_and_seed_080(sims, es, old)
+    api = sims.start("api", "0.8.1", new)
+    api.install()
+    api.login()
+    sims.start("worker", "0.8.1", new, {"TRACARDI_SIM_FAULTS": "task-fails"})
+    celery_id, schemas = migrate(api, "080", old)
+    assert set(wait_tasks(api, len(schemas)).values()) == {"FAILURE"}
+    assert api.call("GET", f"/import/task/{celery_id}/status").body["status"] == "SUCCESS"
+    assert count(es, f"{new}.tracardi-rule") == 0
+
+
+def test_fault_install_partial(sims: Sims, es: Elasticsearch, tenants: Callable[[str], str]) -> None:
+    tenant = tenants("p")
+    api = sims.start("api", "0.8.2.1", tenant, {"TRACARDI_SIM_FAULTS": "install-partial"})
+    answer = api.call("POST", "/install", ADMIN)
+    assert answer.status == 200
+    status = api.call("GET", "/install").body
+    assert status["schema_ok"] is False
+    assert status["admin_ok"] is True
+    expected = expected_index_set(V0820, Namespace("0820", tenant), {}, dt.date.today())
+    have = existing_indices(es, f"*.{tenant}.*")
+    assert set(have) < set(expected.indices)
+    assert all(name.startswith("prod-") for name in set(expected.indices) - set(have))
