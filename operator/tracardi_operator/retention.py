@@ -358,7 +358,11 @@ def _decide_pairs(
     superseded = sorted(
         (p for p in pairs if p.state is VersionState.SUPERSEDED), key=lambda p: p.position, reverse=True
     )
-    rollback_kept = {p.pair for p in superseded[: rules.keep_superseded_versions if rules else 0]}
+    # The rollback window counts only superseded pairs that are not live: a pair still live (for
+    # another installation on the cluster) is kept as LivePair anyway and must not take a slot, or
+    # the next older pair, the one actually left for rollback, would be deleted (as SafetyGuard says).
+    rollback_candidates = [p for p in superseded if p.pair not in live]
+    rollback_kept = {p.pair for p in rollback_candidates[: rules.keep_superseded_versions if rules else 0]}
     unverified = _unverified_sources(history)
     records = inventory.by_name()
     pinned_by_alias = {

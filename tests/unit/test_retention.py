@@ -266,6 +266,53 @@ def test_pair_live_for_another_installation_is_kept() -> None:
     assert set(result.indices) == set(OLD_08X)
 
 
+def test_live_pair_does_not_take_a_rollback_slot() -> None:
+    # 08x is superseded here but live for another installation: it stays as LivePair, and the one
+    # rollback slot goes to the newest superseded pair that is not live (080), not to 08x.
+    result = plan(
+        cluster_live=(V08X,), policy=governed(keep_superseded_versions=1, min_age_after_superseded=timedelta(0))
+    )
+    assert decision(result, V08X).reason is Reason.LIVE_PAIR
+    assert decision(result, V080).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert result.deletion_count == 0
+    assert result.safety_violations == ()
+
+
+def test_live_pair_with_several_tags_does_not_take_a_rollback_slot() -> None:
+    # The falsifying example of the property test, reduced: several entries per pair, some without
+    # superseded_at, and a newer superseded pair that is live on the cluster.
+    v070 = VersionId("070", "fa73a")
+    v070_other = VersionId("070", "01506")
+    live = VersionId("0820", "fa73a")
+    history = [
+        HistoryEntry("0.0.0", v070.db, v070.tenant, VersionState.SUPERSEDED, migration_verified=True),
+        HistoryEntry(
+            "0.1.0", v070.db, v070.tenant, VersionState.SUPERSEDED, superseded_at=NOW, migration_verified=True
+        ),
+        HistoryEntry("0.2.0", v070_other.db, v070_other.tenant, VersionState.SUPERSEDED, migration_verified=True),
+        HistoryEntry("0.3.0", v070_other.db, v070_other.tenant, VersionState.SUPERSEDED, migration_verified=True),
+        HistoryEntry("0.4.0", live.db, live.tenant, VersionState.SUPERSEDED, migration_verified=True),
+    ]
+    name = "070.fa73a.tracardi-flow"
+    inventory = parse_inventory(
+        [{"index": name, "pri": "0", "rep": "0"}],
+        {},
+        {"index_templates": []},
+        {name: {"mappings": {"_meta": {"version": "070", "name": "fa73a"}}}},
+    )
+    result = plan(
+        history=history,
+        inventory=inventory,
+        cluster_live=(live,),
+        policy=governed(keep_superseded_versions=2, min_age_after_superseded=timedelta(0)),
+    )
+    assert decision(result, live).reason is Reason.LIVE_PAIR
+    assert decision(result, v070_other).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert decision(result, v070).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert result.indices == ()
+    assert result.safety_violations == ()
+
+
 def test_several_tags_of_one_pair_keep_it_live() -> None:
     history = [
         *standard_history()[:2],
