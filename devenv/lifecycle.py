@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -41,6 +42,15 @@ def is_up(state: State) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return code == 200
+
+
+def pod_ip_range(state: State) -> str:
+    """Pod addresses of this devenv: 127.0.x.y for the default one, a /16 of its own for any other, so
+    that several devenvs (other state directories) run side by side without address clashes."""
+    if state.root == State(REPO_ROOT / ".devenv").root:
+        return "127.0.1.1-127.0.255.254"
+    second = 1 + int(hashlib.sha256(str(state.root).encode()).hexdigest(), 16) % 254
+    return f"127.{second}.0.1-127.{second}.255.254"
 
 
 def _parallel(*steps: Callable[[], object]) -> None:
@@ -93,7 +103,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         procs.start(state, "nodeagent", [
             sys.executable, "-m", "devenv.nodeagent", "--kubeconfig", str(state.kubeconfig),
-            "--state-dir", str(state.root), "--node-name", NODE_NAME,
+            "--state-dir", str(state.root), "--node-name", NODE_NAME, "--pod-ips", pod_ip_range(state),
         ], env=env, cwd=REPO_ROOT)
         procs.wait_for(
             state, "nodeagent", lambda: _node_ready(state), 120, f"node {NODE_NAME} Ready and untainted"

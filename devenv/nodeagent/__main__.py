@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from devenv.nodeagent import rules
 from devenv.nodeagent.agent import Options, run
 from devenv.paths import State
 
@@ -22,6 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-name", default="devenv")
     parser.add_argument("--logs-port", type=int, default=None,
                         help="port of the kubectl-logs endpoint (default: a free one; 0: none)")
+    parser.add_argument("--pod-ips", default=None, metavar="FIRST-LAST",
+                        help="loopback range of pod addresses (default 127.0.1.1-127.255.255.254); give each "
+                             "devenv on one machine its own")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir or State.default().root
@@ -32,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     if not kubeconfig.exists():
         logging.error("node agent: no kubeconfig at %s", kubeconfig)
         return 2
+    pod_ips = None
+    if args.pod_ips:
+        first, last = rules.parse_pod_ip_range(args.pod_ips)
+        pod_ips = (str(first), str(last))
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -41,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     run(Options(kubeconfig=kubeconfig, state_dir=state_dir, node_name=args.node_name,
-                logs_port=args.logs_port), stop)
+                logs_port=args.logs_port, pod_ips=pod_ips), stop)
     return 0
 
 

@@ -203,6 +203,7 @@ class Options:
     state_dir: Path
     node_name: str
     logs_port: int | None = None  # None: pick a free port; 0: no logs endpoint
+    pod_ips: tuple[str, str] | None = None  # first and last pod address; None: rules' default range
 
 
 def simulator_present(repo_root: Path) -> Callable[[], bool]:
@@ -218,7 +219,8 @@ def run(opts: Options, stop: threading.Event) -> None:
         log.info("stopped %d process(es) a previous agent left: %s", len(stopped), ", ".join(stopped))
     kube = Kube(str(opts.kubeconfig))
     ctx = Context(kube=kube, node_name=opts.node_name, pods_dir=state.pods, repo_root=REPO_ROOT, stop=stop,
-                  ips=IpPool(), simulator_available=simulator_present(REPO_ROOT))
+                  ips=IpPool(*(opts.pod_ips or (None, None))),
+                  simulator_available=simulator_present(REPO_ROOT))
     runner = PodRunner(ctx)
     logs_port = procs.free_port() if opts.logs_port is None else opts.logs_port
     if logs_port:

@@ -5,6 +5,7 @@ status, and on deletion stops the processes and removes the pod. Decisions come 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import shlex
@@ -32,10 +33,12 @@ BACKOFF_RESET_SECONDS = 120.0
 class IpPool:
     """The loopback addresses of live pods on this node (thread-safe)."""
 
-    def __init__(self) -> None:
+    def __init__(self, first: str | None = None, last: str | None = None) -> None:
         self._lock = threading.Lock()
         self._by_uid: dict[str, str] = {}
         self._last: str | None = None
+        self._first = ipaddress.IPv4Address(first) if first else rules.FIRST_POD_IP
+        self._final = ipaddress.IPv4Address(last) if last else rules.LAST_POD_IP
 
     def claim(self, uid: str, ip: str) -> bool:
         """Keep the address a pod already has (after an agent restart); False when another pod holds it."""
@@ -50,7 +53,7 @@ class IpPool:
         with self._lock:
             if uid in self._by_uid:
                 return self._by_uid[uid]
-            ip = rules.next_pod_ip(self._by_uid.values(), self._last)
+            ip = rules.next_pod_ip(self._by_uid.values(), self._last, self._first, self._final)
             self._by_uid[uid] = self._last = ip
             return ip
 

@@ -280,23 +280,30 @@ FIRST_POD_IP = ipaddress.IPv4Address("127.0.1.1")
 LAST_POD_IP = ipaddress.IPv4Address("127.255.255.254")
 
 
-def _usable(ip: ipaddress.IPv4Address) -> bool:
-    last = int(ip) & 0xFF
-    return FIRST_POD_IP <= ip <= LAST_POD_IP and last not in (0, 255)
+def parse_pod_ip_range(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
+    """`FIRST-LAST` inside 127/8 and above 127.0.0.0/24 (where the host's own servers listen)."""
+    first_text, _, last_text = text.partition("-")
+    first, last = ipaddress.IPv4Address(first_text.strip()), ipaddress.IPv4Address(last_text.strip())
+    if not (FIRST_POD_IP <= first <= last <= LAST_POD_IP):
+        raise ValueError(f"pod address range {text!r} must lie within {FIRST_POD_IP}-{LAST_POD_IP}")
+    return first, last
 
 
-def next_pod_ip(in_use: Collection[str], after: str | None = None) -> str:
-    """The next free loopback address after `after` (round-robin, so a freed address is not handed out
-    again at once), skipping 127.0.0.0/24 and .0/.255 last octets. All of 127/8 routes to `lo` on Linux."""
+def next_pod_ip(
+    in_use: Collection[str], after: str | None = None,
+    first: ipaddress.IPv4Address = FIRST_POD_IP, last: ipaddress.IPv4Address = LAST_POD_IP,
+) -> str:
+    """The next free loopback address in [first, last] after `after` (round-robin, so a freed address is
+    not handed out again at once), skipping .0/.255 last octets. All of 127/8 routes to `lo` on Linux."""
     taken = set(in_use)
-    start = ipaddress.IPv4Address(after) + 1 if after else FIRST_POD_IP
-    if not FIRST_POD_IP <= start <= LAST_POD_IP:
-        start = FIRST_POD_IP
-    span = int(LAST_POD_IP) - int(FIRST_POD_IP) + 1
-    offset = int(start) - int(FIRST_POD_IP)
+    start = ipaddress.IPv4Address(after) + 1 if after else first
+    if not first <= start <= last:
+        start = first
+    span = int(last) - int(first) + 1
+    offset = int(start) - int(first)
     for i in range(span):
-        ip = ipaddress.IPv4Address(int(FIRST_POD_IP) + (offset + i) % span)
-        if _usable(ip) and str(ip) not in taken:
+        ip = ipaddress.IPv4Address(int(first) + (offset + i) % span)
+        if int(ip) & 0xFF not in (0, 255) and str(ip) not in taken:
             return str(ip)
     raise RuntimeError("no free loopback address for a pod")
 

@@ -119,6 +119,26 @@ def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: d
     )
 
 
+def governed_by(
+    policy_name: str,
+    policies: Sequence[TracardiRetentionPolicy],
+    installations: Sequence[TracardiInstallation],
+    namespace_labels: Mapping[str, Mapping[str, str]],
+) -> list[tuple[str, str]]:
+    """(namespace, name) of the installations `policy_name` governs: selected, retention enabled, not
+    outranked and not tied."""
+    rules = [policy_of(p) for p in policies]
+    governed = []
+    for inst in installations:
+        if not inst.spec.retention.enabled:
+            continue
+        selection = rt.select_policy(rules, namespace_labels.get(inst.namespace, {}), inst.metadata.labels or {})
+        if selection.outcome is rt.SelectionOutcome.GOVERNED and selection.policy is not None \
+                and selection.policy.name == policy_name:
+            governed.append((inst.namespace, inst.name))
+    return sorted(governed)
+
+
 # ---------------------------------------------------------------------------------------------------
 # I/O
 

@@ -78,9 +78,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo["health"] = server
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
-    settings.persistence.finalizer = "tracardi.com/operator"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="tracardi.com")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="tracardi.com")
+    memo["policies"] = asyncio.create_task(runtime.policy_statuses())
+    # Only event handlers: kopf keeps no state on the objects and adds no finalizer to them.
     settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on errors
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
@@ -92,9 +91,11 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("heartbeat")
-    if task is not None:
-        task.cancel()
+    for key in ("heartbeat", "policies"):
+        task = memo.get(key)
+        if task is not None:
+            task.cancel()
+    await _runtime(memo).stop_loops()
     server = memo.get("health")
     if server is not None:
         await server.stop()
@@ -106,21 +107,24 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-@kopf.daemon(GROUP, VERSION, INSTALLATIONS, cancellation_timeout=10.0)
-async def installation(namespace: str | None, name: str, stopped: Any, memo: Any, **_: Any) -> None:
-    await _runtime(memo).installation_loop(namespace or "", name, stopped)
-
-
 @kopf.on.event(GROUP, VERSION, INSTALLATIONS)
-def installation_changed(namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+async def installation_changed(type: str | None, namespace: str | None, name: str, memo: Any,
+                         **_: Any) -> None:
+    """Every event of an installation: start its loop if it has none (the initial listing, a new
+    object), wake it, or end it when the object is gone. No finalizer is involved: deleting an
+    installation never waits for the operator."""
     runtime = _runtime(memo)
     runtime.touch()
+    if type == "DELETED":
+        runtime.forget(namespace or "", name)
+        return
+    runtime.ensure_loop(namespace or "", name)
     runtime.wake(namespace or "", name)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
     runtime = _runtime(memo)
     runtime.touch()
     instance = labels.get(LABEL_INSTANCE)
@@ -129,9 +133,14 @@ def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, *
 
 
 @kopf.on.event(GROUP, VERSION, POLICIES)
-def policy_changed(memo: Any, **_: Any) -> None:
+async def policy_changed(memo: Any, type: str | None, **_: Any) -> None:
     """A policy decides what every installation it selects may lose: look at all of them again."""
     runtime = _runtime(memo)
     runtime.touch()
+    if type is None:
+        return  # the initial listing: every installation's own first pass covers it
+    runtime.policies_changed()
     for namespace, name in list(runtime.wakeups):
         runtime.wake(namespace, name)
+
+

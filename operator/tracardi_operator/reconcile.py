@@ -34,6 +34,8 @@ from tracardi_operator.settings import Settings
 log = logging.getLogger("tracardi_operator")
 
 Key = tuple[str, str]  # namespace, name
+GONE = -1.0
+"""What a pass returns when the installation is gone or being deleted: its loop ends."""
 
 
 @dataclass
@@ -47,6 +49,8 @@ class Runtime:
     last_watch_event: float = field(default_factory=time.monotonic)
     inventories: gc.InventoryCache = field(default_factory=gc.InventoryCache)
     _adapters: dict[tuple[Any, ...], ElasticAdapter] = field(default_factory=dict)
+    _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _listings: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def wake(self, namespace: str, name: str) -> None:
@@ -70,16 +74,58 @@ class Runtime:
                 continue
             self.touch()
 
+    def ensure_loop(self, namespace: str, name: str) -> None:
+        """One loop per installation, started on its first event (also the initial listing)."""
+        key = (namespace, name)
+        task = self._loops.get(key)
+        if task is None or task.done():
+            self._loops[key] = asyncio.get_running_loop().create_task(self.installation_loop(namespace, name))
+
+    def forget(self, namespace: str, name: str) -> None:
+        task = self._loops.pop((namespace, name), None)
+        if task is not None:
+            task.cancel()
+        if self.metrics is not None:
+            self.metrics.forget_installation(namespace, name)
+
+    async def stop_loops(self) -> None:
+        tasks = list(self._loops.values())
+        self._loops.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def policies_changed(self) -> None:
+        self._policies_changed.set()
+
+    async def policy_statuses(self, every: float = 60.0) -> None:
+        """Keep every policy's list of governed installations current: on policy events, and on a
+        timer because labels of installations and namespaces change the selection too."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._policies_changed.wait(), timeout=every)
+            self._policies_changed.clear()
+            try:
+                for raw in await asyncio.to_thread(self.kube.list_cluster, "policies"):
+                    meta = raw.get("metadata", {})
+                    await asyncio.to_thread(self.policy_status, meta.get("name", ""), meta.get("generation"))
+            except Exception as e:
+                log.warning("could not update retention policy statuses: %s", _safe(e))
+
     # -- the loop ---------------------------------------------------------------------------------
-    async def installation_loop(self, namespace: str, name: str, stopped: Any) -> None:
+    async def installation_loop(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         wake = self.wakeups.setdefault(key, asyncio.Event())
         failures = 0
         try:
-            while not stopped:
+            while True:
                 wake.clear()
                 try:
                     delay = await asyncio.to_thread(self.reconcile_once, namespace, name)
+                    if delay == GONE:
+                        return
                     failures = 0
                     self.touch()
                 except Exception as e:
@@ -90,9 +136,12 @@ class Runtime:
                     self._count("error")
                 if delay is None:
                     delay = self.settings.resync_seconds * random.uniform(0.9, 1.1)
-                await _sleep_until(wake, stopped, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=delay)
         finally:
             self.wakeups.pop(key, None)
+            if self._loops.get(key) is asyncio.current_task():
+                self._loops.pop(key, None)
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -102,7 +151,7 @@ class Runtime:
     def reconcile_once(self, namespace: str, name: str) -> float | None:
         body = self.kube.get_installation(namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-            return None
+            return GONE
         try:
             inst = TracardiInstallation.model_validate(body)
         except ValidationError as e:
@@ -129,6 +178,30 @@ class Runtime:
             inst.status = decision.status
             self._retention(inst, body, adapter, ctx.now)
         return decision.requeue_after
+
+    def policy_status(self, name: str, generation: int | None) -> None:
+        """Which installations a policy governs, for `kubectl get trp -o yaml`."""
+        from tracardi_operator.models import Condition, GovernedInstallation, TracardiRetentionPolicyStatus
+
+        policies = _validated(TracardiRetentionPolicy, self.kube.list_cluster("policies"))
+        installations = _validated(TracardiInstallation, self.kube.list_cluster("installations"))
+        labels = {ns: self.kube.namespace_labels(ns) for ns in {i.namespace for i in installations}}
+        governed = gc.governed_by(name, policies, installations, labels)
+        mine = next((p for p in policies if p.metadata.name == name), None)
+        now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        current = mine.status.conditions if mine else []
+        conds: list[Condition] = conditions.set_condition(
+            current, conditions.POLICY_VALID, True, "Valid", f"governs {len(governed)} installations",
+            now=now, observed_generation=generation,
+        )
+        status = TracardiRetentionPolicyStatus(
+            observed_generation=generation,
+            governed=[GovernedInstallation(namespace=ns, name=n) for ns, n in governed], conditions=conds,
+        )
+        new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+        old = mine.status.model_dump(by_alias=True, mode="json", exclude_none=True) if mine else {}
+        if new != old:
+            self.kube.patch_policy_status(name, new)
 
     # -- Elasticsearch and retention ----------------------------------------------------------------
     def _adapter(self, inst: TracardiInstallation) -> ElasticAdapter | None:
@@ -287,6 +360,16 @@ class Runtime:
             self.kube.event(body, "Warning", "InvalidSpec", message)
 
 
+def _validated(model: Any, items: list[dict[str, Any]]) -> list[Any]:
+    out = []
+    for raw in items:
+        try:
+            out.append(model.model_validate(raw))
+        except ValidationError:
+            continue
+    return out
+
+
 def _same_but_times(old: dict[str, Any], new: dict[str, Any]) -> bool:
     def strip(status: dict[str, Any]) -> tuple[Any, Any]:
         retention = {k: v for k, v in (status.get("retention") or {}).items() if k != "computedAt"}
@@ -310,17 +393,3 @@ def _safe(error: BaseException) -> str:
     if isinstance(error, ApiException):
         return f"Kubernetes API {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"[:500]
-
-
-async def _sleep_until(wake: asyncio.Event, stopped: Any, delay: float) -> None:
-    async def stop() -> None:
-        await stopped.wait()
-
-    waiters: list[asyncio.Task[Any]] = [asyncio.ensure_future(wake.wait()), asyncio.ensure_future(stop())]
-    try:
-        await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waiters:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
