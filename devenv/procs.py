@@ -15,9 +15,6 @@ from pathlib import Path
 
 from devenv.paths import State
 
-# Handles of the processes this process started: kept so that they are reaped, not reported as lost.
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
 
 class DevenvError(RuntimeError):
     """A devenv component failed; the message names the component and its log file."""
@@ -100,25 +97,27 @@ def start(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> int:
-    """Start `argv` detached in its own session, output to the component's log; return its pid."""
+    """Start `argv` as a daemon: its own session and process group, output appended to the
+    component's log, parented to init (so nothing of ours has to reap it); return its pid."""
     state.ensure()
     log = state.log(component)
+    pidfile = state.pidfile(component)
+    pidfile.unlink(missing_ok=True)
     with open(log, "ab") as out:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S")
         out.write(f"\n--- {stamp} starting {component}: {' '.join(argv)}\n".encode())
         out.flush()
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=dict(os.environ if env is None else env),
-            cwd=cwd,
-            start_new_session=True,
+        # sh backgrounds `setsid argv` and exits at once; the daemon is a group leader (stop() signals
+        # the whole group) whose pid $! is written to the pid file.
+        subprocess.run(
+            ["sh", "-c", 'f=$1; shift; setsid "$@" </dev/null & echo $! >"$f"', "sh", str(pidfile), *argv],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            env=dict(os.environ if env is None else env), cwd=cwd, check=True,
         )
-    state.pidfile(component).write_text(str(proc.pid))
-    _CHILDREN[proc.pid] = proc
-    return proc.pid
+    try:
+        return int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError) as e:
+        raise DevenvError(f"{component}: could not start ({e}); log {log}") from e
 
 
 def stop(state: State, component: str, timeout: float = 20.0) -> bool:
@@ -149,11 +148,6 @@ def _signal_group(pid: int, sig: int) -> None:
 
 
 def _reap(pid: int) -> None:
-    child = _CHILDREN.get(pid)
-    if child is not None:
-        if child.poll() is not None:
-            _CHILDREN.pop(pid, None)
-        return
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)
 

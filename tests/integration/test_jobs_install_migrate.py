@@ -30,42 +30,10 @@ ADMIN = {"TRACARDI_ADMIN_USERNAME": "admin@example.com", "TRACARDI_ADMIN_PASSWOR
 TOKEN = "install-t0ken"
 
 
-def _devenv_url() -> str | None:
-    env_file = REPO / ".devenv" / "env"
-    if not env_file.exists():
-        return None
-    for line in env_file.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        if key.strip() == "ELASTICSEARCH_URL":
-            return value.strip().strip("'\"")
-    return None
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_cluster/health", timeout=2) as answer:
-            return json.loads(answer.read()).get("status") in ("yellow", "green")
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="session")
-def es_url() -> str:
-    url = _devenv_url()
-    if url and _healthy(url):
-        return url
-    from devenv import elasticsearch, procs
-    from devenv.paths import State
-
-    state = State(Path("/tmp/jobs-es"))
-    url_file = state.root / "url"
-    if url_file.exists() and _healthy(url_file.read_text().strip()):
-        return url_file.read_text().strip()
-    elasticsearch.build(state)
-    url = elasticsearch.start(state, procs.free_port())
-    elasticsearch.wait_ready(state, url)
-    url_file.write_text(url)
-    return url
+def es_url(devenv: Any) -> str:
+    """The Elasticsearch of this test session's devenv."""
+    return str(devenv.elasticsearch_url)
 
 
 def es_call(es_url: str, method: str, path: str, body: object = None) -> Any:

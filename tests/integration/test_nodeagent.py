@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 pytestmark = [
@@ -21,7 +21,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:HTTPResponse.getheaders:DeprecationWarning"),
 ]
 
-KUBECONFIG = Path(__file__).resolve().parents[2] / ".devenv" / "kubeconfig"
 T = TypeVar("T")
 
 
@@ -40,10 +39,9 @@ def wait(check: Callable[[], T | None], timeout: float, what: str, interval: flo
 
 
 @pytest.fixture(scope="module")
-def api() -> client.ApiClient:
-    if not KUBECONFIG.exists():
-        pytest.skip("devenv is not up (no .devenv/kubeconfig)")
-    return config.new_client_from_config(config_file=str(KUBECONFIG))
+def api(kube_api: client.ApiClient) -> client.ApiClient:
+    """The devenv of this test session (brought up by the shared `devenv` fixture)."""
+    return kube_api
 
 
 @pytest.fixture
