@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from elasticsearch import Elasticsearch
+from elasticsearch import Elasticsearch, NotFoundError
 
 from devenv.procs import free_port, port_open
 from devenv.seed import SeedCounts, seed
@@ -44,37 +44,10 @@ SMALL = SeedCounts(profiles=9, events=18, sessions=6, logs=4, user_logs=3, items
 
 # --- Elasticsearch -----------------------------------------------------------------------------------
 
-def _devenv_es_url() -> str | None:
-    env_file = REPO / ".devenv" / "env"
-    if not env_file.exists():
-        return None
-    for line in env_file.read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        if key.strip() == "ELASTICSEARCH_URL":
-            return value.strip().strip("'\"")
-    return None
-
-
-def _reachable(url: str) -> bool:
-    parsed = urllib.parse.urlparse(url)
-    return port_open(parsed.hostname or "127.0.0.1", parsed.port or 9200)
-
-
 @pytest.fixture(scope="session")
-def es_url() -> Iterator[str]:
-    url = os.environ.get("TRACARDI_SIM_ES_URL") or _devenv_es_url()
-    if url and _reachable(url):
-        yield url
-        return
-    from devenv import elasticsearch as devenv_es
-    from devenv.paths import State
-
-    state = State(Path("/tmp/sim-es"))
-    devenv_es.build(state)
-    url = devenv_es.start(state, free_port())
-    devenv_es.wait_ready(state, url)
-    yield url
-    devenv_es.stop(state)
+def es_url(devenv: Any) -> str:
+    """The Elasticsearch of this test session's devenv."""
+    return str(devenv.elasticsearch_url)
 
 
 @pytest.fixture(scope="session")
@@ -98,7 +71,11 @@ def tenants(es: Elasticsearch) -> Iterator[Callable[[str], str]]:
     for tenant in made:
         names = existing_indices(es, f"*.{tenant}.*")
         for start in range(0, len(names), 40):
-            es.indices.delete(index=",".join(names[start:start + 40]), ignore_unavailable=True)
+            try:
+                es.indices.delete(index=",".join(names[start:start + 40]), ignore_unavailable=True)
+            except NotFoundError:  # one went away meanwhile: delete the rest one by one
+                for name in names[start:start + 40]:
+                    es.indices.delete(index=name, ignore=[404])
         for template in existing_templates(es, f"*template.*.{tenant}.*"):
             es.indices.delete_index_template(name=template)
 
@@ -202,7 +179,8 @@ class Sims:
 
 
 @pytest.fixture
-def sims(es_url: str) -> Iterator[Sims]:
+def sims(es_url: str, tenants: Callable[[str], str]) -> Iterator[Sims]:
+    """Simulator processes, stopped before the tenants' indices are deleted."""
     s = Sims(es_url=es_url)
     yield s
     s.stop_all()
