@@ -59,7 +59,7 @@ run: devenv-up ## apply crds/ and run the operator against $$KUBECONFIG (default
 	@KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devenv/kubeconfig} $(VENV)/bin/tracardi-operator run
 
 demo: devenv-up ## the whole story on the local environment: install, seed, two upgrades, retention
-	@$(PY) -m tracardi_operator.demo
+	@$(PY) -m devenv.demo
 
 clean: devenv-down ## stop devenv and remove its state
 	rm -rf .devenv

@@ -23,7 +23,8 @@ def _read_env(state: State) -> dict[str, str]:
         lines = state.env_file.read_text().splitlines()
     except FileNotFoundError:
         return {}
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    pairs = (line.removeprefix("export ").split("=", 1) for line in lines if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 def _ports_file(state: State) -> Any:
@@ -118,7 +119,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
         "controllerManager": ports.controller_manager, "elasticsearch": es_port,
     }))
     values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url}
-    state.env_file.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+    state.env_file.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
     procs.say(f"devenv up in {time.monotonic() - started:.0f}s; source {state.env_file}")
     return values
 
@@ -131,7 +132,7 @@ def _stop_pod_processes(state: State) -> int:
 
 
 def down(state: State, quiet: bool = False) -> list[str]:
-    stopped = [c for c in ALL_COMPONENTS if procs.stop(state, c)]
+    stopped = [c for c in ("operator", *ALL_COMPONENTS) if procs.stop(state, c)]  # operator: make demo
     if state.pods.exists() and _stop_pod_processes(state):
         stopped.append("pod processes")
     state.env_file.unlink(missing_ok=True)

@@ -1,9 +1,6 @@
 """The install and migration Jobs against the real simulator and a real Elasticsearch.
 
-Elasticsearch: the URL in `.devenv/env` when devenv is up, else our own node in /tmp/jobs-es (started
-once, left running for the next session; `python -c "from devenv import elasticsearch as e; from
-devenv.paths import State; from pathlib import Path; e.stop(State(Path('/tmp/jobs-es')))"` stops it).
-Simulator processes run on 127.0.0.x addresses; each test uses its own tenants and deletes its indices.
+Elasticsearch: the one of this test session's devenv. Simulator processes run on 127.0.0.x addresses; each test uses its own tenants and deletes its indices.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 """The Tracardi simulator against a real Elasticsearch: API and worker as real processes, driven over HTTP.
 
-Elasticsearch: $TRACARDI_SIM_ES_URL, else ELASTICSEARCH_URL of a running devenv (.devenv/env), else one
-started for this session with devenv.elasticsearch in /tmp/sim-es. Every test works in tenants of its own
-(TENANT_NAME) and deletes their indices and templates afterwards.
+Elasticsearch: the one of this test session's devenv. Every test works in tenants of its own (TENANT_NAME)
+and deletes their indices and templates afterwards.
 """
 
 from __future__ import annotations
