@@ -98,6 +98,7 @@ class Runtime:
                 await task
 
     def policies_changed(self) -> None:
+        self._listings.pop("policies", None)  # the next pass reads the policies as they are now
         self._policies_changed.set()
 
     async def policy_statuses(self, every: float = 60.0) -> None:
@@ -238,44 +239,50 @@ class Runtime:
         limit = cached.raw.max_shards_per_node * cached.raw.data_nodes
         return max(0, limit - cached.inventory.shards_in_use)
 
-    def _listing(self, kind: str, ttl: float = 10.0) -> list[dict[str, Any]]:
+    def _listing(self, kind: str, ttl: float = 10.0, fresh: bool = False) -> list[dict[str, Any]]:
+        """A cluster-wide listing shared by the passes of `ttl` seconds; `fresh` reads it again."""
         at, items = self._listings.get(kind, (0.0, []))
-        if time.monotonic() - at > ttl:
+        if fresh or time.monotonic() - at > ttl:
             items = self.kube.list_cluster(kind)
             self._listings[kind] = (time.monotonic(), items)
         return items
 
     def _retention(self, inst: TracardiInstallation, body: dict[str, Any], adapter: ElasticAdapter,
                    now: dt.datetime) -> None:
-        policies = []
-        for raw in self._listing("policies"):
-            try:
-                policies.append(TracardiRetentionPolicy.model_validate(raw))
-            except ValidationError:
-                continue  # an invalid policy governs nothing; its own status says why
         key = gc.cluster_key(inst)
-        live: set[VersionId] = set()
-        for raw in self._listing("installations"):
-            try:
-                other = TracardiInstallation.model_validate(raw)
-            except ValidationError:
-                continue
-            if gc.cluster_key(other) == key:
-                live |= gc.live_pairs(other)
+
+        def inputs(fresh: bool = False) -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
+            # An invalid policy governs nothing (its own status says why); an invalid installation
+            # cannot be read for live pairs.
+            policies = _validated(TracardiRetentionPolicy, self._listing("policies", fresh=fresh))
+            live: set[VersionId] = set()
+            for other in _validated(TracardiInstallation, self._listing("installations", fresh=fresh)):
+                if gc.cluster_key(other) == key:
+                    live |= gc.live_pairs(other)
+            return policies, live
+
+        policies, live = inputs()
         ns_labels = self.kube.namespace_labels(inst.namespace)
+        old_retention = (body.get("status") or {}).get("retention") or {}
 
         def publish(status: Any) -> None:
-            self.kube.patch_status(inst.namespace, inst.name, {
-                "retention": status.model_dump(by_alias=True, mode="json", exclude_none=True)})
+            self.kube.patch_status(inst.namespace, inst.name, {"retention": gc.retention_patch(old_retention, status)})
 
         try:
-            outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish)
+            outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish,
+                             recheck=lambda: inputs(fresh=True))
         except Exception as e:
             log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
                         _safe(e))
             return
         status = inst.status.model_copy(deep=True)
         status.retention = outcome.retention
+        previous = inst.status.retention
+        if previous is not None and outcome.retention.last_run_at is None:
+            # The record of the last deletion stays until the next one replaces it.
+            outcome.retention.last_run_at = previous.last_run_at
+            outcome.retention.deleted_indices = previous.deleted_indices
+            outcome.retention.snapshot = previous.snapshot
         status.headroom = outcome.headroom
         for record in status.versions:
             if VersionId(record.db_version, record.tenant) in outcome.deleted_pairs and record.state == "Superseded":
@@ -307,6 +314,8 @@ class Runtime:
         if changed and set(changed) <= {"retention", "headroom"} and _same_but_times(old, new):
             changed = {}
         if changed:
+            if "retention" in changed:
+                changed["retention"] = gc.retention_patch(old_retention, outcome.retention)
             self.kube.patch_status(inst.namespace, inst.name, changed)
         for type_, reason, message in outcome.events:
             self.kube.event(body, type_, reason, message)
