@@ -127,7 +127,9 @@ class Kube:
         try:
             self.core.create_namespaced_event(ns, body)
         except ApiException as e:
-            log.warning("could not post event %s: %s", reason, e.status)
+            # A 403 here means the operator's RBAC lacks events/create: people would miss every Event.
+            level = logging.ERROR if e.status == 403 else logging.WARNING
+            log.log(level, "could not post event %s: %s %s", reason, e.status, e.reason)
 
     # -- reads ------------------------------------------------------------------------------------
     def ping(self) -> None:

@@ -41,7 +41,8 @@ def test_upgrade_story(installations: Installations, es: Any) -> None:
 
     report = seeder.seed(es, version_for_tag("0.8.0"), counts=seeder.SeedCounts(**SEED))
     seeded = {key: sorted(ids) for key, ids in report.ids.items()}
-    assert seeded["staging/profile"] and seeded["production/event"]
+    assert seeded["staging/profile"]
+    assert seeded["production/event"]
 
     t = time.monotonic()
     installations.patch_spec("acme", {"version": "0.8.1"})

@@ -17,6 +17,7 @@ from typing import Any
 import celpy
 import pytest
 import yaml
+from celpy.adapter import json_to_cel
 from tracardi_operator.models import TracardiInstallation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,8 @@ LUA_INTERPRETERS = ("lua5.1", "lua5.4")
 
 
 def fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / f"{name}.json").read_text())
+    obj: dict[str, Any] = json.loads((FIXTURES / f"{name}.json").read_text())
+    return obj
 
 
 # ---- Lua ---------------------------------------------------------------------------------------
@@ -149,7 +151,7 @@ def flux_check() -> dict[str, str]:
     (check,) = kustomization["spec"]["healthCheckExprs"]
     assert (check["apiVersion"], check["kind"]) == ("tracardi.com/v1alpha1", "TracardiInstallation")
     assert {"current", "failed", "inProgress"} <= check.keys()
-    return check
+    return {key: str(value) for key, value in check.items()}
 
 
 def flux_health(obj: dict[str, Any]) -> str:
@@ -159,7 +161,7 @@ def flux_health(obj: dict[str, Any]) -> str:
     if "observedGeneration" in status and status["observedGeneration"] != obj["metadata"].get("generation"):
         return "InProgress"
     env = celpy.Environment()
-    activation = {key: celpy.json_to_cel(value) for key, value in obj.items()}
+    activation = {key: json_to_cel(value) for key, value in obj.items()}
     check = flux_check()
     for key, outcome in (("inProgress", "InProgress"), ("failed", "Failed"), ("current", "Current")):
         result = env.program(env.compile(check[key])).evaluate(activation)
@@ -198,14 +200,80 @@ def test_flux_expressions_do_not_depend_on_evaluation_order() -> None:
     # Each expression stands alone (another tool may evaluate them in another order): at most one holds.
     check = flux_check()
     env = celpy.Environment()
-    for name in ("ready", "progressing", "degraded", "paused"):
-        activation = {key: celpy.json_to_cel(value) for key, value in fixture(name).items()}
+    for name in ("ready", "progressing", "degraded", "paused", *REAL):
+        activation = {key: json_to_cel(value) for key, value in fixture(name).items()}
         held = [
             key
             for key in ("inProgress", "failed", "current")
             if env.program(env.compile(check[key])).evaluate(activation)
         ]
         assert len(held) <= 1, (name, held)
+
+
+# ---- real status objects -----------------------------------------------------------------------
+# Captured from the end-to-end run (tests/e2e/test_rbac.py, the operator as its ServiceAccount on devenv;
+# TRACARDI_UPDATE_STATUS_FIXTURES=1 rewrites them): what the operator really writes, not what we think
+# it writes. Mid-upgrade, the old version still serves (Ready=True) while spec.version is the new one.
+
+REAL = {
+    "real-ready": ("Healthy", "Current"),
+    "real-progressing": ("Progressing", "InProgress"),
+    "real-degraded": ("Degraded", "Failed"),
+}
+
+
+def condition_of(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    (found,) = (c for c in obj["status"]["conditions"] if c["type"] == type_)
+    return dict(found)
+
+
+def test_real_fixtures_are_untouched_captures_of_one_generation() -> None:
+    for name in REAL:
+        obj = fixture(name)
+        meta = obj["metadata"]
+        assert {"uid", "resourceVersion", "creationTimestamp", "namespace", "generation"} <= meta.keys(), name
+        assert "managedFields" not in meta, f"{name}: trim managedFields"
+        assert obj["status"]["observedGeneration"] == meta["generation"], name
+    ready, progressing, degraded = (fixture(name) for name in REAL)
+    assert ready["status"]["currentVersion"] == ready["spec"]["version"] == "0.8.1"
+    assert [v["state"] for v in ready["status"]["versions"]] == ["Superseded", "Current"]
+    # Mid-upgrade: asked for 0.8.1, 0.8.0 still current and serving, an upgrade step under way.
+    assert (progressing["spec"]["version"], progressing["status"]["currentVersion"]) == ("0.8.1", "0.8.0")
+    assert condition_of(progressing, "Ready")["status"] == "True"
+    assert condition_of(progressing, "Progressing")["status"] == "True"
+    assert progressing["status"]["upgrade"]["step"]
+    assert condition_of(degraded, "Degraded")["status"] == "True"
+    assert {"name": "TRACARDI_SIM_FAULTS", "value": "install-partial"} in degraded["spec"]["env"]
+
+
+def expected_argocd_message(name: str, obj: dict[str, Any]) -> str:
+    if name == "real-ready":
+        return f"Tracardi {obj['spec']['version']} is ready"
+    c = condition_of(obj, "Progressing" if name == "real-progressing" else "Degraded")
+    return f"{c['reason']}: {c['message']}"
+
+
+@pytest.mark.parametrize("lua", LUA_INTERPRETERS)
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_argocd_health_of_real_objects(lua: str, name: str) -> None:
+    obj = fixture(name)
+    assert argocd_health(obj, lua) == (REAL[name][0], expected_argocd_message(name, obj))
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_flux_health_of_real_objects(name: str) -> None:
+    obj = fixture(name)
+    assert flux_health(obj) == REAL[name][1]
+    assert ARGO_TO_FLUX[argocd_health(obj)[0]] == REAL[name][1]
+
+
+def test_real_ready_object_of_another_spec_version_is_not_healthy() -> None:
+    # The same real object the moment after someone bumps spec.version (before the operator reacts).
+    obj = fixture("real-ready")
+    obj["spec"]["version"] = "0.8.2.1"
+    obj["metadata"]["generation"] += 1
+    assert argocd_health(obj)[0] == "Progressing"
+    assert flux_health(obj) == "InProgress"
 
 
 # ---- the fixtures themselves -------------------------------------------------------------------
