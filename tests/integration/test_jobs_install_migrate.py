@@ -1,6 +1,7 @@
 """The install and migration Jobs against the real simulator and a real Elasticsearch.
 
-Elasticsearch: the one of this test session's devenv. Simulator processes run on 127.0.0.x addresses; each test uses its own tenants and deletes its indices.
+Elasticsearch: the one of this test session's devenv. Simulator processes run on 127.0.0.x addresses;
+each test uses its own tenants and deletes its indices.
 """
 
 from __future__ import annotations
