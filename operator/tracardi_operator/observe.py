@@ -44,10 +44,16 @@ class Observed:
     jobs: Mapping[str, JobState] = field(default_factory=dict)
     pod_ips: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Addresses of the ready pods of each Deployment, by Deployment name."""
+    terminating: Mapping[str, int] = field(default_factory=dict)
+    """Pods of each Deployment that are being deleted (their process may still run), by Deployment name."""
 
     def rolled_out(self, name: str, version: str) -> bool:
         d = self.deployments.get(name)
         return d is not None and d.version == version and d.rolled_out
+
+    def settled(self, name: str, version: str) -> bool:
+        """Rolled out at `version` and no pod of an older template still running (being deleted)."""
+        return self.rolled_out(name, version) and not self.terminating.get(name, 0)
 
     def serving(self, name: str) -> bool:
         d = self.deployments.get(name)
@@ -111,6 +117,7 @@ def observe(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> Observed:
     pods = children.get("pods", [])
     by_job: dict[str, list[Mapping[str, Any]]] = {}
     ready_ips: dict[str, list[str]] = {}
+    terminating: dict[str, int] = {}
     deployments = {d.name: d for d in map(_deployment, children.get("deployments", []))}
     for pod in pods:
         labels = pod.get("metadata", {}).get("labels", {}) or {}
@@ -118,10 +125,12 @@ def observe(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> Observed:
             by_job.setdefault(labels["job-name"], []).append(pod)
             continue
         status = pod.get("status", {}) or {}
+        owner = _deployment_of(pod, deployments)
         if pod.get("metadata", {}).get("deletionTimestamp"):
+            if owner:
+                terminating[owner] = terminating.get(owner, 0) + 1
             continue
         ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []) or [])
-        owner = _deployment_of(pod, deployments)
         if ready and status.get("podIP") and owner:
             ready_ips.setdefault(owner, []).append(status["podIP"])
     jobs = {}
@@ -132,6 +141,7 @@ def observe(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> Observed:
         deployments=deployments,
         jobs=jobs,
         pod_ips={k: tuple(sorted(v)) for k, v in ready_ips.items()},
+        terminating=terminating,
     )
 
 

@@ -17,7 +17,9 @@ at any point resumes where it stopped and never runs a Job twice):
    one migration at a time (0.8.0 → 0.8.1 → 0.8.2.1).
 5. A failed Job stops the change before the switch (Degraded; the old version keeps serving). A person
    retries by setting the annotation tracardi.com/retry to a new value, which starts the Job again
-   under a new deterministic name (`-r2`, …); never after the switch.
+   under a new deterministic name (`-r2`, …); never after the switch. While failed, the side-by-side
+   API and worker keep following the spec (a fix in spec.env reaches them), and a Job is created only
+   once the pods it goes through run the current spec (no pod of an older template still running).
 """
 
 from __future__ import annotations
@@ -319,6 +321,8 @@ def _install_job(s: _Step, observed: Observed, up: UpgradeStatus, api_deployment
     db = up.to_db_version or ""
 
     def build(attempt: int) -> dict[str, Any] | None:
+        if not observed.settled(api_deployment, up.to_version):
+            return None  # a spec edit (e.g. spec.env before a retry) is still rolling: not through an old pod
         url = _api_url(s, observed, api_deployment, slot, db if slot == "candidate" else None)
         if url is None:
             return None
@@ -540,6 +544,11 @@ def quarter_suffix(now: dt.datetime) -> str:
 
 def _migration_job(s: _Step, observed: Observed, up: UpgradeStatus, candidate_api: str) -> JobRecord | None:
     def build(attempt: int) -> dict[str, Any] | None:
+        # The copy runs in the candidate worker and is driven through the candidate API: both must run
+        # the current spec (a retry after fixing spec.env must not reach a pod that still has the fault).
+        worker = builders.workload_name(s.inst.name, "worker", "candidate", up.to_db_version)
+        if not (observed.settled(candidate_api, up.to_version) and observed.settled(worker, up.to_version)):
+            return None
         url = _api_url(s, observed, candidate_api, "candidate", up.to_db_version)
         if url is None:
             return None
@@ -615,6 +624,12 @@ def _failed(s: _Step, observed: Observed) -> None:
         s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
         s.event("Normal", "UpgradeAbandoned", up.message)
         return
+    # What the retry will run through stays as the spec says: a person fixes the cause (spec.env, ...)
+    # while failed, and the fix reaches the side-by-side API and worker before the retry starts a Job.
+    if up.kind == "Migrate":
+        _candidate_manifests(s, up.to_version, up.to_db_version or "")
+    elif up.kind == "Install" and current is None:
+        _primary_manifests(s, up.to_version, components=("api", "worker"))
     retry = s.ctx.retry
     if retry and retry != s.status.handled_retry and failed is not None:
         s.status.handled_retry = retry
@@ -646,12 +661,23 @@ def _ready(s: _Step, observed: Observed) -> None:
         return
     names = _names(s, "api", "api-production", "gui")
     down = [n for n in names if not observed.serving(n)]
+    up = s.status.upgrade
+    offline = up is not None and up.step == "Migrating" and _offline(s)
+    production_name = builders.workload_name(s.inst.name, "api-production")
+    production = observed.deployments.get(production_name)
+    # `serving` counts a Deployment scaled to zero as fine; a production API at zero replicas that the
+    # spec wants running collects no events (the old one during an Offline copy, or while switching).
+    scaled_down = (production is not None and production.replicas == 0
+                   and s.inst.spec.replicas.api_production > 0)
+    if scaled_down and production_name not in down:
+        down.append(production_name)
     if s.inst.spec.paused and not observed.deployments:
         s.cond(READY, False, "Paused", "paused before anything was deployed")
+    elif offline and up is not None and production_name in down:
+        s.cond(READY, False, "OfflineMigration",
+               f"event collection is paused: the production API of {current} is scaled to zero while "
+               f"{up.from_db_version} → {up.to_db_version} is copied (upgrade.strategy Offline)")
     elif down:
-        up = s.status.upgrade
-        offline = up is not None and up.step == "Migrating" and _offline(s)
-        reason = "OfflineMigration" if offline else "ComponentsUnavailable"
-        s.cond(READY, False, reason, f"not serving yet: {', '.join(down)}")
+        s.cond(READY, False, "ComponentsUnavailable", f"not serving yet: {', '.join(down)}")
     else:
         s.cond(READY, True, "Serving", f"{current} serves")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
 from tracardi_operator import builders, conditions, labels
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.observe import DeploymentState, JobState, Observed
@@ -113,7 +112,8 @@ class World:
 
     @property
     def status(self) -> dict[str, Any]:
-        return self.body["status"]
+        status: dict[str, Any] = self.body["status"]
+        return status
 
     def condition(self, type_: str) -> dict[str, Any]:
         return next(c for c in self.status["conditions"] if c["type"] == type_)
@@ -227,7 +227,8 @@ def test_refused_target_changes_nothing(version: str, reason: str) -> None:
 def test_paused_does_nothing() -> None:
     w = World(body("0.8.0", paused=True))
     d = w.converge()
-    assert d.apply == [] and d.create == []
+    assert d.apply == []
+    assert d.create == []
     assert w.condition("Paused")["status"] == "True"
     assert w.status["phase"] == "Paused"
 
@@ -260,13 +261,15 @@ def test_major_bump_installs_side_by_side_migrates_once_then_switches() -> None:
             break
     assert seen_candidates
     assert w.created == ["acme-install-080", "acme-install-08x", "acme-migrate-080-to-08x"]
-    assert "acme-api-08x" not in w.deployments and "acme-worker-08x" not in w.deployments
+    assert "acme-api-08x" not in w.deployments
+    assert "acme-worker-08x" not in w.deployments
     assert set(w.images().values()) == {"tracardi/tracardi-api:0.8.1", "tracardi/tracardi-gui:0.8.1",
                                         "tracardi/update-worker:0.8.1"}
     versions = w.status["versions"]
     assert [(v["version"], v["dbVersion"], v["tenant"], v["state"]) for v in versions] == [
         ("0.8.0", "080", "fa73a", "Superseded"), ("0.8.1", "08x", "01506", "Current")]
-    assert versions[0]["supersededAt"] and versions[1]["migratedFrom"] == "0.8.0"
+    assert versions[0]["supersededAt"]
+    assert versions[1]["migratedFrom"] == "0.8.0"
     verified = w.status["upgrade"]["verified"]
     assert (verified[0]["context"], verified[0]["sourceCount"], verified[0]["ok"]) == ("staging", 3, True)
     assert (verified[1]["resource"], verified[1]["destinationCount"]) == ("event", 5)
@@ -325,15 +328,24 @@ def test_offline_strategy_stops_production_during_the_copy() -> None:
     w = installed("0.8.0", upgrade={"strategy": "Offline"})
     w.bump("0.8.1")
     replicas_during_migration = []
+    ready_while_scaled_down = []
     for _ in range(40):
         migrating = w.status["upgrade"]["step"] == "Migrating"
+        scaled_down = w.deployments["acme-api-production"]["spec"]["replicas"] == 0
         d = w.step()
         if migrating:
             replicas_during_migration.append(w.deployments["acme-api-production"]["spec"]["replicas"])
+        if scaled_down and w.status["upgrade"]["step"] == "Migrating":
+            ready_while_scaled_down.append((w.condition("Ready")["status"], w.condition("Ready")["reason"]))
         if d.requeue_after is None:
             break
-    assert replicas_during_migration and set(replicas_during_migration) == {0}
+    assert replicas_during_migration
+    assert set(replicas_during_migration) == {0}
     assert w.deployments["acme-api-production"]["spec"]["replicas"] == 1
+    # A production API scaled to zero collects no events: not Ready, and the reason says why.
+    assert ready_while_scaled_down
+    assert set(ready_while_scaled_down) == {("False", "OfflineMigration")}
+    assert w.condition("Ready")["status"] == "True"
 
 
 def test_online_strategy_says_writes_during_the_copy_are_not_carried() -> None:
@@ -395,7 +407,10 @@ def test_deciding_again_on_the_same_state_is_idempotent() -> None:
         inst = TracardiInstallation.model_validate(w.body)
         ctx = Context(now=w.now, builder=builders.BuilderSettings())
         a, b = decide(inst, w.observed(), ctx), decide(inst, w.observed(), ctx)
-        assert a.status == b.status and a.apply == b.apply and a.create == b.create and a.delete == b.delete
+        assert a.status == b.status
+        assert a.apply == b.apply
+        assert a.create == b.create
+        assert a.delete == b.delete
         if w.step().requeue_after is None:
             break
 
@@ -424,10 +439,101 @@ def test_major_upgrade_without_shard_headroom_is_refused_before_it_starts() -> N
     w.bump("0.8.1")
     inst = TracardiInstallation.model_validate(w.body)
     d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=10))
-    assert d.status.upgrade is not None and d.status.upgrade.step == "Completed", "no new upgrade recorded"
+    assert d.status.upgrade is not None
+    assert d.status.upgrade.step == "Completed", "no new upgrade recorded"
     accepted = conditions.find(d.status.conditions, conditions.SPEC_ACCEPTED)
-    assert accepted is not None and accepted.reason == "IndexHeadroomInsufficient"
-    assert "needs about 72 new shards" in accepted.message and "room for 10" in accepted.message
+    assert accepted is not None
+    assert accepted.reason == "IndexHeadroomInsufficient"
+    assert "needs about 72 new shards" in accepted.message
+    assert "room for 10" in accepted.message
     assert [e.reason for e in d.events] == ["IndexHeadroomInsufficient"]
     d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=500))
-    assert d.status.upgrade is not None and d.status.upgrade.kind == "Migrate"
+    assert d.status.upgrade is not None
+    assert d.status.upgrade.kind == "Migrate"
+
+
+# -- a retry after fixing the cause in the spec -------------------------------------------------------
+
+
+@dataclass
+class RollingWorld(World):
+    """Deployments named in `rolling` have not rolled out their newest spec; `terminating` pods linger."""
+
+    rolling: set[str] = field(default_factory=set)
+    terminating: dict[str, int] = field(default_factory=dict)
+
+    def observed(self) -> Observed:
+        o = super().observed()
+        deps = {n: (DeploymentState(n, d.version, d.replicas, d.ready_replicas, d.updated_replicas, False)
+                    if n in self.rolling else d) for n, d in o.deployments.items()}
+        return Observed(deps, o.jobs, o.pod_ips, self.terminating)
+
+
+def _migration_fails_until_r2(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    if job["metadata"]["labels"][labels.LABEL_COMPONENT] == "migration" and not job["metadata"]["name"].endswith("-r2"):
+        return "Failed", {"error": "MigrationTaskFailed", "message": "copy ended FAILURE"}
+    return succeed(job)
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_a_spec_env_fix_while_failed_reaches_the_candidates() -> None:
+    w = RollingWorld(body("0.8.0", env=[{"name": "TRACARDI_SIM_FAULTS", "value": "task-fails"}]))
+    w.converge()
+    w.job_outcome = _migration_fails_until_r2
+    w.bump("0.8.1")
+    w.converge()
+    assert w.condition("Degraded")["reason"] == "MigrationTaskFailed"
+    w.body["spec"]["env"] = []
+    w.body["metadata"]["generation"] += 1
+    w.converge()
+    for name in ("acme-api-08x", "acme-worker-08x"):
+        assert "TRACARDI_SIM_FAULTS" not in _env(w.deployments[name]), f"{name} still has the old env"
+    assert _env(w.deployments["acme-api-08x"]).get("PRODUCTION") == "no"
+    assert w.condition("Degraded")["status"] == "True", "no retry without the annotation"
+
+
+def test_a_retried_job_waits_until_the_candidates_run_the_current_spec() -> None:
+    w = RollingWorld(body("0.8.0"))
+    w.converge()
+    w.job_outcome = _migration_fails_until_r2
+    w.bump("0.8.1")
+    w.converge()
+    w.rolling = {"acme-worker-08x"}
+    w.retry = "1"
+    for _ in range(5):
+        w.step()
+    assert "acme-migrate-080-to-08x-r2" not in w.created, "the worker still runs the old spec"
+    w.rolling = set()
+    w.terminating = {"acme-worker-08x": 1}
+    for _ in range(5):
+        w.step()
+    assert "acme-migrate-080-to-08x-r2" not in w.created, "a pod of the old spec still runs"
+    w.terminating = {}
+    w.converge()
+    assert w.created.count("acme-migrate-080-to-08x-r2") == 1
+    assert w.status["currentVersion"] == "0.8.1"
+
+
+def test_observe_counts_terminating_pods_per_deployment() -> None:
+    from tracardi_operator.observe import observe
+
+    dep = {"metadata": {"name": "acme-worker-08x", "generation": 2},
+           "spec": {"replicas": 1, "template": {"metadata": {"labels": {labels.LABEL_VERSION: "0.8.1"}}}},
+           "status": {"observedGeneration": 2, "replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}}
+
+    def pod(name: str, deleting: bool) -> dict[str, Any]:
+        meta: dict[str, Any] = {"name": name, "ownerReferences": [{"kind": "ReplicaSet",
+                                                                    "name": "acme-worker-08x-5d9f"}]}
+        if deleting:
+            meta["deletionTimestamp"] = "2026-11-27T10:00:00Z"
+        return {"metadata": meta, "status": {"podIP": "127.0.1.9",
+                                             "conditions": [{"type": "Ready", "status": "True"}]}}
+
+    o = observe({"deployments": [dep], "pods": [pod("new", False), pod("old", True)]})
+    assert o.rolled_out("acme-worker-08x", "0.8.1")
+    assert o.terminating == {"acme-worker-08x": 1}
+    assert not o.settled("acme-worker-08x", "0.8.1")
+    assert observe({"deployments": [dep], "pods": [pod("new", False)]}).settled("acme-worker-08x", "0.8.1")

@@ -6,8 +6,10 @@ Steps (tracardi-facts.md §5, §8; migration-transforms §5):
 3. per context, staging then production: list the copies, `POST /migration` with their ids, and wait
    until every listed copy has a SUCCESS task. 0.8.1 ignores `x-context` (its staging listing already
    holds the production copies and one POST runs both): production is then not posted again. When
-   copy tasks for the listed entries exist already (a rerun of this Job), nothing is posted: a second
-   run of Tracardi's migration would overwrite what the new version wrote since;
+   copy tasks for the listed entries exist already (a rerun of this Job, i.e. a retry a person asked
+   for), only the copies whose task ended FAILURE or REVOKED, or that were never started, are posted;
+   running or finished copies are awaited, never started twice. A POST answered with a 5xx (or not at all) is sent again
+   only when no copy of it appeared within a grace period (Tracardi may have queued it anyway);
 4. for a 0820 target with `--repair Auto`, copy what Tracardi skipped or mislaid (`repair`);
 5. verify every source index against a destination readable through the target's aliases (`verify`).
 
@@ -125,23 +127,83 @@ def _copy_context(
         before = api.upgrade_tasks(context)
     earlier = match_tasks(entries, before)
     if earlier:
-        # A rerun: the copies were started by an earlier run of this Job. Never start them twice.
-        log("migration.already-started", context=context, copies=len(earlier), listed=len(entries))
-        expected = [e for e in entries if e.from_index in earlier]
-        known: set[str] = set()
+        # A rerun: the copies were started by an earlier run of this Job (a retry a person asked for).
+        # A copy still running or done is never started twice; one that ended FAILURE or REVOKED, or one
+        # never started (listed only now, e.g. once a listing fault is gone), is started (again): the new
+        # version serves nothing before the switch, so nothing it wrote can be overwritten.
+        failed_before: set[str] = set()
+        for from_index, task in earlier.items():
+            with api_errors(f"GET /import/task/{task.task_id}/status"):
+                if api.task_status(task.task_id, context).status in _FAILED_STATES:
+                    failed_before.add(from_index)
+        kept = [e for e in entries if e.from_index in earlier and e.from_index not in failed_before]
+        again = [e for e in entries if e.from_index in failed_before or e.from_index not in earlier]
+        log("migration.already-started", context=context, copies=len(earlier), listed=len(entries),
+            failed=len(again))
+        # Tasks of the copies started again are looked for among new tasks only.
+        known = {task.id for task in before} - {earlier[e.from_index].id for e in kept}
+        if again:
+            _start(api, request, again, context, deadline, log)
+        expected = kept + again
     else:
-        ids = unique_ids(entries)
-        with api_errors("POST /migration"):
+        _start(api, request, entries, context, deadline, log)
+        expected = list(entries)
+        known = {task.id for task in before}
+    _wait_copies(api, expected, known, context, deadline, log)
+
+
+POST_GRACE = 30.0
+"""Seconds to look for the copies of a POST /migration that got no clean answer before posting again."""
+
+
+def _start(
+    api: TracardiApi,
+    request: MigrationRequest,
+    entries: Sequence[MigrationEntry],
+    context: str,
+    deadline: Deadline,
+    log: Log,
+) -> None:
+    """POST /migration for `entries`, exactly once.
+
+    A POST is not retried blindly: a 5xx or a lost answer may come after Tracardi queued the work. The
+    copies are looked for first (the worker lists them within seconds); only when none appeared is the
+    POST sent again.
+    """
+    ids = unique_ids(entries)
+    for attempt in range(3):
+        with api_errors("GET /tasks/type/upgrade"):
+            known = {task.id for task in api.upgrade_tasks(context)}
+        try:
             started = api.start_migration(request.source.db, request.source.tenant, ids, context)
+        except TracardiApiError as error:
+            if error.status is not None and error.status < 500:
+                raise JobError("ApiError", f"POST /migration: {error.status}: {error.detail}") from None
+            log("migration.post-unanswered", level="warning", context=context, attempt=attempt, status=error.status)
+            if _copies_appear(api, entries, known, context, deadline):
+                log("migration.started", context=context, ids=len(ids), copies=len(entries), answered=False)
+                return
+            continue
         if started is None:
             raise JobError(
                 "MigrationNotStarted",
                 f"POST /migration matched none of the {len(ids)} listed ids in {context}",
             )
         log("migration.started", context=context, ids=len(ids), copies=len(entries))
-        expected = list(entries)
-        known = {task.id for task in before}
-    _wait_copies(api, expected, known, context, deadline, log)
+        return
+    raise JobError("ApiError", f"POST /migration failed 3 times in {context} and no copy started")
+
+
+def _copies_appear(
+    api: TracardiApi, entries: Sequence[MigrationEntry], known: set[str], context: str, deadline: Deadline
+) -> bool:
+    window = Deadline(min(POST_GRACE, deadline.remaining), clock=deadline.clock, sleep=deadline.sleep)
+    for _ in window.pauses(first=1.0, cap=5.0):
+        with api_errors("GET /tasks/type/upgrade"):
+            tasks = [t for t in api.upgrade_tasks(context) if t.id not in known]
+        if match_tasks(entries, tasks):
+            return True
+    return False
 
 
 def _wait_copies(
