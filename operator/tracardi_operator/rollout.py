@@ -163,7 +163,7 @@ def _resolve(s: _Step, observed: Observed) -> None:
         _converge_primary(s, spec.version)
         return
     first, rest = path.steps[0], path.steps[1:]
-    if not _room_for(s, first):
+    if not _room_for(s, first) or not _target_is_fresh(s, first):
         return
     current = _current_record(status)
     status.upgrade = UpgradeStatus(
@@ -200,6 +200,29 @@ def _room_for(s: _Step, step: versions.Step) -> bool:
     message = (f"{step} needs about {needed} new shards but the Elasticsearch cluster has room for "
                f"{s.ctx.shards_available}: let a retention policy delete superseded versions, or raise "
                f"cluster.max_shards_per_node; nothing changes until then")
+    already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
+    if already is None or already.reason != reason:
+        s.event("Warning", reason, message)
+    s.cond(SPEC_ACCEPTED, False, reason, message)
+    s.cond(PROGRESSING, False, reason, message)
+    if s.status.current_version:
+        _converge_primary(s, s.status.current_version)
+    return False
+
+
+def _target_is_fresh(s: _Step, step: versions.Step) -> bool:
+    """Refuse to migrate into a database version whose indices were kept from before a rollback:
+    Tracardi's migration overwrites by id, so the data written there and the data written here since
+    the rollback would be mixed. Once retention (or a person) has deleted them, the upgrade may go."""
+    if step.kind != "Migrate":
+        return True
+    stale = next((r for r in s.status.versions if r.db_version == step.to_db and r.state == "Superseded"), None)
+    if stale is None:
+        return True
+    reason = "StaleTargetIndices"
+    message = (f"{step.to_version}'s indices ({stale.db_version}.{stale.tenant}) are still there from before the "
+               f"rollback to {s.status.current_version}; migrating into them again would mix old and new data. "
+               f"Let a retention policy delete them (keepSupersededVersions 0), then bump again")
     already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
     if already is None or already.reason != reason:
         s.event("Warning", reason, message)
@@ -278,6 +301,19 @@ def _job_name(s: _Step, up: UpgradeStatus, purpose: str, attempt: int) -> str:
     return builders.migration_job_name(s.inst.name, up.from_db_version or "", up.to_db_version or "", attempt)
 
 
+def _free_attempt(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, start: int) -> int:
+    """The first attempt from `start` whose Job name no existing Job has: a Job left by an earlier,
+    abandoned upgrade (or one before a rollback) is never adopted as this upgrade's outcome."""
+    attempt = start
+    while _job_name(s, up, purpose, attempt) in observed.jobs:
+        attempt += 1
+    return attempt
+
+
+def _attempt_of(s: _Step, up: UpgradeStatus, purpose: str, name: str) -> int:
+    return next((n for n in range(1, 100) if _job_name(s, up, purpose, n) == name), _attempt(up, purpose))
+
+
 def _run_job(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, build: Any) -> JobRecord | None:
     """Record, then create, then follow one Job. Returns its record once it has an outcome.
 
@@ -286,7 +322,7 @@ def _run_job(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, buil
     """
     record = _job_record(up, purpose)
     if record is None:
-        name = _job_name(s, up, purpose, 1)
+        name = _job_name(s, up, purpose, _free_attempt(s, observed, up, purpose, 1))
         up.jobs.append(JobRecord(name=name, purpose=purpose, outcome="Running", started_at=s.ctx.now))  # type: ignore[arg-type]
         s.event("Normal", f"{purpose}JobStarting", f"starting Job {name}")
         s.wait(0.1)  # recorded first; created on the next pass
@@ -295,7 +331,7 @@ def _run_job(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, buil
         return record
     job = observed.jobs.get(record.name)
     if job is None:
-        manifest = build(_attempt(up, purpose))
+        manifest = build(_attempt_of(s, up, purpose, record.name))
         if manifest is None:
             s.wait()
             return None
@@ -633,7 +669,7 @@ def _failed(s: _Step, observed: Observed) -> None:
     retry = s.ctx.retry
     if retry and retry != s.status.handled_retry and failed is not None:
         s.status.handled_retry = retry
-        attempt = _attempt(up, failed.purpose) + 1
+        attempt = _free_attempt(s, observed, up, failed.purpose, _attempt_of(s, up, failed.purpose, failed.name) + 1)
         up.jobs.append(JobRecord(name=_job_name(s, up, failed.purpose, attempt), purpose=failed.purpose,
                                  outcome="Running", started_at=s.ctx.now))
         up.step = "Installing" if failed.purpose == "Install" else "Migrating"

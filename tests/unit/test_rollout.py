@@ -537,3 +537,44 @@ def test_observe_counts_terminating_pods_per_deployment() -> None:
     assert o.terminating == {"acme-worker-08x": 1}
     assert not o.settled("acme-worker-08x", "0.8.1")
     assert observe({"deployments": [dep], "pods": [pod("new", False)]}).settled("acme-worker-08x", "0.8.1")
+
+
+def test_upgrading_again_after_a_rollback_is_refused_while_the_old_target_indices_exist() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    w.bump("0.8.0")
+    w.converge()
+    jobs = list(w.created)
+    w.bump("0.8.1")
+    w.converge()
+    accepted = w.condition("SpecAccepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", "StaleTargetIndices")
+    assert w.created == jobs
+    assert w.images()["acme-api"].endswith(":0.8.0")
+    w.status["versions"][1]["state"] = "Deleted"  # retention deleted 08x
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.1"
+    assert w.created[len(jobs):] == ["acme-install-08x-r2", "acme-migrate-080-to-08x-r2"], \
+        "Jobs of the earlier upgrade are never adopted"
+
+
+def test_a_new_upgrade_after_an_abandoned_one_does_not_adopt_its_failed_job() -> None:
+    fail_first = {"acme-migrate-080-to-08x"}
+
+    def outcome(job: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+        if job["metadata"]["name"] in fail_first:
+            return "Failed", {"error": "MigrationTaskFailed", "message": "x"}
+        return succeed(job)
+
+    w = installed("0.8.0")
+    w.job_outcome = outcome
+    w.bump("0.8.1")
+    w.converge()
+    assert w.status["phase"] == "Degraded"
+    w.bump("0.8.0")
+    w.converge()
+    w.bump("0.8.1")
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.1"
+    assert "acme-migrate-080-to-08x-r2" in w.created
