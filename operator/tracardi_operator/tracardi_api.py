@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracardi_operator.httpjson import decode, read_error
+
 CONTEXTS = ("staging", "production")
 _DETAIL_LIMIT = 300
 
@@ -297,10 +299,10 @@ class TracardiApi:
             request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310
             try:
                 with urllib.request.urlopen(request, timeout=timeout or self.timeout) as response:  # noqa: S310
-                    return _decode(response.read())
+                    return decode(response.read())
             except urllib.error.HTTPError as error:
                 status = error.code
-                detail = self._detail(status, _read(error))
+                detail = self._detail(status, read_error(error))
                 retry = status >= 500 and idempotent
                 if not retry or attempt + 1 >= self.retry.attempts:
                     raise TracardiApiError(method, shown, status, detail) from None
@@ -377,22 +379,6 @@ def _as_mapping(body: Any, what: str) -> Mapping[str, Any]:
         method, _, path = what.partition(" ")
         raise UnexpectedAnswerError(method, path, 200, "not a JSON object")
     return body
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
-
-
-def _read(error: urllib.error.HTTPError) -> bytes:
-    try:
-        return error.read() or b""
-    except (OSError, http.client.HTTPException):
-        return b""
 
 
 def _refused(error: BaseException) -> bool:

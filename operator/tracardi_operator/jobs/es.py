@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracardi_operator.httpjson import decode, read_error
 from tracardi_operator.jobs.common import JobError
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -64,11 +65,11 @@ class EsClient:
             request = urllib.request.Request(host + path + query, data=data, method=method, headers=headers)  # noqa: S310
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout, context=self.ssl_context) as answer:  # noqa: S310
-                    return _decode(answer.read())
+                    return decode(answer.read())
             except urllib.error.HTTPError as error:
-                raw = _read(error)
+                raw = read_error(error)
                 if error.code in ok_statuses:
-                    return _decode(raw)
+                    return decode(raw)
                 if error.code not in _RETRY_STATUSES or attempt + 1 >= self.attempts:
                     raise EsError(method, path, error.code, _detail(raw)) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
@@ -107,22 +108,6 @@ def es_from_env(environ: Mapping[str, str]) -> EsClient:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
     return EsClient(hosts=hosts, auth_header=auth, ssl_context=context)
-
-
-def _decode(raw: bytes) -> Any:
-    if not raw:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", "replace")
-
-
-def _read(error: urllib.error.HTTPError) -> bytes:
-    try:
-        return error.read() or b""
-    except (OSError, http.client.HTTPException):
-        return b""
 
 
 def _detail(raw: bytes) -> str:
