@@ -154,3 +154,16 @@ def test_listing_tasks_and_status_shapes(served: Any) -> None:
     assert (task.task_id, task.from_index) == ("c1", "f")
     status = client.task_status("c1", "staging")
     assert (status.status, status.current, status.total) == ("PROGRESS", 1, 2)
+
+
+def test_elasticsearch_api_key_from_id_and_key() -> None:
+    import base64
+
+    from tracardi_operator.jobs.es import es_from_env
+
+    client = es_from_env({"TRACARDI_ES_HOSTS": "http://es:9200", "TRACARDI_ES_API_KEY_ID": "kid",
+                          "TRACARDI_ES_API_KEY": "secret"})
+    assert client.auth_header == "ApiKey " + base64.b64encode(b"kid:secret").decode()
+    encoded = base64.b64encode(b"a:b").decode()
+    client = es_from_env({"TRACARDI_ES_HOSTS": "http://es:9200", "TRACARDI_ES_API_KEY": encoded})
+    assert client.auth_header == f"ApiKey {encoded}"

@@ -94,6 +94,9 @@ def es_from_env(environ: Mapping[str, str]) -> EsClient:
     hosts = tuple(h if "://" in h else f"http://{h}" for h in hosts)
     auth: str | None = None
     api_key = environ.get("TRACARDI_ES_API_KEY")
+    api_key_id = environ.get("TRACARDI_ES_API_KEY_ID")
+    if api_key and api_key_id:  # the Secret's apiKeyId and apiKey, as Tracardi takes them
+        api_key = f"{api_key_id}:{api_key}"
     username, password = environ.get("TRACARDI_ES_USERNAME"), environ.get("TRACARDI_ES_PASSWORD")
     if api_key:
         # Accept both "id:key" and the already encoded form Elasticsearch hands out.
