@@ -51,8 +51,10 @@ unit: $(STAMP) ## the unit tests only (no servers)
 
 test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
 	@$(MAKE) --no-print-directory lint check-crds
-	@echo "==> tests (devenv is started by the test session if it is not up)"
-	@$(PY) -m pytest -q -p no:cacheprovider
+	@echo "==> devenv (built and started if needed; the tests reuse it)"
+	@$(PY) -m devenv up
+	@echo "==> tests"
+	@$(PY) -m pytest -v -p no:cacheprovider --durations=20
 
 run: devenv-up ## apply crds/ and run the operator against $$KUBECONFIG (default .devenv/kubeconfig)
 	@KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devenv/kubeconfig} $(PY) -m tracardi_operator apply-crds
