@@ -1,6 +1,7 @@
 """Benchmark: retention GC of 1,000 superseded indices against one raw batched delete.
 
 Run: `ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_gc.py [--indices N]`
+(or `export DEVENV_DIR=<state dir>`: the URL is then read from its env file)
 
 It creates N indices of a fake superseded version (db `07b`, tenant `bench`, 1 shard, 0 replicas,
 correct `_meta`, via one index template and parallel create calls), then times
@@ -18,6 +19,7 @@ import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from elasticsearch import Elasticsearch
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
@@ -39,10 +41,10 @@ TEMPLATE = "bench-gc-template"
 
 
 def names(count: int) -> list[str]:
-    # Mostly partitioned staging and production indices, as an old version leaves them.
+    # Partitioned staging and production indices, as an old version leaves them (all distinct).
     contexts = ("", "prod-")
     return [
-        f"{contexts[i % 2]}{OLD.db}.{OLD.tenant}.tracardi-res{i // 24}-{2000 + i % 12}-{1 + i % 12}"
+        f"{contexts[i % 2]}{OLD.db}.{OLD.tenant}.tracardi-res{i // 24}-{2000 + i % 24 // 12}-{1 + i % 12}"
         for i in range(count)
     ]
 
@@ -96,7 +98,7 @@ def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int]:
         raise SystemExit(f"plan differs from the benchmark indices: {len(planned)} planned, {len(expected)} made")
     for batch in plan.executable_index_batches:
         adapter.delete_indices(batch)
-    remaining = set().union(*(adapter.existing_indices(batch) for batch in plan.index_batches))
+    remaining = adapter.existing_indices(plan.indices)  # as gc.run verifies: one request
     elapsed = time.perf_counter() - started
     if remaining:
         raise SystemExit(f"{len(remaining)} indices still exist after our path")
@@ -128,15 +130,30 @@ def ensure_shard_room(client: Elasticsearch, needed: int) -> object:
     return previous
 
 
+def elasticsearch_url() -> str:
+    """$ELASTICSEARCH_URL, else the one in $DEVENV_DIR/env. `source <dir>/env` sets but does not export
+    the variable; never guess a state directory: another devenv's cluster is not ours to load."""
+    url = os.environ.get("ELASTICSEARCH_URL")
+    if url:
+        return url
+    devenv_dir = os.environ.get("DEVENV_DIR")
+    if devenv_dir:
+        env_file = Path(devenv_dir) / "env"
+        for line in env_file.read_text().splitlines() if env_file.exists() else []:
+            key, _, value = line.partition("=")
+            if key.strip() == "ELASTICSEARCH_URL" and value.strip():
+                return value.strip()
+    raise SystemExit("export ELASTICSEARCH_URL, or DEVENV_DIR (its env file names the URL)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--indices", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=16)
     args = parser.parse_args()
-    url = os.environ.get("ELASTICSEARCH_URL")
-    if not url:
-        raise SystemExit("set ELASTICSEARCH_URL (e.g. source .devenv/env)")
+    url = elasticsearch_url()
+    print(f"Elasticsearch at {url}")
     client = build_client(ElasticConnection(hosts=(url,), request_timeout=300))
     index_names = names(args.indices)
     previous_limit = ensure_shard_room(client, args.indices)

@@ -21,6 +21,9 @@ DEFAULT_MAX_SHARDS_PER_NODE = 1000
 _CAT_COLUMNS = "index,pri,rep,docs.count,health,status"
 _UNSAFE_CHARACTERS = frozenset("*?, ")
 _UNSAFE_LEADING = ("-", "_", "+", ".")
+# Names joined into one path up to this many bytes are checked by name; longer lists would not fit
+# the request line (http.max_initial_line_length, 4kb by default) and are checked against _cat/indices.
+_VERIFY_BY_NAME_BYTES = 3000
 
 
 class UnsafeNameError(ValueError):
@@ -85,18 +88,25 @@ class ElasticAdapter:
     def read_inventory(self) -> RawInventory:
         client = self._client
         cat_indices = client.cat.indices(format="json", h=_CAT_COLUMNS, expand_wildcards="all")
-        aliases = client.indices.get_alias(expand_wildcards="all")
+        # _cat/aliases lists every alias, of system indices too, without the deprecation warning that
+        # GET _alias and GET _mapping give for system indices; the rows become `GET _alias`'s shape.
+        aliases: dict[str, Any] = {}
+        for row in _rows(client.cat.aliases(format="json", h="alias,index", expand_wildcards="all")):
+            alias, index = row.get("alias"), row.get("index")
+            if isinstance(alias, str) and isinstance(index, str):
+                aliases.setdefault(index, {"aliases": {}})["aliases"][alias] = {}
         try:
             templates = client.indices.get_index_template()
         except NotFoundError:
             templates = {"index_templates": []}
-        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed.
-        mappings = client.indices.get_mapping(expand_wildcards="all", filter_path="*.mappings._meta")
+        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed. Dot
+        # (system) indices are foreign whatever their mapping says: their mappings are not read.
+        mappings = client.indices.get_mapping(index="*,-.*", expand_wildcards="all", filter_path="*.mappings._meta")
         settings = client.cluster.get_settings(include_defaults=True, filter_path="*.cluster.max_shards_per_node")
         health = client.cluster.health(filter_path="number_of_data_nodes")
         return RawInventory(
             cat_indices=_rows(cat_indices),
-            aliases=dict(aliases or {}),
+            aliases=aliases,
             index_templates=dict(templates or {}),
             mappings=dict(mappings or {}),
             max_shards_per_node=max_shards_per_node(settings or {}),
@@ -119,9 +129,14 @@ class ElasticAdapter:
             self._client.indices.delete_index_template(name=exact)
 
     def existing_indices(self, names: Sequence[str]) -> set[str]:
-        """Which of these exact names are still indices (for verifying a deletion)."""
+        """Which of these exact names are still indices (for verifying a deletion), in one request:
+        by name when the names fit in a request line, else from the list of every index."""
+        path = ",".join(require_exact_names(names))
+        if len(path.encode()) > _VERIFY_BY_NAME_BYTES:
+            listed = self._client.cat.indices(format="json", h="index", expand_wildcards="all")
+            return {row["index"] for row in _rows(listed) if isinstance(row.get("index"), str)} & set(names)
         found = self._client.indices.get_settings(
-            index=",".join(require_exact_names(names)),
+            index=path,
             name="index.uuid",
             expand_wildcards="none",
             ignore_unavailable=True,

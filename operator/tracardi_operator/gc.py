@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,20 @@ def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: d
     )
 
 
+_LAST_RUN_KEYS = ("lastRunAt", "deletedIndices", "snapshot")
+
+
+def retention_patch(old: Mapping[str, Any], new: RetentionStatus) -> dict[str, Any]:
+    """status.retention as a merge patch over `old`: a field the new plan no longer has (policy and
+    dryRun during a tie, ...) is removed rather than left over from an older plan; the record of the
+    last deletion run stays until the next run replaces it."""
+    patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
+    for key in old:
+        if key not in patch and key not in _LAST_RUN_KEYS:
+            patch[key] = None
+    return patch
+
+
 def governed_by(
     policy_name: str,
     policies: Sequence[TracardiRetentionPolicy],
@@ -199,6 +213,19 @@ def connection_of(
     )
 
 
+@dataclass(frozen=True)
+class Fresh:
+    """The inputs of a plan read again right before anything is deleted."""
+
+    policies: Sequence[TracardiRetentionPolicy]
+    cluster_live: Iterable[VersionId]
+    installation: TracardiInstallation | None  # None: gone, being deleted or unreadable
+    namespace_labels: Mapping[str, str]
+
+
+Recheck = Callable[[], Fresh]
+
+
 def run(
     inst: TracardiInstallation,
     adapter: ElasticAdapter,
@@ -208,11 +235,97 @@ def run(
     cluster_live: Iterable[VersionId],
     now: dt.datetime,
     publish: Any,
+    recheck: Recheck | None = None,
 ) -> GcOutcome:
-    """Plan, publish (via `publish(RetentionStatus)`), then act as the governing policy allows."""
+    """Plan, publish (via `publish(RetentionStatus)`), then act as the governing policy allows.
+
+    The first plan comes from shared, possibly slightly stale inputs (the cached inventory, the cached
+    listings of policies and installations, the installation as the pass read it). When it would
+    delete, it is computed again from fresh ones (`recheck`, and a fresh inventory) and only that plan
+    is published and carried out, and only if the installation's spec and labels are still those the
+    pass started from: a policy just deleted or changed, retention just disabled, a rollback just
+    asked for, an installation just made live on the cluster or an alias just added never lose an
+    index to an old answer.
+    """
     key = cluster_key(inst)
-    selection = rt.select_policy([policy_of(p) for p in policies], namespace_labels, inst.metadata.labels or {})
     cached = cache.get(key, adapter)
+    outcome, plan = _assess(inst, cached, policies, namespace_labels, cluster_live, now)
+    if plan.dry_run or not (_executable(plan) or _gone(plan)):
+        return outcome
+    if recheck is not None:
+        fresh = recheck()
+        current = fresh.installation
+        if current is None:
+            return outcome
+        cached = cache.get(key, adapter, fresh=True)
+        outcome, plan = _assess(current, cached, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
+        if current.metadata.generation != inst.metadata.generation or current.metadata.labels != inst.metadata.labels:
+            # The spec (retention.enabled, a version change) or the labels changed since this pass
+            # read them: the pass their change woke decides, after the rollout has seen it.
+            return outcome
+        if plan.dry_run:
+            return outcome
+        policies = fresh.policies
+    status = outcome.retention
+    if not _executable(plan):
+        # A run interrupted after its deletions (a crash, a failed status patch): the names are gone,
+        # only the record is missing. Record it now rather than leave the versions Superseded forever.
+        outcome.deleted_pairs = _gone(plan)
+        if outcome.deleted_pairs:
+            outcome.events.append(("Normal", "IndicesDeleted",
+                                   f"recorded {_pairs(outcome.deleted_pairs)} as deleted: their indices and "
+                                   f"templates are already gone"))
+        return outcome
+    publish(status)  # the plan is readable before anything goes
+    policy = next((p for p in policies if p.metadata.name == plan.policy), None)
+    repository = policy.spec.snapshot.repository if policy and policy.spec.snapshot else None
+    if repository:
+        snapshot = f"tracardi-{inst.namespace}-{inst.name}-{now.strftime('%Y%m%d-%H%M%S')}".lower()
+        outcome.snapshot = adapter.snapshot_indices(repository, snapshot, list(plan.indices))
+        outcome.events.append(("Normal", "SnapshotTaken", f"snapshot {snapshot} in {repository} before deleting"))
+    for batch in plan.executable_index_batches:
+        adapter.delete_indices(batch)
+    for template in plan.executable_templates:
+        adapter.delete_template(template)
+    cache.invalidate(key)
+    left = adapter.existing_indices(plan.indices) if plan.indices else set()
+    left |= adapter.existing_templates(plan.templates) if plan.templates else set()
+    if left:
+        raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
+    outcome.deleted_indices, outcome.deleted_templates = len(plan.indices), len(plan.templates)
+    outcome.deleted_pairs = _gone(plan)
+    status.deleted_indices = outcome.deleted_indices
+    status.last_run_at = now
+    status.snapshot = outcome.snapshot
+    outcome.events.append(("Normal", "IndicesDeleted",
+                           f"deleted {outcome.deleted_indices} indices and {outcome.deleted_templates} templates of "
+                           f"{_pairs(outcome.deleted_pairs) or 'superseded versions'} as {plan.policy} allows"))
+    return outcome
+
+
+def _executable(plan: rt.RetentionPlan) -> bool:
+    return bool(plan.executable_index_batches or plan.executable_templates)
+
+
+def _gone(plan: rt.RetentionPlan) -> list[VersionId]:
+    """Pairs the plan deletes of which nothing is left once this run is done."""
+    return [d.pair for d in plan.decisions if d.action is rt.Action.DELETE and d.remaining_after_run == 0]
+
+
+def _pairs(pairs: Iterable[VersionId]) -> str:
+    return ", ".join(f"{p.db}.{p.tenant}" for p in pairs)
+
+
+def _assess(
+    inst: TracardiInstallation,
+    cached: _Cached,
+    policies: Sequence[TracardiRetentionPolicy],
+    namespace_labels: Mapping[str, str],
+    cluster_live: Iterable[VersionId],
+    now: dt.datetime,
+) -> tuple[GcOutcome, rt.RetentionPlan]:
+    """The plan and headroom from one set of inputs (pure apart from logging)."""
+    selection = rt.select_policy([policy_of(p) for p in policies], namespace_labels, inst.metadata.labels or {})
     live = set(cluster_live) | live_pairs(inst)
     plan = rt.plan_retention(
         history_of(inst), cached.inventory, policy=selection, retention_enabled=inst.spec.retention.enabled,
@@ -227,31 +340,4 @@ def run(
     ), selection=selection)
     for violation in plan.safety_violations:
         log.error("retention safety filter refused %s %s: %s", violation.kind, violation.name, violation.rule)
-    if plan.dry_run or not (plan.executable_index_batches or plan.executable_templates):
-        return outcome
-    publish(status)  # the plan is readable before anything goes
-    policy = next((p for p in policies if p.metadata.name == plan.policy), None)
-    repository = policy.spec.snapshot.repository if policy and policy.spec.snapshot else None
-    if repository:
-        snapshot = f"tracardi-{inst.namespace}-{inst.name}-{now.strftime('%Y%m%d-%H%M%S')}".lower()
-        outcome.snapshot = adapter.snapshot_indices(repository, snapshot, list(plan.indices))
-        outcome.events.append(("Normal", "SnapshotTaken", f"snapshot {snapshot} in {repository} before deleting"))
-    for batch in plan.executable_index_batches:
-        adapter.delete_indices(batch)
-    for template in plan.executable_templates:
-        adapter.delete_template(template)
-    cache.invalidate(key)
-    left = set(adapter.existing_indices(list(plan.indices))) | set(adapter.existing_templates(list(plan.templates)))
-    if left:
-        raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
-    outcome.deleted_indices, outcome.deleted_templates = len(plan.indices), len(plan.templates)
-    outcome.deleted_pairs = [d.pair for d in plan.decisions
-                             if d.action is rt.Action.DELETE and d.remaining_after_run == 0]
-    status.deleted_indices = outcome.deleted_indices
-    status.last_run_at = now
-    status.snapshot = outcome.snapshot
-    outcome.events.append(("Normal", "IndicesDeleted",
-                           f"deleted {outcome.deleted_indices} indices and {outcome.deleted_templates} templates of "
-                           f"{', '.join(f'{p.db}.{p.tenant}' for p in outcome.deleted_pairs) or 'superseded versions'}"
-                           f" as {plan.policy} allows"))
-    return outcome
+    return outcome, plan

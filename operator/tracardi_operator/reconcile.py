@@ -268,9 +268,18 @@ class Runtime:
         def publish(status: Any) -> None:
             self.kube.patch_status(inst.namespace, inst.name, {"retention": gc.retention_patch(old_retention, status)})
 
+        def recheck() -> gc.Fresh:
+            fresh_policies, fresh_live = inputs(fresh=True)
+            raw = self.kube.get_installation(inst.namespace, inst.name)
+            current = None
+            if raw is not None and not raw.get("metadata", {}).get("deletionTimestamp"):
+                with contextlib.suppress(ValidationError):
+                    current = TracardiInstallation.model_validate(raw)
+            return gc.Fresh(fresh_policies, fresh_live, current, self.kube.namespace_labels(inst.namespace))
+
         try:
             outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish,
-                             recheck=lambda: inputs(fresh=True))
+                             recheck=recheck)
         except Exception as e:
             log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
                         _safe(e))

@@ -504,10 +504,13 @@ def batch_names(names: Sequence[str], url_byte_limit: int = DEFAULT_URL_BYTE_LIM
     budget = url_byte_limit - REQUEST_LINE_RESERVE
     batches: list[tuple[str, ...]] = []
     current: list[str] = []
+    used = 0  # _path_bytes(current), kept as a running sum: linear in the number of names
     for name in names:
-        if current and _path_bytes([*current, name]) > budget:
+        size = len(quote(name, safe=""))
+        if current and used + 1 + size > budget:
             batches.append(tuple(current))
             current = []
+        used = used + 1 + size if current else 1 + size
         current.append(name)
     if current:
         batches.append(tuple(current))
