@@ -133,6 +133,14 @@ def retention_patch(old: Mapping[str, Any], new: RetentionStatus) -> dict[str, A
     return patch
 
 
+def freed(headroom: HeadroomStatus, shards: int) -> HeadroomStatus:
+    """Headroom once `shards` are gone."""
+    used = max(0, headroom.shards_used - shards)
+    percent = int(100 * used / headroom.shard_limit) if headroom.shard_limit else 100
+    return headroom.model_copy(update={"shards_used": used, "used_percent": percent,
+                                       "reclaimable_shards": max(0, (headroom.reclaimable_shards or 0) - shards)})
+
+
 def governed_by(
     policy_name: str,
     policies: Sequence[TracardiRetentionPolicy],
@@ -294,6 +302,8 @@ def run(
         raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
     outcome.deleted_indices, outcome.deleted_templates = len(plan.indices), len(plan.templates)
     outcome.deleted_pairs = _gone(plan)
+    if outcome.headroom is not None:  # as it is after this run, not as it was read before
+        outcome.headroom = freed(outcome.headroom, plan.shards_freed)
     status.deleted_indices = outcome.deleted_indices
     status.last_run_at = now
     status.snapshot = outcome.snapshot

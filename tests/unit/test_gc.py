@@ -1,0 +1,106 @@
+"""The pure translation between the API objects and the retention planner (gc.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from tracardi_operator import gc
+from tracardi_operator import retention as rt
+from tracardi_operator.indices import VersionId, parse_inventory
+from tracardi_operator.models import HeadroomStatus, RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+
+
+def installation(name: str = "acme", ns: str = "shop", labels: dict[str, str] | None = None,
+                 enabled: bool = True, versions: list[dict[str, Any]] | None = None,
+                 upgrade: dict[str, Any] | None = None) -> TracardiInstallation:
+    status: dict[str, Any] = {"versions": versions or []}
+    if upgrade:
+        status["upgrade"] = upgrade
+    return TracardiInstallation.model_validate({
+        "metadata": {"name": name, "namespace": ns, "labels": labels or {}, "generation": 1},
+        "spec": {"version": "0.8.1", "elasticsearch": {"hosts": ["http://es:9200/"]}, "redis": {"url": "redis://r"},
+                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
+                 "retention": {"enabled": enabled}},
+        "status": status,
+    })
+
+
+def policy(name: str, priority: int = 0, **spec: Any) -> TracardiRetentionPolicy:
+    return TracardiRetentionPolicy.model_validate({"metadata": {"name": name},
+                                                   "spec": {"priority": priority, **spec}})
+
+
+HISTORY = [
+    {"version": "0.8.0", "dbVersion": "080", "tenant": "fa73a", "state": "Superseded",
+     "supersededAt": "2026-11-01T00:00:00Z"},
+    {"version": "0.8.1", "dbVersion": "08x", "tenant": "01506", "state": "Current", "migratedFrom": "0.8.0"},
+]
+
+
+def test_history_counts_a_recorded_migration_as_verified() -> None:
+    history = gc.history_of(installation(versions=HISTORY))
+    assert [(h.db, h.state, h.migration_verified) for h in history] == [
+        ("080", rt.VersionState.SUPERSEDED, False), ("08x", rt.VersionState.CURRENT, True)]
+
+
+def test_live_pairs_include_both_ends_of_an_upgrade_in_progress() -> None:
+    inst = installation(versions=HISTORY, upgrade={
+        "kind": "Migrate", "toVersion": "0.8.2.1", "step": "Migrating", "fromDbVersion": "08x",
+        "toDbVersion": "0820", "fromTenant": "01506", "toTenant": "ffe49"})
+    assert gc.live_pairs(inst) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
+    done = installation(versions=HISTORY, upgrade={"kind": "Migrate", "toVersion": "0.8.1", "step": "Completed",
+                                                   "toDbVersion": "08x", "toTenant": "01506"})
+    assert gc.live_pairs(done) == {VersionId("08x", "01506")}
+
+
+def test_cluster_key_ignores_order_and_trailing_slashes() -> None:
+    a = installation()
+    b = installation()
+    b.spec.elasticsearch.hosts = ["http://es:9200"]
+    assert gc.cluster_key(a) == gc.cluster_key(b)
+
+
+def test_governed_by_skips_disabled_outranked_and_tied() -> None:
+    policies = [policy("low", 1), policy("high", 5, selector={"matchLabels": {"tier": "gold"}})]
+    installs = [installation("a", labels={"tier": "gold"}), installation("b"),
+                installation("c", labels={"tier": "gold"}, enabled=False)]
+    assert gc.governed_by("high", policies, installs, {}) == [("shop", "a")]
+    assert gc.governed_by("low", policies, installs, {}) == [("shop", "b")]
+    tied = [policy("x", 1), policy("y", 1)]
+    assert gc.governed_by("x", tied, installs, {}) == []
+
+
+def test_plan_status_says_what_would_go_and_why() -> None:
+    raw_meta = {"080.fa73a.tracardi-flow": {"mappings": {"_meta": {"version": "080", "name": "fa73a"}}}}
+    inventory = parse_inventory([{"index": "080.fa73a.tracardi-flow", "pri": "1", "rep": "0",
+                                  "docs.count": "3", "health": "green", "status": "open"}], {}, {}, raw_meta)
+    selection = rt.select_policy([gc.policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s",
+                                                       dryRun=True))], {}, {})
+    plan = rt.plan_retention(gc.history_of(installation(versions=HISTORY)), inventory, policy=selection,
+                             retention_enabled=True, cluster_live_versions=[], now=NOW)
+    status = gc.status_of_plan(plan, selection, NOW)
+    assert status.policy == "p"
+    assert status.dry_run is True
+    assert "would delete 1 indices" in (status.message or "")
+    assert [(i.kind, i.name, i.action) for i in status.items] == [
+        ("Version", "080.fa73a", "Delete"), ("Index", "080.fa73a.tracardi-flow", "Delete")]
+
+
+def test_retention_patch_removes_fields_a_new_plan_lacks_but_keeps_the_last_run() -> None:
+    old = {"policy": "p", "dryRun": False, "lastRunAt": "2026-11-27T10:00:00Z", "deletedIndices": 5, "message": "x"}
+    new = RetentionStatus(conflicting_policies=["a", "b"], computed_at=NOW, message="tie")
+    patch = gc.retention_patch(old, new)
+    assert patch["policy"] is None
+    assert patch["dryRun"] is None
+    assert "lastRunAt" not in patch
+    assert "deletedIndices" not in patch
+    assert patch["conflictingPolicies"] == ["a", "b"]
+
+
+def test_headroom_after_a_deletion() -> None:
+    before = HeadroomStatus(shards_used=800, shard_limit=1000, used_percent=80, reclaimable_shards=300)
+    after = gc.freed(before, 300)
+    assert (after.shards_used, after.used_percent, after.reclaimable_shards) == (500, 50, 0)
