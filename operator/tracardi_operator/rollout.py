@@ -178,6 +178,8 @@ def _resolve(s: _Step, observed: Observed) -> None:
         started_at=s.ctx.now,
         message=str(first),
     )
+    # A retry annotation already there (copied from elsewhere) is not a person asking to retry this one.
+    status.handled_retry = s.ctx.retry
     s.cond(PROGRESSING, True, _first_step(first.kind), f"{path.message}; now: {first}")
     s.cond(DEGRADED, False, "AsExpected", "nothing failed")
     s.event("Normal", "UpgradeStarted", f"{first}" + (f" (then {', '.join(map(str, rest))})" if rest else ""))
@@ -510,6 +512,12 @@ def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
         _candidate_manifests(s, version, db)
         production_replicas = 0 if (_offline(s) and up.step == "Migrating") else None
         _primary_manifests(s, old, production_replicas=production_replicas)
+    migration_started = any(j.purpose == "Migrate" for j in up.jobs)
+    if _reverted(s, up) and (not migration_started or up.step == "Switching"):
+        # Before the migration Job exists nothing is lost by stopping; once it ran, its copy is
+        # complete and verified, but the person asked not to switch: the old version stays.
+        _abandon(s, up, old)
+        return
     if up.step == "StartingCandidate":
         s.cond(PROGRESSING, True, "StartingCandidate", f"starting {version} beside {old}")
         if not observed.serving(candidate_api) or (s.ctx.api_addressing == "pod"
@@ -539,7 +547,7 @@ def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
         strategy = ("Offline: event collection is paused while the data is copied" if _offline(s) else
                     "Online: events written to the old version during the copy are not carried over")
         s.cond(PROGRESSING, True, "Migrating", f"migrating {up.from_db_version} → {db}; {strategy}")
-        if _offline(s) and not observed.rolled_out(builders.workload_name(s.inst.name, "api-production"), old):
+        if _offline(s) and not observed.settled(builders.workload_name(s.inst.name, "api-production"), old):
             s.wait()  # wait until the old production API is really down
             return
         record = _migration_job(s, observed, up, candidate_api)
@@ -610,10 +618,11 @@ def _record_verified(up: UpgradeStatus, result: Mapping[str, Any] | None) -> Non
             continue
         prefix = "prod-" if context == "production" else ""
         src, dst = int(figures.get("sourceDocs", 0)), int(figures.get("destDocs", 0))
+        collapsed = int(figures.get("collapsedIds", 0))  # one id in several merged partitions
         up.verified.append(VerifiedCount(
             context=context, resource="*", source_index=f"{prefix}{src_db}.{up.from_tenant}.tracardi-*",
             destination_index=f"{prefix}{dst_db}.{up.to_tenant}.tracardi-*", source_count=src,
-            destination_count=dst, ok=dst >= src,
+            destination_count=dst, ok=dst + collapsed >= src,
         ))
         repaired = (result.get("repaired") or {}).get(context) or {}
         for resource, counts in sorted(repaired.items()):
@@ -644,6 +653,31 @@ def _complete(s: _Step, up: UpgradeStatus) -> None:
     s.cond(DEGRADED, False, "AsExpected", "nothing failed")
 
 
+def _abandon(s: _Step, up: UpgradeStatus, current: str) -> None:
+    """The person gave up on the target: remove the candidates, the old version serves as before. A
+    target already installed is recorded Superseded: its indices (half-copied, perhaps) are never
+    migrated into again (see _target_is_fresh) and retention may reclaim them."""
+    _delete_candidates(s, up.to_db_version or "")
+    _converge_primary(s, current)
+    if up.to_tenant and up.to_db_version and not any(
+            r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
+        s.status.versions.insert(len(s.status.versions) - 1, VersionRecord(
+            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Superseded",
+            installed_at=s.ctx.now, superseded_at=s.ctx.now,
+        ))
+    up.step = "Completed"
+    up.message = f"abandoned: spec.version is back to {current}"
+    s.cond(DEGRADED, False, "UpgradeAbandoned", up.message)
+    s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
+    s.event("Normal", "UpgradeAbandoned", up.message)
+
+
+def _reverted(s: _Step, up: UpgradeStatus) -> bool:
+    """spec.version was set back to the running version while a migration was under way."""
+    return up.kind == "Migrate" and s.status.current_version is not None \
+        and s.inst.spec.version == s.status.current_version
+
+
 def _failed(s: _Step, observed: Observed) -> None:
     up = s.status.upgrade
     assert up is not None
@@ -651,14 +685,7 @@ def _failed(s: _Step, observed: Observed) -> None:
     current = s.status.current_version
     failed = next((j for j in reversed(up.jobs) if j.outcome == "Failed"), None)
     if current is not None and spec_version == current and up.kind == "Migrate":
-        # The person gave up on the target: remove the candidates, the old version serves as before.
-        _delete_candidates(s, up.to_db_version or "")
-        _converge_primary(s, current)
-        up.step = "Completed"
-        up.message = f"abandoned: spec.version is back to {current}"
-        s.cond(DEGRADED, False, "UpgradeAbandoned", up.message)
-        s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
-        s.event("Normal", "UpgradeAbandoned", up.message)
+        _abandon(s, up, current)
         return
     # What the retry will run through stays as the spec says: a person fixes the cause (spec.env, ...)
     # while failed, and the fix reaches the side-by-side API and worker before the retry starts a Job.

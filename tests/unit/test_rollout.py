@@ -574,7 +574,46 @@ def test_a_new_upgrade_after_an_abandoned_one_does_not_adopt_its_failed_job() ->
     assert w.status["phase"] == "Degraded"
     w.bump("0.8.0")
     w.converge()
+    abandoned = w.status["versions"][0]
+    assert (abandoned["dbVersion"], abandoned["state"]) == ("08x", "Superseded"), "the half-copied target is recorded"
     w.bump("0.8.1")
+    w.converge()
+    assert w.condition("SpecAccepted")["reason"] == "StaleTargetIndices", "never migrated into again as it is"
+    abandoned_record = next(v for v in w.status["versions"] if v["dbVersion"] == "08x")
+    abandoned_record["state"] = "Deleted"  # retention reclaimed it
     w.converge()
     assert w.status["currentVersion"] == "0.8.1"
     assert "acme-migrate-080-to-08x-r2" in w.created
+
+
+def test_reverting_the_version_before_the_migration_starts_abandons_cleanly() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    while (w.status.get("upgrade") or {}).get("step") != "Installing":
+        w.step()
+    w.bump("0.8.0")
+    w.converge()
+    assert "acme-migrate-080-to-08x" not in w.created
+    assert not any(n.endswith("-08x") for n in w.deployments)
+    assert w.status["currentVersion"] == "0.8.0"
+    assert w.status["phase"] == "Ready"
+
+
+def test_reverting_during_the_migration_never_switches() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    while not any(j["purpose"] == "Migrate" for j in (w.status.get("upgrade") or {}).get("jobs", [])):
+        w.step()
+    w.bump("0.8.0")
+    w.converge()
+    assert w.created.count("acme-migrate-080-to-08x") == 1, "a started migration Job runs to its end"
+    assert w.images()["acme-api-production"].endswith(":0.8.0")
+    assert w.status["currentVersion"] == "0.8.0"
+
+
+def test_a_retry_annotation_present_before_the_failure_does_not_retry_it() -> None:
+    w = World(body("0.8.0"), job_outcome=lambda job: ("Failed", {"error": "Timeout", "message": "slow"}))
+    w.retry = "copied-from-elsewhere"
+    w.converge()
+    assert w.created == ["acme-install-080"]
+    assert w.status["phase"] == "Degraded"
