@@ -91,6 +91,29 @@ def live_pairs(inst: TracardiInstallation) -> set[VersionId]:
     return pairs
 
 
+def live_pairs_unparsed(raw: Mapping[str, Any]) -> set[VersionId]:
+    """Best effort for an installation the model refuses: every pair its status names that is not
+    Deleted counts as live, so that a bad object can never expose another's indices to deletion."""
+    status = raw.get("status") or {}
+    pairs: set[VersionId] = set()
+    for record in status.get("versions") or []:
+        if isinstance(record, Mapping) and record.get("state") != "Deleted" \
+                and record.get("dbVersion") and record.get("tenant"):
+            pairs.add(VersionId(str(record["dbVersion"]), str(record["tenant"])))
+    upgrade = status.get("upgrade") or {}
+    for db, tenant in (("fromDbVersion", "fromTenant"), ("toDbVersion", "toTenant")):
+        if upgrade.get(db) and upgrade.get(tenant):
+            pairs.add(VersionId(str(upgrade[db]), str(upgrade[tenant])))
+    return pairs
+
+
+def cluster_key_unparsed(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
+    hosts = ((raw.get("spec") or {}).get("elasticsearch") or {}).get("hosts")
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        return None  # unknown: the caller counts it as on every cluster
+    return tuple(sorted(h.rstrip("/") for h in hosts))
+
+
 def cluster_key(inst: TracardiInstallation) -> tuple[str, ...]:
     return tuple(sorted(h.rstrip("/") for h in inst.spec.elasticsearch.hosts))
 

@@ -252,11 +252,17 @@ class Runtime:
         key = gc.cluster_key(inst)
 
         def inputs(fresh: bool = False) -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
-            # An invalid policy governs nothing (its own status says why); an invalid installation
-            # cannot be read for live pairs.
+            # An invalid policy governs nothing (its own status says why).
             policies = _validated(TracardiRetentionPolicy, self._listing("policies", fresh=fresh))
             live: set[VersionId] = set()
-            for other in _validated(TracardiInstallation, self._listing("installations", fresh=fresh)):
+            for raw in self._listing("installations", fresh=fresh):
+                try:
+                    other = TracardiInstallation.model_validate(raw)
+                except ValidationError:
+                    # Fail closed: whatever a refused object's status names stays live.
+                    if gc.cluster_key_unparsed(raw) in (key, None):
+                        live |= gc.live_pairs_unparsed(raw)
+                    continue
                 if gc.cluster_key(other) == key:
                     live |= gc.live_pairs(other)
             return policies, live

@@ -138,7 +138,13 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: Context) -> Deci
 
 
 def _rollback_targets(status: TracardiInstallationStatus) -> set[str]:
-    return {r.db_version for r in status.versions if r.state == "Superseded"}
+    """Database versions whose indices are all still there: Superseded, and not in a published
+    deletion plan (that plan may be carried out already, or be half done when the operator stopped)."""
+    plan = status.retention
+    doomed = set()
+    if plan is not None and plan.dry_run is not True:
+        doomed = {i.db_version for i in plan.items if i.kind == "Version" and i.action == "Delete"}
+    return {r.db_version for r in status.versions if r.state == "Superseded" and r.db_version not in doomed}
 
 
 def _resolve(s: _Step, observed: Observed) -> None:

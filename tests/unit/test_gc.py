@@ -104,3 +104,13 @@ def test_headroom_after_a_deletion() -> None:
     before = HeadroomStatus(shards_used=800, shard_limit=1000, used_percent=80, reclaimable_shards=300)
     after = gc.freed(before, 300)
     assert (after.shards_used, after.used_percent, after.reclaimable_shards) == (500, 50, 0)
+
+
+def test_an_installation_the_model_refuses_still_protects_its_pairs() -> None:
+    raw = {"spec": {"elasticsearch": {"hosts": ["http://es:9200/"]}, "version": 7},
+           "status": {"versions": [{"dbVersion": "08x", "tenant": "01506", "state": "Current"},
+                                   {"dbVersion": "080", "tenant": "fa73a", "state": "Deleted"}],
+                      "upgrade": {"toDbVersion": "0820", "toTenant": "ffe49"}}}
+    assert gc.live_pairs_unparsed(raw) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
+    assert gc.cluster_key_unparsed(raw) == ("http://es:9200",)
+    assert gc.cluster_key_unparsed({"spec": {"elasticsearch": {"hosts": "nonsense"}}}) is None

@@ -617,3 +617,18 @@ def test_a_retry_annotation_present_before_the_failure_does_not_retry_it() -> No
     w.converge()
     assert w.created == ["acme-install-080"]
     assert w.status["phase"] == "Degraded"
+
+
+def test_no_rollback_to_a_version_in_a_published_deletion_plan() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    w.status["retention"] = {"policy": "p", "dryRun": False, "items": [
+        {"name": "080.fa73a", "kind": "Version", "action": "Delete", "reason": "Eligible", "dbVersion": "080",
+         "tenant": "fa73a"}]}
+    w.bump("0.8.0")
+    w.converge()
+    assert w.condition("SpecAccepted")["reason"] == "RollbackTargetDeleted"
+    w.status["retention"]["dryRun"] = True  # a dry run deletes nothing
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.0"
