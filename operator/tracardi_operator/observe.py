@@ -26,6 +26,8 @@ class DeploymentState:
     updated_replicas: int
     rolled_out: bool
     """The controller has seen the newest spec and every replica is updated and ready."""
+    stalled: bool = False
+    """The rollout made no progress within its progressDeadlineSeconds (ProgressDeadlineExceeded)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,8 @@ def _deployment(obj: Mapping[str, Any]) -> DeploymentState:
         ready_replicas=ready,
         updated_replicas=updated,
         rolled_out=seen and updated == replicas and ready == replicas and total == replicas,
+        stalled=any(c.get("type") == "Progressing" and c.get("status") == "False"
+                    and c.get("reason") == "ProgressDeadlineExceeded" for c in status.get("conditions") or []),
     )
 
 

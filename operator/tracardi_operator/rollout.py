@@ -129,8 +129,27 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: Context) -> Deci
         _continue(s, observed)
     else:
         _resolve(s, observed)
+    _stalled(s, observed)
     _ready(s, observed)
     return s.finish()
+
+
+def _stalled(s: _Step, observed: Observed) -> None:
+    """A Deployment that cannot roll out (image not pullable, crash loop) would be waited on forever:
+    say so. A failed Job's Degraded stays the more specific word."""
+    stalled = sorted(name for name, d in observed.deployments.items() if d.stalled)
+    degraded = conditions.find(s.status.conditions, DEGRADED)
+    if degraded is not None and degraded.status == "True" and degraded.reason != "RolloutStalled":
+        return
+    if not stalled:
+        if degraded is not None and degraded.reason == "RolloutStalled":
+            s.cond(DEGRADED, False, "AsExpected", "every Deployment makes progress again")
+        return
+    message = (f"{', '.join(stalled)} made no progress within its progress deadline (an image that cannot be "
+               f"pulled? pods that crash?); see kubectl describe deployment and the pods' events")
+    if degraded is None or degraded.reason != "RolloutStalled":
+        s.event("Warning", "RolloutStalled", message)
+    s.cond(DEGRADED, True, "RolloutStalled", message)
 
 
 # ---------------------------------------------------------------------------------------------------

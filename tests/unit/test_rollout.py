@@ -632,3 +632,26 @@ def test_no_rollback_to_a_version_in_a_published_deletion_plan() -> None:
     w.status["retention"]["dryRun"] = True  # a dry run deletes nothing
     w.converge()
     assert w.status["currentVersion"] == "0.8.0"
+
+
+def test_a_stalled_rollout_is_degraded_with_one_event_and_recovers() -> None:
+    import dataclasses
+
+    w = installed("0.8.2.1")
+    w.bump("0.8.2.2")
+    w.rollout_ready = False
+    inst = TracardiInstallation.model_validate(w.body)
+    obs = w.observed()
+    stalled = Observed({n: dataclasses.replace(d, stalled=n == "acme-api") for n, d in obs.deployments.items()},
+                       obs.jobs, obs.pod_ips)
+    d = decide(inst, stalled, Context(now=T0, builder=builders.BuilderSettings()))
+    degraded = conditions.find(d.status.conditions, conditions.DEGRADED)
+    assert degraded is not None
+    assert (degraded.status, degraded.reason) == ("True", "RolloutStalled")
+    assert "acme-api" in degraded.message
+    assert [e.reason for e in d.events if e.type == "Warning"] == ["RolloutStalled"]
+    w.body["status"] = d.status.to_k8s()
+    w.rollout_ready = True
+    w.converge()
+    assert w.condition("Degraded")["status"] == "False"
+    assert w.status["currentVersion"] == "0.8.2.2"
