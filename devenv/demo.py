@@ -430,8 +430,7 @@ class Demo:
             "TRACARDI_OPERATOR_JOB_IMAGE": "tracardi-operator:dev",
             "TRACARDI_OPERATOR_HEALTH_PORT": str(port),
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
-            # Idle installations are looked at again every 20 s (default 300 s), so retention acts promptly.
-            "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
+            "PYTHONUNBUFFERED": "1",  # .devenv/logs/operator.log is read while the demo runs
         })
         pid = procs.start(self.state, OPERATOR, [str(REPO_ROOT / ".venv" / "bin" / "tracardi-operator"), "run"],
                           env=env, cwd=REPO_ROOT)

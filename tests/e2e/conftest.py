@@ -66,6 +66,7 @@ class OperatorProcess:
             "TRACARDI_OPERATOR_HEALTH_PORT": str(self.port),
             "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
+            "PYTHONUNBUFFERED": "1",  # the log is read while the operator runs
         })
         self.log = self.log_dir / f"operator-{self.starts}.log"
         self._close()
