@@ -234,16 +234,21 @@ def test_offline_strategy_stops_the_old_production_api_while_migrating(inst: Ins
     seen: dict[str, Any] = {}
 
     def migrating_offline() -> bool:
-        obj = inst.get("acme")
-        if ((obj.get("status") or {}).get("upgrade") or {}).get("step") != "Migrating":
-            return False
+        # The Deployment first, then the status: the operator's pass that sees the pods gone writes
+        # Ready=False a moment after the scale-down, so a status read before it could be older.
         dep = inst.apps.read_namespaced_deployment("acme-api-production", inst.namespace)
-        progressing = inst.condition("acme", "Progressing") or {}
-        ready = inst.condition("acme", "Ready") or {}
-        if dep.spec.replicas == 0 and not (dep.status.replicas or 0):
-            seen.update(image=dep.spec.template.spec.containers[0].image, progressing=progressing, ready=ready)
-            return True
-        return False
+        if dep.spec.replicas != 0 or (dep.status.replicas or 0):
+            return False
+        obj = inst.get("acme")
+        status = obj.get("status") or {}
+        if (status.get("upgrade") or {}).get("step") != "Migrating":
+            return False
+        conds = {c["type"]: c for c in status.get("conditions", [])}
+        ready, progressing = conds.get("Ready", {}), conds.get("Progressing", {})
+        if ready.get("reason") != "OfflineMigration":
+            return False
+        seen.update(image=dep.spec.template.spec.containers[0].image, progressing=progressing, ready=ready)
+        return True
 
     wait_for(migrating_offline, 300, "the old production API at 0 replicas while Migrating", interval=0.3)
     assert seen["image"] == "tracardi/tracardi-api:0.8.0"
