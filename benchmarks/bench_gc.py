@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from elasticsearch import Elasticsearch
+
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
 from tracardi_operator.indices import VersionId, parse_inventory
 from tracardi_operator.retention import (

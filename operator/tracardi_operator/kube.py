@@ -31,11 +31,29 @@ _KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
 }
 
 
+REQUEST_TIMEOUT = (5.0, 60.0)
+"""(connect, read) seconds of every API request: the client's own default is to wait forever, and one
+hung connection would stall an installation's loop for good."""
+
+
+def _default_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> None:
+    rest = api.rest_client
+    request = rest.request
+
+    def with_timeout(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs.get("_request_timeout"):
+            kwargs["_request_timeout"] = timeout
+        return request(method, url, *args, **kwargs)
+
+    rest.request = with_timeout
+
+
 class Kube:
     """Thin, typed calls over one shared ApiClient (built once at start-up)."""
 
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
         self.api = api
+        _default_timeout(api, timeout)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)

@@ -108,6 +108,7 @@ class OperatorProcess:
 @pytest.fixture(scope="session")
 def crds(kube_api: Any) -> None:
     from kubernetes import client
+
     from tracardi_operator.kube import Kube
 
     kube = Kube(kube_api)

@@ -8,6 +8,7 @@ import json
 from typing import Any
 
 import pytest
+
 from tracardi_operator import builders as b
 from tracardi_operator import labels as lbl
 from tracardi_operator.models import TracardiInstallation

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from tracardi_operator import conditions as c
 from tracardi_operator.models import Condition
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tracardi_operator import crdgen
 from tracardi_operator.models import INSTALLATION, RESOURCE_KINDS, RETENTION_POLICY, ResourceKind
 from tracardi_operator.versions import TAG_REGEX

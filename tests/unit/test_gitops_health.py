@@ -18,6 +18,7 @@ import celpy
 import pytest
 import yaml
 from celpy.adapter import json_to_cel
+
 from tracardi_operator.models import TracardiInstallation
 
 ROOT = Path(__file__).resolve().parents[2]

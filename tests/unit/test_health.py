@@ -6,6 +6,7 @@ import asyncio
 
 import aiohttp
 import pytest
+
 from tracardi_operator.health import HealthServer, liveness
 from tracardi_operator.metrics import new_metrics
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from tracardi_operator.indices import (
     Context,
     ForeignReason,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from tracardi_operator.tracardi_api import ApiUnreachableError, RetryPolicy, TracardiApi, TracardiApiError
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tracardi_operator.indices import VersionId
 from tracardi_operator.jobs.common import Deadline, JobError, Log, compact, finish, write_termination_message
 from tracardi_operator.jobs.install import AdminCredentials, run_install

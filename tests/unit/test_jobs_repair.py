@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+
 from tracardi_operator.indices import Context, VersionId
 from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.repair import (

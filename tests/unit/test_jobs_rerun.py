@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
+
+from tests.unit.test_jobs_flow import REQUEST, FakeMigrationApi, deadline, entries, quiet
 from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.migrate import run_tracardi_migration
 from tracardi_operator.tracardi_api import MigrationEntry, TaskStatus, TracardiApiError, UpgradeTask
-
-from tests.unit.test_jobs_flow import REQUEST, FakeMigrationApi, deadline, entries, quiet
 
 
 class RerunApi(FakeMigrationApi):

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from tracardi_operator import crdgen
 from tracardi_operator import settings as settings_module
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy

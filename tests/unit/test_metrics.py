@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from prometheus_client import generate_latest
+
 from tracardi_operator.metrics import Metrics, new_metrics
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+
 from tracardi_operator import retention
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.retention import (

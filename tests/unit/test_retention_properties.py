@@ -13,6 +13,7 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.retention import (
     HistoryEntry,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
 from tracardi_operator import builders, conditions, labels
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.observe import DeploymentState, JobState, Observed

@@ -7,6 +7,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from tracardi_operator.jobs.transforms import (
     PAINLESS,
     TRANSFORMS,

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from tracardi_operator import versions as v
 from tracardi_operator.versions import TracardiVersion, parse, plan_upgrade, try_parse
 
