@@ -20,7 +20,7 @@ from devenv.paths import REPO_ROOT, State
 
 CLUSTER_MODULE = REPO_ROOT / "devenv" / "cluster"
 KUBERNETES_VERSION = "v1.35.4"  # keep in step with cluster/go.mod
-SERVICE_CIDR = "10.0.0.0/24"
+SERVICE_CIDR = "10.0.0.0/16"  # room for the Services of a whole test session
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 
