@@ -431,6 +431,8 @@ class Demo:
             "TRACARDI_OPERATOR_HEALTH_PORT": str(port),
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
             "PYTHONUNBUFFERED": "1",  # .devenv/logs/operator.log is read while the demo runs
+            # Idle installations are looked at again every 20 s (default 300 s): retention ages show sooner.
+            "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
         })
         pid = procs.start(self.state, OPERATOR, [str(REPO_ROOT / ".venv" / "bin" / "tracardi-operator"), "run"],
                           env=env, cwd=REPO_ROOT)
