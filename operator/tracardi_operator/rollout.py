@@ -173,13 +173,7 @@ def _resolve(s: _Step, observed: Observed) -> None:
         allow_prerelease=spec.upgrade.allow_prerelease, rollback_targets=_rollback_targets(status),
     )
     if not path.ok:
-        already = conditions.find(status.conditions, SPEC_ACCEPTED)
-        if already is None or already.status != "False" or already.reason != path.reason:
-            s.event("Warning", path.reason, path.message)
-        s.cond(SPEC_ACCEPTED, False, path.reason, path.message)
-        s.cond(PROGRESSING, False, path.reason, f"nothing changes: {path.message}")
-        if status.current_version:
-            _converge_primary(s, status.current_version)
+        _refuse(s, path.reason, path.message)
         return
     s.cond(SPEC_ACCEPTED, True, path.reason, path.message)
     if not path.steps:
@@ -211,6 +205,19 @@ def _resolve(s: _Step, observed: Observed) -> None:
     s.wait(0.1)  # recorded; act on the next pass
 
 
+def _refuse(s: _Step, reason: str, message: str) -> bool:
+    """Nothing changes: SpecAccepted=False with the reason, one Warning Event per new reason, and the
+    running version kept as it should be. Returns False, for the callers' `return`."""
+    already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
+    if already is None or already.status != "False" or already.reason != reason:
+        s.event("Warning", reason, message)
+    s.cond(SPEC_ACCEPTED, False, reason, message)
+    s.cond(PROGRESSING, False, reason, f"nothing changes: {message}")
+    if s.status.current_version:
+        _converge_primary(s, s.status.current_version)
+    return False
+
+
 def _room_for(s: _Step, step: versions.Step) -> bool:
     """Refuse, before it starts, a version change whose new indices would not fit under the shard limit."""
     if step.kind not in ("Install", "Migrate") or s.ctx.shards_available is None:
@@ -227,14 +234,7 @@ def _room_for(s: _Step, step: versions.Step) -> bool:
     message = (f"{step} needs about {needed} new shards but the Elasticsearch cluster has room for "
                f"{s.ctx.shards_available}: let a retention policy delete superseded versions, or raise "
                f"cluster.max_shards_per_node; nothing changes until then")
-    already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
-    if already is None or already.reason != reason:
-        s.event("Warning", reason, message)
-    s.cond(SPEC_ACCEPTED, False, reason, message)
-    s.cond(PROGRESSING, False, reason, message)
-    if s.status.current_version:
-        _converge_primary(s, s.status.current_version)
-    return False
+    return _refuse(s, reason, message)
 
 
 def _target_is_fresh(s: _Step, step: versions.Step) -> bool:
@@ -250,14 +250,7 @@ def _target_is_fresh(s: _Step, step: versions.Step) -> bool:
     message = (f"{step.to_version}'s indices ({stale.db_version}.{stale.tenant}) are still there from before the "
                f"rollback to {s.status.current_version}; migrating into them again would mix old and new data. "
                f"Let a retention policy delete them (keepSupersededVersions 0), then bump again")
-    already = conditions.find(s.status.conditions, SPEC_ACCEPTED)
-    if already is None or already.reason != reason:
-        s.event("Warning", reason, message)
-    s.cond(SPEC_ACCEPTED, False, reason, message)
-    s.cond(PROGRESSING, False, reason, message)
-    if s.status.current_version:
-        _converge_primary(s, s.status.current_version)
-    return False
+    return _refuse(s, reason, message)
 
 
 def _first_step(kind: str) -> Any:
