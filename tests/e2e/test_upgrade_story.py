@@ -79,3 +79,25 @@ def test_upgrade_story(installations: Installations, es: Any) -> None:
     reasons = [r for r, _ in installations.events("acme")]
     assert {"Installed", "Migrated", "Switched", "UpgradeCompleted"} <= set(reasons)
     print("  e2e timings: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()), file=sys.stderr)
+
+
+def test_a_skipped_version_is_crossed_one_migration_at_a_time(installations: Installations, es: Any) -> None:
+    """0.8.0 → 0.8.2.1 in one bump: installed, migrated and verified through 0.8.1 on the way."""
+    from devenv import seed as seeder
+    from devenv.simulator.versions import version_for_tag
+
+    installations.create("acme", "0.8.0")
+    installations.wait_settled("acme", "0.8.0")
+    report = seeder.seed(es, version_for_tag("0.8.0"), counts=seeder.SeedCounts(**SEED))
+    seeded = {key: sorted(ids) for key, ids in report.ids.items()}
+    t = time.monotonic()
+    installations.patch_spec("acme", {"version": "0.8.2.1"})
+    obj = installations.wait_settled("acme", "0.8.2.1", timeout=900)
+    print(f"  e2e step skip 0.8.0 -> 0.8.2.1: {time.monotonic() - t:.1f}s", file=sys.stderr, flush=True)
+    assert installations.jobs() == ["acme-install-080", "acme-install-0820", "acme-install-08x",
+                                    "acme-migrate-080-to-08x", "acme-migrate-08x-to-0820"]
+    assert [(v["version"], v["state"]) for v in obj["status"]["versions"]] == [
+        ("0.8.0", "Superseded"), ("0.8.1", "Superseded"), ("0.8.2.1", "Current")]
+    for context, prefix in (("staging", ""), ("production", "prod-")):
+        for resource in ("profile", "event", "session"):
+            assert sorted(_alias_ids(es, f"{prefix}ffe49.tracardi-{resource}")) == seeded[f"{context}/{resource}"]
