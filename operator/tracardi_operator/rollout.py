@@ -393,13 +393,9 @@ def _install_job(s: _Step, observed: Observed, up: UpgradeStatus, api_deployment
 def _fail(s: _Step, up: UpgradeStatus, record: JobRecord) -> None:
     up.step = "Failed"
     reason = record.reason or f"{record.purpose}Failed"
-    hint = ""
-    if reason == "MigrationIncomplete" and up.kind == "Migrate" and not _offline(s):
-        hint = (" With strategy Online, events the old version collected during the copy count as missing too:"
-                " set spec.upgrade.strategy to Offline before retrying if it receives traffic.")
     message = (
         f"Job {record.name} failed ({reason}): {record.message}. {up.from_version or 'nothing'} keeps running; "
-        f"fix the cause, then set the annotation tracardi.com/retry to a new value to try again.{hint}"
+        f"fix the cause, then set the annotation tracardi.com/retry to a new value to try again"
     )
     up.message = message
     s.cond(DEGRADED, True, reason, message)

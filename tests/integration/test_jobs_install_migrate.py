@@ -384,3 +384,36 @@ def test_painless_transforms_equal_the_python_ones(es_url: str) -> None:
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_online_writes_during_the_copy_do_not_fail_verification(es_url: str, tracardi: Any, tmp_path: Path) -> None:
+    """The old production API keeps collecting while an Online upgrade copies: documents written after the
+    copy began are not carried over (as in Tracardi) and must not be reported as lost either."""
+    import threading
+
+    old = tracardi("0.8.0", tenant("o"), worker=False)
+    source = install(es_url, tmp_path, old)
+    report = seed(es_url, "0.8.0", old.tenant)
+    live = next(i for i in sorted(report.counts) if i.startswith("prod-") and ".tracardi-event-" in i)
+    new = tracardi("0.8.1", tenant("p"))
+    target = install(es_url, tmp_path, new)
+    stop = threading.Event()
+    written: list[str] = []
+
+    def collect() -> None:
+        while not stop.wait(0.1):
+            doc_id = f"live-{uuid.uuid4().hex}"
+            es_call(es_url, "PUT", f"/{live}/_doc/{doc_id}?refresh=true", {"id": doc_id})
+            written.append(doc_id)
+
+    writer = threading.Thread(target=collect, daemon=True)
+    writer.start()
+    try:
+        code, result, stderr = migrate(es_url, tmp_path, new, source, target)
+    finally:
+        stop.set()
+        writer.join(10)
+    assert written, "documents were written while the migration ran"
+    assert code == 0, (result, stderr[-3000:])
+    assert result["contexts"]["production"]["sourceDocs"] >= sum(
+        n for index, n in report.counts.items() if index.startswith("prod-"))

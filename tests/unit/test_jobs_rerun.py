@@ -99,3 +99,16 @@ def test_a_rerun_starts_entries_listed_only_now() -> None:
     api.entries = all_entries
     run_tracardi_migration(api, REQUEST, deadline(), quiet())
     assert api.posts == [("staging", ["same"]), ("staging", ["e1"])]
+
+
+def test_verification_holds_a_source_to_what_it_had_when_the_copy_began() -> None:
+    from tracardi_operator.jobs.migrate import held_to
+
+    now = {"080.fa73a.tracardi-event-2026-11": 130, "080.fa73a.tracardi-flow": 3, "080.fa73a.tracardi-new": 2}
+    cutoff = {"080.fa73a.tracardi-event-2026-11": 100, "080.fa73a.tracardi-flow": 4}
+    required, grown = held_to(now, cutoff)
+    assert required == {"080.fa73a.tracardi-event-2026-11": 100, "080.fa73a.tracardi-flow": 3,
+                        "080.fa73a.tracardi-new": 0}
+    assert grown == {"080.fa73a.tracardi-event-2026-11": 30, "080.fa73a.tracardi-flow": 0,
+                     "080.fa73a.tracardi-new": 2}
+    assert held_to(now, None) == (now, {})

@@ -21,7 +21,7 @@ ElasticsearchError.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -250,12 +250,17 @@ def repair_and_verify(
     deadline: Deadline,
     log: Log,
     today: dt.date,
+    cutoff: Mapping[str, int] | None = None,
 ) -> dict[str, Any]:
-    """Steps 4 and 5: the success payload, or MigrationIncomplete naming what is not readable."""
+    """Steps 4 and 5: the success payload, or MigrationIncomplete naming what is not readable.
+
+    With a `cutoff` (documents per source before the copy), a source is held to the documents it had
+    then: fewer now (deleted since) counts as what is there; more (written since) is not required."""
     layout = observe.read_layout(es)
     sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
     observe.refresh(es, sources)
     source_counts = observe.counts(es, sources)
+    judged_counts, grown = held_to(source_counts, cutoff)
     outcomes: list[CopyOutcome] = []
     repaired: dict[str, str] = {}
     suffix = None
@@ -283,7 +288,8 @@ def repair_and_verify(
     )
     observe.refresh(es, {c.destination for c in checks if c.destination in layout.index_names})
     results = [
-        judge(check, observe.gather(es, check, source_counts, duplicates=check.repaired), request.target.db)
+        judge(check, observe.gather(es, check, judged_counts, duplicates=check.repaired, grown=grown),
+              request.target.db)
         for check in checks
     ]
     for result in results:
@@ -313,6 +319,15 @@ def repair_and_verify(
     return payload
 
 
+def held_to(now: Mapping[str, int], cutoff: Mapping[str, int] | None) -> tuple[dict[str, int], dict[str, int]]:
+    """(counts verification requires, documents written since the cut-off) per source index."""
+    if cutoff is None:
+        return dict(now), {}
+    required = {name: min(count, cutoff.get(name, 0)) for name, count in now.items()}
+    grown = {name: max(0, count - cutoff.get(name, 0)) for name, count in now.items()}
+    return required, grown
+
+
 def run_migrate(
     api: TracardiApi,
     es: EsClient,
@@ -334,11 +349,26 @@ def run_migrate(
     except TracardiApiError as error:
         hint = " (the API must run with EXPOSE_GUI_API=yes)" if error.status == 403 else ""
         raise JobError("LoginRejected", f"POST /user/token: {error.status}: {error.detail}{hint}") from None
-    listed = run_tracardi_migration(api, request, deadline, log)
     try:
-        return repair_and_verify(es, request, listed, deadline, log, today or dt.date.today())
+        cutoff = source_cutoff(es, request)
     except EsError as error:
         raise JobError("ElasticsearchError", str(error)) from None
+    log("verify.cutoff", indices=len(cutoff), documents=sum(cutoff.values()))
+    listed = run_tracardi_migration(api, request, deadline, log)
+    try:
+        return repair_and_verify(es, request, listed, deadline, log, today or dt.date.today(), cutoff=cutoff)
+    except EsError as error:
+        raise JobError("ElasticsearchError", str(error)) from None
+
+
+def source_cutoff(es: EsClient, request: MigrationRequest) -> dict[str, int]:
+    """Documents per source index before the copy starts: what verification holds the copy to. With the
+    Online strategy the old version keeps writing; documents written during the copy are not carried
+    over (Tracardi's migration never did), so they must not count as lost either."""
+    layout = observe.read_layout(es)
+    sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
+    observe.refresh(es, sources)
+    return observe.counts(es, sources)
 
 
 @contextmanager

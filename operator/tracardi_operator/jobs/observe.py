@@ -135,8 +135,12 @@ def gather(
     source_counts: Mapping[str, int],
     *,
     duplicates: bool = False,
+    grown: Mapping[str, int] | None = None,
 ) -> CopyFacts:
-    """Everything `verify.judge` needs about one check, reading as little as the figures allow."""
+    """Everything `verify.judge` needs about one check, reading as little as the figures allow.
+
+    `grown`: documents written to each source after the copy began; an exact comparison sees them as
+    missing, and they are not (the copy was never meant to carry them)."""
     mine = {name: source_counts.get(name, 0) for name in check.sources}
     if check.problem is not None or check.destination is None:
         return CopyFacts(source_counts=mine)
@@ -158,7 +162,9 @@ def gather(
     )
     if needs_exact_check(check, facts):
         missing, distinct = exact_compare(es, check.sources, check.alias)
-        facts = dataclasses.replace(facts, exact_missing=missing, distinct_ids=distinct)
+        written_since = sum((grown or {}).get(name, 0) for name in check.sources)
+        facts = dataclasses.replace(facts, exact_missing=max(0, missing - written_since),
+                                    distinct_ids=max(0, distinct - written_since))
     return facts
 
 
