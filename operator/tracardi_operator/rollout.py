@@ -426,6 +426,18 @@ def _record_installed(s: _Step, up: UpgradeStatus, record: JobRecord, observed: 
     return True
 
 
+def _installed(s: _Step, observed: Observed, up: UpgradeStatus, api_deployment: str, slot: builders.Slot) -> bool:
+    """Run the install Job to its end; True once it succeeded and the new version's (db, tenant) is
+    recorded, False while it runs or after it failed (the failure is recorded)."""
+    record = _install_job(s, observed, up, api_deployment, slot)
+    if record is None:
+        return False
+    if record.outcome == "Failed":
+        _fail(s, up, record)
+        return False
+    return _record_installed(s, up, record, observed)
+
+
 # -- Install (first version) -------------------------------------------------------------------------
 
 
@@ -444,13 +456,7 @@ def _install_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
     if up.step == "Installing":
         _primary_manifests(s, version, components=("api", "worker"))
         s.cond(PROGRESSING, True, "Installing", f"installing {version}")
-        record = _install_job(s, observed, up, api, "primary")
-        if record is None:
-            return
-        if record.outcome == "Failed":
-            _fail(s, up, record)
-            return
-        if not _record_installed(s, up, record, observed):
+        if not _installed(s, observed, up, api, "primary"):
             return
         s.status.versions.append(VersionRecord(
             version=version, db_version=up.to_db_version or "", tenant=up.to_tenant or "",
@@ -547,13 +553,7 @@ def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
         return
     if up.step == "Installing":
         s.cond(PROGRESSING, True, "Installing", f"installing {version} beside {old}")
-        record = _install_job(s, observed, up, candidate_api, "candidate")
-        if record is None:
-            return
-        if record.outcome == "Failed":
-            _fail(s, up, record)
-            return
-        if not _record_installed(s, up, record, observed):
+        if not _installed(s, observed, up, candidate_api, "candidate"):
             return
         if up.merged_suffix is None:
             up.merged_suffix = quarter_suffix(s.ctx.now)
