@@ -108,7 +108,7 @@ def inst(installations: Installations) -> Iterator[Installations]:
 
 def installed_080(inst: Installations, es: Any, **spec: Any) -> tuple[dict[str, Any], dict[str, list[str]]]:
     inst.create("acme", "0.8.0", **spec)
-    obj = inst.wait_settled("acme", "0.8.0")
+    obj = inst.wait_settled("acme", "0.8.0", timeout=600)
     return obj, seed(es, "0.8.0")
 
 
@@ -164,7 +164,7 @@ def test_task_fails_keeps_080_serving_and_a_retry_completes(inst: Installations,
     inst.patch_spec("acme", {"env": []})
     inst.annotate("acme", {"tracardi.com/retry": "1"})
     inst.wait_condition("acme", "Degraded", "False", timeout=60, reason="Retrying")
-    obj = inst.wait_settled("acme", "0.8.1", timeout=400)
+    obj = inst.wait_settled("acme", "0.8.1", timeout=600)
     assert inst.jobs() == ["acme-install-080", "acme-install-08x", "acme-migrate-080-to-08x",
                            "acme-migrate-080-to-08x-r2"]
     assert [(v["version"], v["state"]) for v in obj["status"]["versions"]] == [
@@ -193,7 +193,7 @@ def test_migration_skipping_partitioned_indices_is_incomplete(inst: Installation
     inst.patch_spec("acme", {"env": []})
     inst.annotate("acme", {"tracardi.com/retry": "after-fix"})
     inst.wait_condition("acme", "Degraded", "False", timeout=60)
-    inst.wait_settled("acme", "0.8.1", timeout=400)
+    inst.wait_settled("acme", "0.8.1", timeout=600)
     assert_all_readable(es, "0.8.1", seeded)
 
 
@@ -209,10 +209,10 @@ def test_http_500_faults_are_retried_and_the_upgrade_completes(inst: Installatio
 
 def test_repair_off_stops_081_to_0821_before_the_switch(inst: Installations, es: Any) -> None:
     inst.create("acme", "0.8.1", upgrade={"repair": "Off"})
-    inst.wait_settled("acme", "0.8.1")
+    inst.wait_settled("acme", "0.8.1", timeout=600)
     seeded = seed(es, "0.8.1")
     inst.patch_spec("acme", {"version": "0.8.2.1"})
-    degraded = wait_degraded(inst, "acme", "MigrationIncomplete", timeout=400)
+    degraded = wait_degraded(inst, "acme", "MigrationIncomplete", timeout=600)
     message = degraded["message"]
     for context in ("staging", "production"):
         for resource in (*PARTITIONED, "entity", "console-log"):
@@ -257,7 +257,7 @@ def test_offline_strategy_stops_the_old_production_api_while_migrating(inst: Ins
     assert "paused" in seen["progressing"]["message"]
     assert seen["ready"]["status"] == "False"
     assert seen["ready"]["reason"] == "OfflineMigration"
-    obj = inst.wait_settled("acme", "0.8.1", timeout=400)
+    obj = inst.wait_settled("acme", "0.8.1", timeout=600)
     dep = inst.apps.read_namespaced_deployment("acme-api-production", inst.namespace)
     assert dep.spec.replicas == 1
     assert dep.spec.template.spec.containers[0].image == "tracardi/tracardi-api:0.8.1"
