@@ -614,15 +614,9 @@ class SafetyGuard:
 
     def index_violation(self, name: str) -> str | None:
         """The rule deleting this index would break, or None when it may go."""
-        if not self.governed:
-            return "NotGoverned"
-        if not is_exact_name(name):
-            return "NotAnExactName"
-        owner = self.index_owner.get(name)
-        if owner is None:
-            return "NotAConfirmedTracardiIndex"
-        if owner not in self.deletable_pairs:
-            return "PairNotDeletable"
+        violation = self._owner_violation(name, self.index_owner, "NotAConfirmedTracardiIndex")
+        if violation is not None:
+            return violation
         if name in self.protected_indices:
             return "AliasedByLive"
         if _path_bytes([name]) > self.url_byte_limit - REQUEST_LINE_RESERVE:
@@ -630,13 +624,17 @@ class SafetyGuard:
         return None
 
     def template_violation(self, name: str) -> str | None:
+        return self._owner_violation(name, self.template_owner, "NotAConfirmedTracardiTemplate")
+
+    def _owner_violation(self, name: str, owners: Mapping[str, VersionId], unconfirmed: str) -> str | None:
+        """The rules indices and templates share: governed, an exact name, ours, of a deletable pair."""
         if not self.governed:
             return "NotGoverned"
         if not is_exact_name(name):
             return "NotAnExactName"
-        owner = self.template_owner.get(name)
+        owner = owners.get(name)
         if owner is None:
-            return "NotAConfirmedTracardiTemplate"
+            return unconfirmed
         if owner not in self.deletable_pairs:
             return "PairNotDeletable"
         return None
