@@ -204,7 +204,8 @@ class Kube:
                 f.write(value)
         return path
 
-    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """Every key of one Secret, decoded; None when it does not exist."""
         import base64
 
         try:
@@ -213,5 +214,7 @@ class Kube:
             if e.status == 404:
                 return None
             raise
-        raw = (secret.data or {}).get(key)
-        return base64.b64decode(raw).decode() if raw is not None else None
+        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        return (self.read_secret(namespace, name) or {}).get(key)

@@ -210,10 +210,9 @@ class Runtime:
         es = inst.spec.elasticsearch
         secret: dict[str, str] = {}
         if es.credentials_secret_ref is not None:
-            for k in ("username", "password", "apiKeyId", "apiKey"):
-                value = self.kube.read_secret_key(inst.namespace, es.credentials_secret_ref.name, k)
-                if value is not None:
-                    secret[k] = value
+            found = self.kube.read_secret(inst.namespace, es.credentials_secret_ref.name) or {}
+            # One read of the Secret per pass, not one per key.
+            secret = {k: found[k] for k in ("username", "password", "apiKeyId", "apiKey") if k in found}
         ca_file = None
         if es.ca_secret_ref is not None:
             ca_file = self.kube.secret_to_file(inst.namespace, es.ca_secret_ref.name, es.ca_secret_ref.key)
