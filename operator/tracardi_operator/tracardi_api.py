@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracardi_operator.httpjson import decode, read_error
+from tracardi_operator.scrubbing import one_line, scrub
 
 CONTEXTS = ("staging", "production")
 _DETAIL_LIMIT = 300
@@ -326,14 +327,12 @@ class TracardiApi:
                 if isinstance(item, Mapping)
             )
         text = detail if isinstance(detail, str) else (raw.decode("utf-8", "replace") if raw else "")
-        return self.scrub(" ".join(text.split())[:_DETAIL_LIMIT])
+        # Scrub first, then shape: collapsing or cutting first would hide a secret from the scrubbing.
+        return one_line(self.scrub(text), _DETAIL_LIMIT)
 
     def scrub(self, text: str) -> str:
-        """`text` with every secret this client has seen replaced by `***`."""
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """`text` with every secret this client has seen, in any spelling, replaced by `***`."""
+        return scrub(text, self._secrets)
 
     def add_secrets(self, secrets: Iterable[str]) -> None:
         self._secrets.update(s for s in secrets if s)

@@ -24,6 +24,7 @@ from tracardi_operator.jobs.common import Deadline, JobError, Log, env_required,
 from tracardi_operator.jobs.es import es_from_env
 from tracardi_operator.jobs.install import AdminCredentials, run_install
 from tracardi_operator.jobs.migrate import MigrationRequest, run_migrate
+from tracardi_operator.scrubbing import scrub
 from tracardi_operator.tracardi_api import TracardiApi
 
 _SUFFIX = re.compile(r"^\d{4}-(?:q[1-4]|\d{1,2}|year)$")
@@ -76,7 +77,7 @@ def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         finish({**error.payload(), "message": message}, out=sys.stdout, environ=env)
         return 1
     except Exception as error:  # the termination message must say something, whatever happened
-        message = _scrub(f"{type(error).__name__}: {error}"[:500], env)
+        message = _scrub(f"{type(error).__name__}: {error}", env)[:500]  # scrub first, then cut
         log("job.crashed", level="error", error=type(error).__name__)
         finish({"error": "InternalError", "message": message}, out=sys.stdout, environ=env)
         return 2
@@ -92,13 +93,14 @@ _SECRET_VARIABLES = (
 )
 
 
+def _secrets(env: Mapping[str, str]) -> list[str]:
+    return [value for value in (env.get(name) for name in _SECRET_VARIABLES) if value]
+
+
 def _scrub(text: str, env: Mapping[str, str]) -> str:
-    """Defence in depth: no secret from the environment leaves in a message, whatever produced it."""
-    for name in _SECRET_VARIABLES:
-        secret = env.get(name)
-        if secret and len(secret) >= 3:
-            text = text.replace(secret, "***")
-    return text
+    """Defence in depth: no secret from the environment leaves in a message, whatever produced it, in
+    any spelling a message may have given it on the way (whitespace collapsed, JSON-escaped)."""
+    return scrub(text, _secrets(env))
 
 
 def _install(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict[str, Any]:
@@ -108,6 +110,7 @@ def _install(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict
         installation_token=env_required(env, "TRACARDI_INSTALLATION_TOKEN"),
     )
     api = TracardiApi(args.api_url)
+    api.add_secrets(_secrets(env))
     return run_install(api, credentials, Deadline(args.timeout), log)
 
 
@@ -115,7 +118,7 @@ def _migrate(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict
     username = env_required(env, "TRACARDI_ADMIN_USERNAME")
     password = env_required(env, "TRACARDI_ADMIN_PASSWORD")
     api = TracardiApi(args.api_url)
-    api.add_secrets([password, env.get("TRACARDI_INSTALLATION_TOKEN", "")])
+    api.add_secrets([password, *_secrets(env)])
     es = es_from_env(env)
     request = MigrationRequest(
         source=VersionId(args.from_db, args.from_tenant),

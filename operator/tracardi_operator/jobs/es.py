@@ -23,6 +23,7 @@ from typing import Any
 
 from tracardi_operator.httpjson import decode, read_error
 from tracardi_operator.jobs.common import JobError
+from tracardi_operator.scrubbing import scrub
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
@@ -41,6 +42,7 @@ class EsClient:
     timeout: float = 120.0
     attempts: int = 5
     sleep: Callable[[float], None] = time.sleep
+    secrets: tuple[str, ...] = field(default=(), repr=False)
     _current: int = 0
 
     def request(
@@ -71,7 +73,7 @@ class EsClient:
                 if error.code in ok_statuses:
                     return decode(raw)
                 if error.code not in _RETRY_STATUSES or attempt + 1 >= self.attempts:
-                    raise EsError(method, path, error.code, _detail(raw)) from None
+                    raise EsError(method, path, error.code, _detail(raw, self.secrets)) from None
             except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
                 self._current += 1
                 if attempt + 1 >= self.attempts:
@@ -110,15 +112,17 @@ def es_from_env(environ: Mapping[str, str]) -> EsClient:
         if (environ.get("TRACARDI_ES_VERIFY_CERTS") or "yes").strip().lower() in ("no", "false", "0"):
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-    return EsClient(hosts=hosts, auth_header=auth, ssl_context=context)
+    secrets = tuple(s for s in (password, environ.get("TRACARDI_ES_API_KEY")) if s)
+    return EsClient(hosts=hosts, auth_header=auth, ssl_context=context, secrets=secrets)
 
 
-def _detail(raw: bytes) -> str:
+def _detail(raw: bytes, secrets: tuple[str, ...] = ()) -> str:
+    """Elasticsearch's reason for an error, scrubbed of the client's secrets and only then cut."""
     try:
         body = json.loads(raw)
     except ValueError:
-        return raw.decode("utf-8", "replace")[:300]
+        return scrub(raw.decode("utf-8", "replace"), secrets)[:300]
     error = body.get("error") if isinstance(body, Mapping) else None
     if isinstance(error, Mapping):
-        return f"{error.get('type')}: {error.get('reason')}"[:300]
-    return str(error or body)[:300]
+        return scrub(f"{error.get('type')}: {error.get('reason')}", secrets)[:300]
+    return scrub(str(error or body), secrets)[:300]
