@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tracardi_operator import GROUP_VERSION
+from tracardi_operator import GROUP_VERSION, versions
 from tracardi_operator.labels import (
     LABEL_DB_VERSION,
     LABEL_FROM_DB_VERSION,
@@ -35,6 +35,8 @@ from tracardi_operator.models import ResourceRequirements, TracardiInstallation
 
 Component = Literal["api", "api-production", "gui", "worker", "install", "migration"]
 ServingComponent = Literal["api", "api-production", "gui", "worker"]
+
+TELEMETRY_VARIABLE = "PERFORMANCE_TRACKING"
 Slot = Literal["primary", "candidate"]
 
 SERVING_COMPONENTS: tuple[ServingComponent, ...] = ("api", "api-production", "gui", "worker")
@@ -232,8 +234,10 @@ def elasticsearch_env(installation: TracardiInstallation) -> list[dict[str, Any]
 
 
 def redis_env(installation: TracardiInstallation) -> list[dict[str, Any]]:
+    """REDIS_HOST and REDIS_PORT, always both: Tracardi 0.8.1 and 0.8.2.x take the port of the
+    connection that login uses from REDIS_PORT (default 6379), not from the URL (docs/tracardi.md §6)."""
     redis = installation.spec.redis
-    env = [_value_env("REDIS_HOST", redis.url)]
+    env = [_value_env("REDIS_HOST", redis.host), _value_env("REDIS_PORT", str(redis.port))]
     if redis.password_secret_ref is not None:
         env.append(_secret_env("REDIS_PASSWORD", redis.password_secret_ref.name, redis.password_secret_ref.key))
     return env
@@ -272,13 +276,30 @@ def _admin_env(installation: TracardiInstallation) -> list[dict[str, Any]]:
     ]
 
 
-def component_env(installation: TracardiInstallation, component: ServingComponent) -> list[dict[str, Any]]:
-    """Environment of a Tracardi container. TENANT_NAME is never set: a version-independent tenant
-    makes the aliases of old and new version collide during an upgrade (tracardi-facts.md §4)."""
+def telemetry_env(installation: TracardiInstallation, version: str) -> list[dict[str, Any]]:
+    """PERFORMANCE_TRACKING=no where it means "no telemetry", and nowhere else.
+
+    Tracardi up to 0.8.1 reads the variable as yes/no (default yes: reports to Tracardi's Sentry);
+    0.8.2.x reads it as a Sentry DSN and refuses to start on anything else, `no` included
+    (docs/tracardi.md §6). A value the user sets in spec.env wins either way.
+    """
+    if any(extra.name == TELEMETRY_VARIABLE for extra in installation.spec.env):
+        return []
+    parsed = versions.try_parse(version).version
+    if parsed is None or (parsed.major, parsed.minor, parsed.patch) >= (0, 8, 2):
+        return []
+    return [_value_env(TELEMETRY_VARIABLE, "no")]
+
+
+def component_env(
+    installation: TracardiInstallation, component: ServingComponent, version: str
+) -> list[dict[str, Any]]:
+    """Environment of a Tracardi container at image tag `version`. TENANT_NAME is never set: a
+    version-independent tenant makes the aliases of old and new version collide during an upgrade
+    (docs/tracardi.md §4)."""
     if component == "gui":
         return [_value_env("API_URL", installation.spec.gui.api_url or api_service_url(installation))]
-    # 0.8.1 reports telemetry to Tracardi's Sentry unless told not to; an operator-run install does not.
-    env = [*elasticsearch_env(installation), *redis_env(installation), _value_env("PERFORMANCE_TRACKING", "no")]
+    env = [*elasticsearch_env(installation), *redis_env(installation), *telemetry_env(installation, version)]
     if component == "api":
         env += [_value_env("PRODUCTION", "no"), _value_env("EXPOSE_GUI_API", "yes"), _token_env(installation)]
     elif component == "api-production":
@@ -351,7 +372,7 @@ def _container(installation: TracardiInstallation, component: ServingComponent, 
         "name": component,
         "image": _image(installation, component, version),
         "imagePullPolicy": installation.spec.images.pull_policy,
-        "env": component_env(installation, component),
+        "env": component_env(installation, component, version),
     }
     if component != "worker":
         container["ports"] = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]

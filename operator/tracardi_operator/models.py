@@ -12,12 +12,22 @@ GitOps tools see a permanent diff between the manifest and the stored object.
 from __future__ import annotations
 
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, WithJsonSchema, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from tracardi_operator import API_GROUP, API_VERSION, GROUP_VERSION
@@ -194,6 +204,13 @@ class ElasticsearchSpec(CamelModel):
         return self.hosts[0].split("://", 1)[0]
 
 
+DEFAULT_REDIS_PORT = 6379
+REDIS_CREDENTIALS_MESSAGE = (
+    "the Redis URL must not carry credentials (user:password@host): it would be visible in every "
+    "Deployment's environment; put the password in a Secret and name it in redis.passwordSecretRef"
+)
+
+
 class RedisSpec(CamelModel):
     """How the Tracardi API and worker reach Redis."""
 
@@ -201,11 +218,42 @@ class RedisSpec(CamelModel):
         min_length=9,
         max_length=2048,
         pattern=r"^rediss?://[^\s]+$",
-        description="Redis URL, e.g. redis://redis:6379 (REDIS_HOST). Put no password in it.",
+        description=(
+            "Redis URL, e.g. redis://redis:6379 (REDIS_HOST; its port, 6379 if omitted, also goes to "
+            "REDIS_PORT). No credentials in it: the password belongs in passwordSecretRef."
+        ),
+        json_schema_extra={
+            "x-kubernetes-validations": [_cel("!self.contains('@')", REDIS_CREDENTIALS_MESSAGE)]
+        },
     )
     password_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the Redis password (REDIS_PASSWORD); omit for none."
     )
+
+    @field_validator("url")
+    @classmethod
+    def _no_credentials(cls, url: str) -> str:
+        parts = urllib.parse.urlsplit(url)
+        if "@" in url:
+            raise ValueError(REDIS_CREDENTIALS_MESSAGE)
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("the Redis URL's port must be a number from 0 to 65535") from None
+        if not parts.hostname:
+            raise ValueError("the Redis URL names no host, e.g. redis://redis:6379")
+        return url
+
+    @property
+    def host(self) -> str:
+        """REDIS_HOST: the URL as given (Celery and Tracardi 0.8.0 read host and port from it)."""
+        return self.url
+
+    @property
+    def port(self) -> int:
+        """REDIS_PORT: Tracardi 0.8.1 and 0.8.2.x take the port of the connection that login uses from
+        this variable, not from the URL (docs/tracardi.md §6)."""
+        return urllib.parse.urlsplit(self.url).port or DEFAULT_REDIS_PORT
 
 
 class InstallationSpec(CamelModel):
@@ -334,8 +382,8 @@ class GuiSpec(CamelModel):
 RESERVED_ENV = (
     "ELASTIC_HOST", "ELASTIC_SCHEME", "ELASTIC_HTTP_AUTH_USERNAME", "ELASTIC_HTTP_AUTH_PASSWORD",
     "ELASTIC_API_KEY_ID", "ELASTIC_API_KEY", "ELASTIC_CA_FILE", "ELASTIC_VERIFY_CERTS", "REDIS_HOST",
-    "REDIS_PASSWORD", "PRODUCTION", "EXPOSE_GUI_API", "INSTALLATION_TOKEN", "TENANT_NAME", "INSTANCE_PREFIX",
-    "API_URL",
+    "REDIS_PORT", "REDIS_PASSWORD", "PRODUCTION", "EXPOSE_GUI_API", "INSTALLATION_TOKEN", "TENANT_NAME",
+    "INSTANCE_PREFIX", "API_URL",
 )
 
 

@@ -100,6 +100,16 @@ def test_admission_rejects_tenant_name_in_env(acme: tuple[Installations, Any]) -
     assert not inst.get("acme")["spec"].get("env")
 
 
+def test_admission_rejects_credentials_in_the_redis_url(acme: tuple[Installations, Any]) -> None:
+    inst, _ = acme
+    url = inst.get("acme")["spec"]["redis"]["url"]
+    error = _api_exception(lambda: inst.patch_spec("acme", {"redis": {"url": "redis://user:s3cret@redis:6379"}}))
+    assert error.status == 422
+    assert "passwordSecretRef" in error.body
+    assert "s3cret" not in error.body.replace("redis://user:s3cret@redis:6379", "")
+    assert inst.get("acme")["spec"]["redis"]["url"] == url
+
+
 # -- refused by the operator --------------------------------------------------------------------------
 
 

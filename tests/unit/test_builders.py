@@ -176,6 +176,7 @@ def test_api_deployment() -> None:
     assert env["ELASTIC_SCHEME"] == "http"
     assert env["ELASTIC_VERIFY_CERTS"] == "yes"
     assert env["REDIS_HOST"] == "redis://redis:6379"
+    assert env["REDIS_PORT"] == "6379"
     assert env["INSTALLATION_TOKEN"] == {"secretKeyRef": {"name": "acme-install", "key": "token"}}
     assert env["PERFORMANCE_TRACKING"] == "no"
     assert "TENANT_NAME" not in env
@@ -445,3 +446,65 @@ def test_job_arguments_are_what_the_job_cli_parses() -> None:
     parsed = parser.parse_args(container_of(migrate)["args"][1:])
     assert (parsed.from_db, parsed.from_tenant, parsed.to_db, parsed.to_tenant) == ("08x", "01506", "0820", "ffe49")
     assert (parsed.repair, parsed.merged_suffix) == ("Auto", "2024-q1")
+
+
+_ES_ENV = {
+    "ELASTIC_HOST": "http://es-0:9200,http://es-1:9200",
+    "ELASTIC_SCHEME": "http",
+    "ELASTIC_VERIFY_CERTS": "yes",
+}
+_REDIS_ENV = {
+    "REDIS_HOST": "redis://redis.cache:16379",
+    "REDIS_PORT": "16379",
+    "REDIS_PASSWORD": {"secretKeyRef": {"name": "redis", "key": "pw"}},
+}
+_TOKEN = {"INSTALLATION_TOKEN": {"secretKeyRef": {"name": "acme-install", "key": "token"}}}
+_TELEMETRY_OFF = {"PERFORMANCE_TRACKING": "no"}
+
+
+@pytest.mark.parametrize(("version", "telemetry"), [
+    ("0.8.0", _TELEMETRY_OFF),
+    ("0.8.1", _TELEMETRY_OFF),
+    # 0.8.2.x reads PERFORMANCE_TRACKING as a Sentry DSN and will not start with "no" in it.
+    ("0.8.2", {}),
+    ("0.8.2.1", {}),
+    ("0.8.2.2", {}),
+    ("0.8.2-rc2", {}),
+])
+@pytest.mark.parametrize(("component", "own"), [
+    ("api", {"PRODUCTION": "no", "EXPOSE_GUI_API": "yes", **_TOKEN}),
+    ("api-production", {"PRODUCTION": "yes", "EXPOSE_GUI_API": "no", **_TOKEN}),
+    ("worker", {}),
+])
+def test_exact_environment_per_version(
+    version: str, telemetry: dict[str, Any], component: b.ServingComponent, own: dict[str, Any]
+) -> None:
+    installation = make_installation(
+        version=version,
+        redis={"url": "redis://redis.cache:16379", "passwordSecretRef": {"name": "redis", "key": "pw"}},
+    )
+    env = env_of(container_of(b.deployment(installation, component, version)))
+    assert env == {**_ES_ENV, **_REDIS_ENV, **telemetry, **own}
+
+
+def test_gui_environment_is_the_api_url_only_at_every_version() -> None:
+    for version in ("0.8.0", "0.8.1", "0.8.2.1"):
+        env = env_of(container_of(b.deployment(make_installation(version=version), "gui", version)))
+        assert env == {"API_URL": "http://acme-api.shop.svc:80"}
+
+
+def test_candidate_gets_the_environment_of_its_own_version() -> None:
+    installation = make_installation(version="0.8.2.1")
+    primary = env_of(container_of(b.deployment(installation, "api", "0.8.1")))
+    candidate = env_of(container_of(b.deployment(installation, "api", "0.8.2.1", slot="candidate", db_version="0820")))
+    assert primary["PERFORMANCE_TRACKING"] == "no"
+    assert "PERFORMANCE_TRACKING" not in candidate
+
+
+def test_a_telemetry_setting_in_spec_env_wins() -> None:
+    dsn = "https://key@sentry.example/1"
+    installation = make_installation(env=[{"name": "PERFORMANCE_TRACKING", "value": dsn}])
+    for version in ("0.8.1", "0.8.2.1"):
+        container = container_of(b.deployment(installation, "api", version))
+        values = [e["value"] for e in container["env"] if e["name"] == "PERFORMANCE_TRACKING"]
+        assert values == [dsn]

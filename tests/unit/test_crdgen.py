@@ -118,7 +118,8 @@ def cel_rules(kind: ResourceKind) -> dict[str, list[dict[str, str]]]:
 
 def test_cel_rules() -> None:
     rules = cel_rules(INSTALLATION)
-    assert set(rules) == {".spec", ".spec.elasticsearch.hosts", ".spec.env[]"}
+    assert set(rules) == {".spec", ".spec.elasticsearch.hosts", ".spec.env[]", ".spec.redis.url"}
+    assert rules[".spec.redis.url"][0]["rule"] == "!self.contains('@')"
     assert "TENANT_NAME" in rules[".spec.env[]"][0]["rule"]
     (version_rule,) = rules[".spec"]
     assert version_rule["rule"] == f"self.version.matches('{TAG_REGEX}')"

@@ -98,6 +98,10 @@ def test_version_format_is_left_to_the_guard() -> None:
         {"elasticsearch": {"hosts": ["http://a:9200"], "indexShards": 0}},
         {"elasticsearch": {"hosts": ["http://a:9200"], "caSecretRef": {"name": "ca"}}},
         {"redis": {"url": "redis:6379"}},
+        {"redis": {"url": "redis://user:secret@redis:6379"}},
+        {"redis": {"url": "redis://:secret@redis:6379"}},
+        {"redis": {"url": "redis://redis:port"}},
+        {"redis": {"url": "redis://:6379"}},
         {"redis": {"url": "redis://r:6379", "passwordSecretRef": {"name": "r"}}},
         {"installation": {"adminSecretRef": {"name": "a"}}},
         {"installation": {"adminSecretRef": {"name": "Bad_Name"}, "tokenSecretRef": {"name": "t", "key": "k"}}},
@@ -351,3 +355,20 @@ def test_every_field_has_a_description(root: type[m.CamelModel]) -> None:
     assert len(fields) > 20
     missing = [name for name, info in fields if not info.description]
     assert missing == []
+
+
+def test_credentials_in_the_redis_url_are_refused_with_a_pointer_to_the_secret() -> None:
+    with pytest.raises(ValidationError) as error:
+        m.RedisSpec(url="rediss://default:hunter2@redis:6380")
+    assert "passwordSecretRef" in str(error.value)
+
+
+@pytest.mark.parametrize(("url", "port"), [
+    ("redis://redis:6379", 6379),
+    ("redis://redis", 6379),
+    ("rediss://redis.example:6380/0", 6380),
+    ("redis://10.0.0.7:16379", 16379),
+])
+def test_redis_port(url: str, port: int) -> None:
+    redis = m.RedisSpec(url=url)
+    assert (redis.host, redis.port) == (url, port)
