@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -288,17 +289,28 @@ def test_0821_faithful_migration_is_repaired(es_url: str, tracardi: Any, tmp_pat
         assert len(readable) == len(set(readable)), key
     profile = es_call(es_url, "POST", f"/{new.tenant}.tracardi-profile/_search", {"size": 1})["hits"]["hits"][0]
     assert isinstance(profile["_source"]["data"]["contact"]["email"], dict)
-    merged = f"0820.{new.tenant}.tracardi-event-2026-q4"
+    merged = f"0820.{new.tenant}.tracardi-profile-2026-q4"
     assert es_call(es_url, "GET", f"/{merged}/_mapping")[merged]["mappings"]["_meta"]["version"] == "0820"
+    # every repaired index is named as 0.8.2.1 partitions its resource (event month, session quarter, ...)
+    from tracardi_operator.indices import parse_index_name
+
+    scheme = {"event": r"\d+", "log": r"\d+", "console-log": r"\d+", "profile": "q[1-4]", "session": "q[1-4]",
+              "entity": "q[1-4]", "item": "year", "user-log": "year"}
+    for index in (r["index"] for r in es_call(es_url, "GET", "/_cat/indices?format=json&h=index")):
+        parsed = parse_index_name(index)
+        if parsed and parsed.version.tenant == new.tenant and parsed.resource in scheme and parsed.partition:
+            assert re.fullmatch(rf"\d{{4}}-{scheme[parsed.resource]}", parsed.partition), index
 
     # a rerun (a crashed Job restarted) duplicates nothing and overwrites nothing
     event_id = report.ids["staging/event"][0]
-    es_call(es_url, "POST", f"/{merged}/_update/{event_id}?refresh=true", {"doc": {"metadata": {"status": "kept"}}})
+    found = es_call(es_url, "POST", f"/{new.tenant}.tracardi-event/_search", {"query": {"ids": {"values": [event_id]}}})
+    monthly = found["hits"]["hits"][0]["_index"]
+    es_call(es_url, "POST", f"/{monthly}/_update/{event_id}?refresh=true", {"doc": {"metadata": {"status": "kept"}}})
     code, again, stderr = migrate(es_url, tmp_path, new, source, target, "--merged-suffix", "2026-q4")
     assert code == 0, (again, stderr[-3000:])
     created = sum(f["created"] for ctx in again["repaired"].values() for f in ctx.values())
     assert created == 0
-    kept = es_call(es_url, "GET", f"/{merged}/_doc/{event_id}")["_source"]
+    kept = es_call(es_url, "GET", f"/{monthly}/_doc/{event_id}")["_source"]
     assert kept["metadata"]["status"] == "kept"
     assert again["contexts"] == result["contexts"]
 

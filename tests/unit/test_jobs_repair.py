@@ -6,17 +6,21 @@ import datetime as dt
 
 import pytest
 
-from tracardi_operator.indices import Context, VersionId
+from tracardi_operator.indices import Context, VersionId, parse_index_name
 from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.repair import (
+    REPAIRABLE,
     RepairCopy,
+    destination_suffix,
     month_suffix,
     outcome_of,
+    period_of,
     plan_repair,
     quarter_suffix,
     reindex_body,
     repair_applies,
     repair_summary,
+    year_suffix,
 )
 from tracardi_operator.tracardi_api import MigrationEntry
 
@@ -65,19 +69,84 @@ def test_plan_for_the_faithful_082_listing() -> None:
     plan = plan_repair(names, aliases, faithful_listing(), counts, SRC, DST, "2026-q3", TODAY)
     routed = {(c.source, c.destination, c.transform) for c in plan.copies}
     assert routed == {
-        ("08x.01506.tracardi-event-2026-9", "0820.ffe49.tracardi-event-2026-q3", "event"),
-        ("08x.01506.tracardi-event-2026-10", "0820.ffe49.tracardi-event-2026-q3", "event"),
+        ("08x.01506.tracardi-event-2026-9", "0820.ffe49.tracardi-event-2026-9", "event"),
+        ("08x.01506.tracardi-event-2026-10", "0820.ffe49.tracardi-event-2026-10", "event"),
         ("08x.01506.tracardi-profile-2026-10", "0820.ffe49.tracardi-profile-2026-q3", "profile"),
-        ("08x.01506.tracardi-session-2026-10", "0820.ffe49.tracardi-session-2026-10", None),
-        ("08x.01506.tracardi-user-log-2026-9", "0820.ffe49.tracardi-user-log-2026-9", None),
-        ("08x.01506.tracardi-entity", "0820.ffe49.tracardi-entity-2026-q4", "entity"),
+        ("08x.01506.tracardi-session-2026-10", "0820.ffe49.tracardi-session-2026-q4", None),
+        ("08x.01506.tracardi-user-log-2026-9", "0820.ffe49.tracardi-user-log-2026-year", None),
+        ("08x.01506.tracardi-entity", "0820.ffe49.tracardi-entity-2026-q3", "entity"),
         ("08x.01506.tracardi-console-log", "0820.ffe49.tracardi-console-log-2026-11", None),
         ("prod-08x.01506.tracardi-log-2026-10", "prod-0820.ffe49.tracardi-log-2026-10", None),
-        ("prod-08x.01506.tracardi-item-2026-8", "prod-0820.ffe49.tracardi-item-2026-8", None),
+        ("prod-08x.01506.tracardi-item-2026-8", "prod-0820.ffe49.tracardi-item-2026-year", None),
     }
     assert "template.0820.ffe49.tracardi-event" in plan.templates
     assert "prod-template.0820.ffe49.tracardi-log" in plan.templates
-    assert plan.destinations()["08x.01506.tracardi-entity"] == "0820.ffe49.tracardi-entity-2026-q4"
+    assert plan.destinations()["08x.01506.tracardi-entity"] == "0820.ffe49.tracardi-entity-2026-q3"
+
+
+# 0.8.2.1's own partitioning (tracardi-facts §9, tracardi-resources.md): every repaired name is one
+# 0.8.2.1 itself writes, and the index parser (retention) reads its partition.
+@pytest.mark.parametrize(
+    ("resource", "source_partition", "expected"),
+    [
+        ("event", "2023-11", "2023-11"),  # month
+        ("event", "2024-1", "2024-1"),
+        ("log", "2023-11", "2023-11"),  # month
+        ("session", "2023-11", "2023-q4"),  # quarter
+        ("session", "2024-3", "2024-q1"),
+        ("session", "2024-4", "2024-q2"),
+        ("user-log", "2023-11", "2023-year"),  # year
+        ("user-log", "2024-1", "2024-year"),
+        ("item", "2023-2", "2023-year"),  # year
+        ("profile", "2023-11", "2026-q3"),  # quarter: every partition merged into the decided one
+        ("profile", "2021-1", "2026-q3"),
+        ("entity", None, "2026-q3"),  # quarter: the decided one (a retry in another quarter keeps it)
+        ("console-log", None, "2026-11"),  # month: the current one
+    ],
+)
+def test_each_resource_lands_in_the_partition_0821_writes(
+    resource: str, source_partition: str | None, expected: str
+) -> None:
+    assert destination_suffix(resource, source_partition, "2026-q3", TODAY) == expected
+    suffix = "" if source_partition is None else f"-{source_partition}"
+    source = f"prod-08x.01506.tracardi-{resource}{suffix}"
+    (copy,) = plan_repair([source], {}, [], {source: 5}, SRC, DST, "2026-q3", TODAY).copies
+    assert copy.destination == f"prod-0820.ffe49.tracardi-{resource}-{expected}"
+    parsed = parse_index_name(copy.destination)
+    assert parsed is not None
+    assert (parsed.resource, parsed.partition, parsed.version) == (resource, expected, DST)
+
+
+def test_every_repairable_resource_follows_0821_partitioning() -> None:
+    assert REPAIRABLE == {
+        "event": "month", "log": "month", "console-log": "month",
+        "profile": "quarter", "session": "quarter", "entity": "quarter",
+        "item": "year", "user-log": "year",
+    }
+
+
+def test_months_of_one_period_meet_in_one_index_newest_first() -> None:
+    sources = [f"08x.01506.tracardi-user-log-2025-{m}" for m in (1, 2, 10, 11, 12)]
+    sources += ["08x.01506.tracardi-session-2025-7", "08x.01506.tracardi-session-2025-9"]
+    plan = plan_repair(sources, {}, [], dict.fromkeys(sources, 1), SRC, DST, "2026-q4", TODAY)
+    assert [(c.source.rsplit("-", 1)[1], c.destination.split("tracardi-")[1]) for c in plan.copies] == [
+        ("9", "session-2025-q3"),
+        ("7", "session-2025-q3"),
+        ("12", "user-log-2025-year"),
+        ("11", "user-log-2025-year"),
+        ("10", "user-log-2025-year"),
+        ("2", "user-log-2025-year"),
+        ("1", "user-log-2025-year"),
+    ]
+
+
+def test_period_of_partition_suffixes() -> None:
+    assert period_of("2026-11") == (dt.date(2026, 11, 1), 1)
+    assert period_of("2026-q4") == (dt.date(2026, 10, 1), 3)
+    assert period_of("2026-year") == (dt.date(2026, 1, 1), 12)
+    assert period_of(None) is None
+    assert period_of("2026-13") is None
+    assert year_suffix(dt.date(2026, 5, 1)) == "2026-year"
 
 
 def test_plan_skips_readable_listed_and_empty_sources() -> None:

@@ -54,7 +54,7 @@ def add_job_commands(subparsers: Any) -> None:
         "--merged-suffix",
         type=_suffix,
         default=None,
-        help="partition suffix of the merged event/profile destination (decided once by the operator)",
+        help="quarter partition of the merged profile (and the entity) destination, decided once by the operator",
     )
     migrate.add_argument("--timeout", type=float, default=3600.0, help="seconds for the whole Job")
     migrate.set_defaults(job_command="migrate")

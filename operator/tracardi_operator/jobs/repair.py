@@ -4,11 +4,20 @@ What lives here: `plan_repair` (pure: which source index to copy where, with whi
 `execute_repair` (I/O: one `_reindex` per copy, `op_type: create` and `conflicts: proceed`, so a rerun
 neither duplicates nor overwrites anything, then the task's outcome checked for failures).
 
-Destinations are the layout 0.8.2.1 reads through its aliases:
-- event, profile: every source partition into ONE partition `<merged suffix>` per context; the suffix is
-  decided once by the operator and passed in, so a retry in another quarter cannot split ids in two;
-- session, log, user-log, item: the same `-YYYY-M` suffix as the source;
-- entity: the current quarter (`-YYYY-qN`); console-log: the current month (`-YYYY-M`).
+Destinations are the partitions 0.8.2.1 itself writes (its default `*_PARTITIONING`, tracardi-facts
+§9): event, log and console-log by month (`-YYYY-M`); profile, session and entity by quarter
+(`-YYYY-qN`); item and user-log by year (`-YYYY-year`). So the repaired data sits where 0.8.2.1 would
+have written it, and is named as retention and 0.8.2.1's own index listing expect:
+- a monthly 08x partition goes to the 0.8.2.1 partition of the same period (`session-2026-11` →
+  `session-2026-q4`, `user-log-2026-11` → `user-log-2026-year`, `event-2026-11` → `event-2026-11`);
+  several months of one quarter or year meet in one index;
+- profile: every source partition into ONE partition `<merged suffix>` (a quarter) per context, so a
+  profile saved in several months is one document again; the suffix is decided once by the operator
+  and passed in, so a retry in another quarter cannot split ids in two;
+- the unpartitioned 08x sources: entity into the merged suffix's quarter (decided once, like the
+  profile's), console-log into the current month.
+Sources meeting in one destination are copied newest period first: with `op_type: create` the first
+copy of an id wins, and the newest is the one Tracardi last saved.
 Every such name matches the 0.8.2.1 template pattern `<prefix>.tracardi-<resource>-*-*`, so the
 index is created from the template: strict mapping, `_meta.version` 0820 and the read alias.
 A source is left alone when Tracardi listed it and its destination is readable, or when it is empty.
@@ -21,7 +30,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tracardi_operator.indices import Context, VersionId
+from tracardi_operator.indices import Context, VersionId, parse_index_name
 from tracardi_operator.jobs.common import Deadline, JobError, Log
 from tracardi_operator.jobs.es import EsClient, EsError
 from tracardi_operator.jobs.transforms import PAINLESS
@@ -36,22 +45,23 @@ from tracardi_operator.tracardi_api import MigrationEntry
 
 REPAIR_TARGET_DB = "0820"
 
-MERGED = "merged"
-SAME_SUFFIX = "same"
-CURRENT_QUARTER = "quarter"
-CURRENT_MONTH = "month"
+MONTH = "month"
+QUARTER = "quarter"
+YEAR = "year"
 
-# resource → how its destination partition is named in 0.8.2.1
+# resource → how 0.8.2.1 partitions it (tracardi-resources.md, default *_PARTITIONING)
 REPAIRABLE: Mapping[str, str] = {
-    "event": MERGED,
-    "profile": MERGED,
-    "session": SAME_SUFFIX,
-    "log": SAME_SUFFIX,
-    "user-log": SAME_SUFFIX,
-    "item": SAME_SUFFIX,
-    "entity": CURRENT_QUARTER,
-    "console-log": CURRENT_MONTH,
+    "event": MONTH,
+    "profile": QUARTER,
+    "session": QUARTER,
+    "log": MONTH,
+    "user-log": YEAR,
+    "item": YEAR,
+    "entity": QUARTER,
+    "console-log": MONTH,
 }
+# Every partition of these goes into the one merged partition (ids saved in several months collapse).
+MERGED_RESOURCES = frozenset({"profile"})
 TRANSFORM_OF: Mapping[str, str] = {"event": "event", "profile": "profile", "entity": "entity"}
 
 
@@ -66,6 +76,50 @@ def quarter_suffix(day: dt.date) -> str:
 
 def month_suffix(day: dt.date) -> str:
     return f"{day.year}-{day.month}"
+
+
+def year_suffix(day: dt.date) -> str:
+    return f"{day.year}-year"
+
+
+_SUFFIX_OF = {MONTH: month_suffix, QUARTER: quarter_suffix, YEAR: year_suffix}
+
+
+_SPAN = {MONTH: 1, QUARTER: 3, YEAR: 12}  # months in a period
+
+
+def period_of(partition: str | None) -> tuple[dt.date, int] | None:
+    """(first day, months spanned) of a partition suffix (`2026-11`, `2026-q4`, `2026-year`), or None."""
+    if partition is None:
+        return None
+    year, _, period = partition.partition("-")
+    try:
+        if period == "year":
+            return dt.date(int(year), 1, 1), _SPAN[YEAR]
+        if period.startswith("q"):
+            return dt.date(int(year), 3 * int(period[1:]) - 2, 1), _SPAN[QUARTER]
+        return dt.date(int(year), int(period), 1), _SPAN[MONTH]
+    except ValueError:
+        return None
+
+
+def destination_suffix(resource: str, partition: str | None, merged_suffix: str, today: dt.date) -> str:
+    """The 0.8.2.1 partition a source (partition) of `resource` is repaired into.
+
+    A source partition goes to the 0.8.2.1 partition holding its period (every monthly 08x partition
+    lies inside exactly one). An unpartitioned source (or one coarser than the scheme) goes to the
+    partition of the merged suffix's quarter, decided once, when the scheme allows, else of today.
+    """
+    scheme = REPAIRABLE[resource]
+    if resource in MERGED_RESOURCES:
+        return merged_suffix
+    period = period_of(partition)
+    if period is not None and period[1] <= _SPAN[scheme]:
+        return _SUFFIX_OF[scheme](period[0])
+    decided = period_of(merged_suffix)
+    if decided is not None and decided[1] <= _SPAN[scheme]:
+        return _SUFFIX_OF[scheme](decided[0])
+    return _SUFFIX_OF[scheme](today)
 
 
 @dataclass(frozen=True)
@@ -104,21 +158,12 @@ def plan_repair(
     listed = listed_destinations(entries, names, today)
     copies = []
     for src in source_indices(names, source, target.db):
-        rule = REPAIRABLE.get(src.resource)
-        if rule is None or source_counts.get(src.name, 0) == 0:
+        if src.resource not in REPAIRABLE or source_counts.get(src.name, 0) == 0:
             continue
         readers = frozenset(alias_targets.get(alias_name(src.context, target.tenant, src.resource), ()))
         if listed.get(src.name) in readers:
             continue
-        partition = src.parsed.partition
-        if rule == MERGED:
-            suffix = merged_suffix
-        elif rule == SAME_SUFFIX and partition is not None:
-            suffix = partition
-        elif rule == CURRENT_QUARTER:
-            suffix = quarter_suffix(today)
-        else:
-            suffix = month_suffix(today)
+        suffix = destination_suffix(src.resource, src.parsed.partition, merged_suffix, today)
         copies.append(
             RepairCopy(
                 context=src.context,
@@ -129,8 +174,16 @@ def plan_repair(
                 source_docs=source_counts.get(src.name, 0),
             )
         )
+    # Per destination, the newest source period first: with `op_type: create` the first copy of an id wins.
+    copies.sort(key=lambda c: (c.destination, -_start(c.source), c.source))
     templates = sorted({template_name(c.context, target, c.resource) for c in copies})
     return RepairPlan(copies=tuple(copies), merged_suffix=merged_suffix, templates=tuple(templates))
+
+
+def _start(index: str) -> int:
+    parsed = parse_index_name(index)
+    period = period_of(parsed.partition if parsed else None)
+    return period[0].toordinal() if period else 0
 
 
 def reindex_body(copy: RepairCopy) -> dict[str, Any]:
