@@ -112,6 +112,19 @@ class UpgradeTask:
     to_index: str | None
 
 
+TASK_LISTING_LIMIT = 1000
+"""Tasks asked for per listing. A listing that comes back this full may have been cut off."""
+
+
+@dataclass(frozen=True)
+class TaskListing:
+    """One answer of `GET /tasks/type/upgrade`. `complete` only when fewer documents than the limit
+    came back: a full page may hide older tasks, so nothing may be concluded from what is missing."""
+
+    tasks: tuple[UpgradeTask, ...]
+    complete: bool
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     id: str
@@ -224,15 +237,21 @@ class TracardiApi:
         answer = self._authorized("POST", "/migration", json_body=body, context=context, idempotent=False)
         return answer if isinstance(answer, str) and answer else None
 
-    def upgrade_tasks(self, context: str) -> list[UpgradeTask]:
-        body = _as_mapping(self._authorized("GET", "/tasks/type/upgrade", context=context), "GET tasks")
+    def upgrade_tasks(self, context: str, *, limit: int, query: str | None = None) -> TaskListing:
+        """GET /tasks/type/upgrade with an explicit `limit` (Tracardi lists only the 50 newest without
+        one) and, optionally, `query` on the task name. Newest first, as Tracardi lists."""
+        params = {"limit": str(limit), **({"query": query} if query else {})}
+        path = "/tasks/type/upgrade?" + urllib.parse.urlencode(params)
+        body = _as_mapping(self._authorized("GET", path, context=context), "GET /tasks/type/upgrade")
         grouped = body.get("grouped")
+        documents = 0
         tasks: list[UpgradeTask] = []
         if isinstance(grouped, Mapping):
             for group in grouped.values():
                 if isinstance(group, list):
+                    documents += len(group)
                     tasks.extend(t for t in (_task(item) for item in group) if t is not None)
-        return tasks
+        return TaskListing(tasks=tuple(tasks), complete=documents < limit)
 
     def task_status(self, task_id: str, context: str) -> TaskStatus:
         path = f"/import/task/{urllib.parse.quote(task_id)}/status"

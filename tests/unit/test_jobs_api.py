@@ -135,14 +135,16 @@ def test_listing_tasks_and_status_shapes(served: Any) -> None:
                     "task_id": "c1",
                     "name": 'Migration of "f"',
                     "params": {"copy_index": {"from_index": "f", "to_index": "t"}},
-                }
+                },
+                {"id": "o1", "task_id": "o1", "name": "Migration plan orchestrator", "event_type": "missing"},
             ]
         }
     }
     answers: dict[str, object] = {
         "/user/token": {"access_token": "x"},
         "/migration/08x?from_tenant_name=01506": listing,
-        "/tasks/type/upgrade": tasks,
+        "/tasks/type/upgrade?limit=1000": tasks,
+        "/tasks/type/upgrade?limit=2&query=Migration+of+%22f%22": tasks,
         "/import/task/c1/status": {"id": "c1", "status": "PROGRESS", "progress": {"current": 1, "total": 2}},
     }
     seen = served(lambda r: answers[r.full_url.removeprefix("http://t")])
@@ -151,8 +153,12 @@ def test_listing_tasks_and_status_shapes(served: Any) -> None:
     (entry,) = client.migration_schemas("08x", "01506", "production").entries
     assert (entry.from_index, entry.to_index, entry.production) == ("f", "t", True)
     assert seen[-1].get_header("X-context") == "production"
-    (task,) = client.upgrade_tasks("staging")
+    listing = client.upgrade_tasks("staging", limit=1000)
+    assert listing.complete
+    task, orchestrator = listing.tasks
+    assert orchestrator.from_index is None
     assert (task.task_id, task.from_index) == ("c1", "f")
+    assert not client.upgrade_tasks("staging", limit=2, query='Migration of "f"').complete  # 2 documents: full
     status = client.task_status("c1", "staging")
     assert (status.status, status.current, status.total) == ("PROGRESS", 1, 2)
 

@@ -16,9 +16,11 @@ from tracardi_operator.jobs.common import Deadline, JobError, Log, compact, fini
 from tracardi_operator.jobs.install import AdminCredentials, run_install
 from tracardi_operator.jobs.migrate import MigrationRequest, match_tasks, run_tracardi_migration
 from tracardi_operator.tracardi_api import (
+    TASK_LISTING_LIMIT,
     InstallStatus,
     MigrationEntry,
     MigrationListing,
+    TaskListing,
     TaskStatus,
     TracardiApi,
     TracardiApiError,
@@ -132,6 +134,7 @@ class FakeMigrationApi(TracardiApi):
         self.posts: list[tuple[str, list[str]]] = []
         self.tasks: dict[str, list[UpgradeTask]] = {"staging": [], "production": []}
         self.polls: dict[str, int] = {}
+        self.listings: list[tuple[int, str | None]] = []
         if existing:
             self._spawn("staging", entries)
 
@@ -168,8 +171,11 @@ class FakeMigrationApi(TracardiApi):
         self._spawn(context, [e for e in self._mine(context) if e.id in ids])
         return "orchestrator"
 
-    def upgrade_tasks(self, context: str) -> list[UpgradeTask]:
-        return list(self.tasks[context])
+    def upgrade_tasks(self, context: str, *, limit: int = 50, query: str | None = None) -> TaskListing:
+        # As Tracardi: the `limit` newest (50 unless asked), optionally only those whose name matches.
+        tasks = [t for t in self.tasks[context] if query is None or query in t.name]
+        self.listings.append((limit, query))
+        return TaskListing(tuple(tasks[:limit]), complete=len(tasks[:limit]) < limit)
 
     def task_status(self, task_id: str, context: str) -> TaskStatus:
         self.polls[task_id] = self.polls.get(task_id, 0) + 1
@@ -209,6 +215,55 @@ def test_082_listing_is_posted_per_context() -> None:
 def test_a_rerun_never_posts_again() -> None:
     api = FakeMigrationApi(entries(), combined=True, existing=True)
     run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert api.posts == []
+
+
+def many_entries(count: int) -> list[MigrationEntry]:
+    """A migration of `count` copies, e.g. 84 as 0.8.0 → 0.8.1 with partitions in both contexts."""
+    return [
+        MigrationEntry(f"id{n}", f"080.fa73a.tracardi-r{n}", f"08x.01506.tracardi-r{n}", False, n % 2 == 1,
+                       "reindex", False)
+        for n in range(count)
+    ]
+
+
+def test_a_rerun_of_more_copies_than_tracardi_lists_by_default_posts_nothing() -> None:
+    api = FakeMigrationApi(many_entries(84), combined=True, existing=True)
+    run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert api.posts == []
+    assert all(limit > 84 for limit, _ in api.listings)
+
+
+def test_a_first_run_of_more_copies_than_tracardi_lists_by_default_sees_every_copy_finish() -> None:
+    api = FakeMigrationApi(many_entries(84), combined=True)
+    listed = run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert len(api.posts) == 1
+    assert len(listed) == 84
+    assert all(api.polls.get("c-" + e.from_index) for e in many_entries(84))
+
+
+def old_tasks(count: int) -> list[UpgradeTask]:
+    return [UpgradeTask(f"o{n}", f"o{n}", f'Migration of "073.x.tracardi-r{n}"', None, f"073.x.tracardi-r{n}", None)
+            for n in range(count)]
+
+
+def test_a_full_listing_is_read_again_entry_by_entry() -> None:
+    api = FakeMigrationApi(many_entries(10), combined=True, existing=True)
+    api.tasks["staging"].extend(old_tasks(TASK_LISTING_LIMIT))  # older tasks fill the first listing
+    run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert api.posts == []
+    assert {query for _, query in api.listings if query} == {f'Migration of "{e.from_index}"' for e in many_entries(10)}
+
+
+def test_a_listing_that_cannot_be_proven_complete_starts_nothing() -> None:
+    entries_ = many_entries(3)
+    api = FakeMigrationApi(entries_, combined=True)
+    name = f'Migration of "{entries_[0].from_index}"'
+    api.tasks["staging"] = [UpgradeTask(f"x{n}", f"x{n}", name, None, None, None) for n in range(TASK_LISTING_LIMIT)]
+    with pytest.raises(JobError) as info:
+        run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert info.value.reason == "TaskListingIncomplete"
+    assert entries_[0].from_index in info.value.message
     assert api.posts == []
 
 

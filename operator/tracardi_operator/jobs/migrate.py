@@ -8,14 +8,16 @@ Steps (tracardi-facts.md §5, §8; migration-transforms §5):
    holds the production copies and one POST runs both): production is then not posted again. When
    copy tasks for the listed entries exist already (a rerun of this Job, i.e. a retry a person asked
    for), only the copies whose task ended FAILURE or REVOKED, or that were never started, are posted;
-   running or finished copies are awaited, never started twice. A POST answered with a 5xx (or not at all) is sent again
-   only when no copy of it appeared within a grace period (Tracardi may have queued it anyway);
+   running or finished copies are awaited, never started twice. Tasks are read from a listing proven
+   complete (Tracardi shows only the 50 newest unless asked for more). A POST answered with a 5xx (or
+   not at all) is sent again only when no copy of it appeared within a grace period (Tracardi may have
+   queued it anyway);
 4. for a 0820 target with `--repair Auto`, copy what Tracardi skipped or mislaid (`repair`);
 5. verify every source index against a destination readable through the target's aliases (`verify`).
 
 Reasons: ApiUnreachable, TargetMismatch, LoginRejected, MigrationNotOffered, MigrationNotStarted,
-MigrationTaskFailed, TargetNotInstalled, RepairFailed, MigrationIncomplete, Timeout, ApiError,
-ElasticsearchError.
+MigrationTaskFailed, TaskListingIncomplete, TargetNotInstalled, RepairFailed, MigrationIncomplete, Timeout,
+ApiError, ElasticsearchError.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from tracardi_operator.jobs.verify import (
 )
 from tracardi_operator.tracardi_api import (
     CONTEXTS,
+    TASK_LISTING_LIMIT,
     MigrationEntry,
     TracardiApi,
     TracardiApiError,
@@ -77,6 +80,38 @@ def match_tasks(entries: Sequence[MigrationEntry], tasks: Sequence[UpgradeTask])
                 matched[entry.from_index] = task
                 break
     return matched
+
+
+def copy_task_name(entry: MigrationEntry) -> str:
+    """The name Tracardi gives the task of one copy (it may append ` to "<to_index>"`)."""
+    return f'Migration of "{entry.from_index}"'
+
+
+def list_copy_tasks(api: TracardiApi, entries: Sequence[MigrationEntry], context: str) -> list[UpgradeTask]:
+    """Every upgrade task that may be a copy of `entries`, newest first, from a listing proven complete.
+
+    Tracardi lists 50 tasks unless told otherwise, so one listing with a generous `limit` is asked
+    first. Should even that come back full, each entry's tasks are asked for by name; if one of
+    those is full too, the Job stops (TaskListingIncomplete): a task not seen is never taken for a
+    copy not started, because posting its id again would copy the data twice.
+    """
+    with api_errors("GET /tasks/type/upgrade"):
+        listing = api.upgrade_tasks(context, limit=TASK_LISTING_LIMIT)
+    if listing.complete:
+        return list(listing.tasks)
+    tasks: list[UpgradeTask] = []
+    for entry in entries:
+        name = copy_task_name(entry)
+        with api_errors("GET /tasks/type/upgrade"):
+            page = api.upgrade_tasks(context, limit=TASK_LISTING_LIMIT, query=name)
+        if not page.complete:
+            raise JobError(
+                "TaskListingIncomplete",
+                f"Tracardi lists more than {TASK_LISTING_LIMIT} upgrade tasks named {name} in {context}; "
+                "which copies already ran cannot be proven, so none is started again",
+            )
+        tasks.extend(task for task in page.tasks if match_tasks([entry], [task]))
+    return tasks
 
 
 def unique_ids(entries: Sequence[MigrationEntry]) -> list[str]:
@@ -123,8 +158,7 @@ def _copy_context(
     deadline: Deadline,
     log: Log,
 ) -> None:
-    with api_errors("GET /tasks/type/upgrade"):
-        before = api.upgrade_tasks(context)
+    before = list_copy_tasks(api, entries, context)
     earlier = match_tasks(entries, before)
     if earlier:
         # A rerun: the copies were started by an earlier run of this Job (a retry a person asked for).
@@ -172,8 +206,7 @@ def _start(
     """
     ids = unique_ids(entries)
     for attempt in range(3):
-        with api_errors("GET /tasks/type/upgrade"):
-            known = {task.id for task in api.upgrade_tasks(context)}
+        known = {task.id for task in list_copy_tasks(api, entries, context)}
         try:
             started = api.start_migration(request.source.db, request.source.tenant, ids, context)
         except TracardiApiError as error:
@@ -199,8 +232,7 @@ def _copies_appear(
 ) -> bool:
     window = Deadline(min(POST_GRACE, deadline.remaining), clock=deadline.clock, sleep=deadline.sleep)
     for _ in window.pauses(first=1.0, cap=5.0):
-        with api_errors("GET /tasks/type/upgrade"):
-            tasks = [t for t in api.upgrade_tasks(context) if t.id not in known]
+        tasks = [t for t in list_copy_tasks(api, entries, context) if t.id not in known]
         if match_tasks(entries, tasks):
             return True
     return False
@@ -216,8 +248,7 @@ def _wait_copies(
 ) -> None:
     done: set[str] = set()
     for attempt in deadline.pauses(first=0.5, cap=10.0):
-        with api_errors("GET /tasks/type/upgrade"):
-            tasks = [t for t in api.upgrade_tasks(context) if t.id not in known]
+        tasks = [t for t in list_copy_tasks(api, expected, context) if t.id not in known]
         matched = match_tasks(expected, tasks)
         for from_index, task in matched.items():
             if from_index in done:
