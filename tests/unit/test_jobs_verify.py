@@ -14,15 +14,16 @@ from tracardi_operator.jobs.verify import (
     WRONG_MAPPING,
     CopyCheck,
     CopyFacts,
+    IdTally,
     failure_message,
     failures,
     judge,
     listed_destinations,
     merge_candidates,
-    needs_exact_check,
     plan_checks,
     source_indices,
     summarize,
+    unreadable,
 )
 from tracardi_operator.tracardi_api import MigrationEntry
 
@@ -119,35 +120,81 @@ def test_judge_routing_problem_loses_every_source_document_unless_empty() -> Non
     assert judge(check(NOT_READABLE), CopyFacts({"a": 0}), "0820").ok
 
 
-def test_judge_counts_and_exact_comparison() -> None:
-    ok = judge(check(), CopyFacts({"a": 5}, dest_count=6, dest_meta_version="0820", sample_size=5), "0820")
-    assert ok.ok
-    assert ok.missing == 0
-    short = CopyFacts({"a": 5}, dest_count=3)
-    assert needs_exact_check(check(), short)
-    assert judge(check(), short, "0820").missing == 2
-    collapsed = CopyFacts({"a": 5, "b": 5}, dest_count=8, exact_missing=0, distinct_ids=8)
-    result = judge(check(sources=("a", "b")), collapsed, "0820")
+def tally(ids: list[str], found: dict[str, int], still: set[str] | None = None, sources: int = 1) -> IdTally:
+    folded = IdTally.for_sources(sources)
+    folded.add(ids, found, set(ids) if still is None else still)
+    return folded
+
+
+def test_a_page_where_every_id_is_readable_once_passes() -> None:
+    ids = [f"d{i}" for i in range(10)]
+    facts = CopyFacts({"a": 10}, dest_count=10, dest_meta_version="0820", ids=tally(ids, dict.fromkeys(ids, 1)))
+    result = judge(check(), facts, "0820")
     assert result.ok
-    assert result.collapsed == 2
-    lost = judge(check(), CopyFacts({"a": 5}, dest_count=9, sample_missing=1, exact_missing=1, distinct_ids=5), "0820")
-    assert lost.problem == DOCUMENTS_MISSING
-    assert lost.missing == 1
+    assert (result.source_docs, result.missing, result.deleted) == (10, 0, 0)
+
+
+def test_growth_never_offsets_a_loss() -> None:
+    # 300 of the cutoff's ids are not readable; the destination holds 300 documents written since.
+    ids = [f"d{i}" for i in range(1000)]
+    found = {i: (0 if 400 <= int(i[1:]) < 700 else 1) for i in ids}
+    facts = CopyFacts({"a": 1000}, dest_count=1000, dest_meta_version="0820", ids=tally(ids, found))
+    result = judge(check(), facts, "0820")
+    assert (result.problem, result.missing) == (DOCUMENTS_MISSING, 300)
+    assert result.missing_ids == ("d400", "d401", "d402", "d403", "d404")
+
+
+def test_ids_the_source_no_longer_holds_were_deleted_not_lost() -> None:
+    ids = ["a", "b", "c", "d"]
+    folded = tally(ids, {"a": 1, "b": 0, "c": 0, "d": 1}, still={"c"})
+    assert (folded.checked, folded.missing, folded.deleted, folded.required) == (4, 1, 1, 3)
+    result = judge(check(), CopyFacts({"a": 4}, dest_count=2, ids=folded), "0820")
+    assert (result.problem, result.missing, result.missing_ids, result.deleted) == (DOCUMENTS_MISSING, 1, ("c",), 1)
+    assert result.source_docs == 3
+    assert unreadable(ids, {"a": 1, "b": 0, "d": 2}) == ["b", "c"]
+
+
+def test_pages_fold_into_one_tally_and_name_a_few_ids() -> None:
+    folded = IdTally.for_sources(1)
+    for page in range(3):
+        ids = [f"p{page}-{i}" for i in range(4)]
+        folded.add(ids, {}, set(ids))
+    assert (folded.checked, folded.missing) == (12, 12)
+    assert folded.missing_ids == ["p0-0", "p0-1", "p0-2", "p0-3", "p1-0"]
+
+
+def test_merged_sources_count_collapsed_ids_and_duplicates_fail() -> None:
+    merged = IdTally.for_sources(2)
+    merged.add(["x", "y"], {"x": 1, "y": 1})
+    merged.add(["y", "z"], {"y": 1, "z": 1})  # y was saved in both partitions: one document
+    result = judge(check(sources=("a", "b")), CopyFacts({"a": 2, "b": 2}, dest_count=3, ids=merged), "0820")
+    assert result.ok
+    assert result.collapsed == 1
+    dup = tally(["x"], {"x": 2})
+    assert judge(check(), CopyFacts({"a": 1}, dest_count=2, ids=dup), "0820").problem == DUPLICATE_IDS
+    hidden = IdTally.for_sources(1)
+    hidden.add(["x", "y"], {"x": 1, "y": 1}, occurrences=5)  # hits the answer could not hold
+    assert hidden.duplicated == 1
+
+
+def test_an_unchecked_destination_is_not_proven_by_its_count() -> None:
+    result = judge(check(), CopyFacts({"a": 5}, dest_count=50, dest_meta_version="0820"), "0820")
+    assert (result.problem, result.missing) == (DOCUMENTS_MISSING, 5)
 
 
 def test_judge_mapping_and_duplicates() -> None:
-    facts = CopyFacts({"a": 1}, dest_count=1, dest_meta_version="08x")
-    assert judge(check(), facts, "0820").problem == WRONG_MAPPING
-    dup = CopyFacts({"a": 1}, dest_count=1, dest_meta_version="0820", alias_duplicates=1)
+    ok = tally(["x"], {"x": 1})
+    assert judge(check(), CopyFacts({"a": 1}, dest_count=1, dest_meta_version="08x", ids=ok), "0820").problem == (
+        WRONG_MAPPING
+    )
+    dup = CopyFacts({"a": 1}, dest_count=1, dest_meta_version="0820", ids=ok, alias_duplicates=1)
     assert judge(check(), dup, "0820").problem == DUPLICATE_IDS
-    sampled = CopyFacts({"a": 1}, dest_count=1, sample_duplicated=1)
-    assert judge(check(), sampled, "0820").problem == DUPLICATE_IDS
-    assert not needs_exact_check(check(NOT_LISTED), CopyFacts({"a": 1}))
 
 
 def test_summary_and_failures_are_per_context_and_resource() -> None:
+    ids = [f"d{i}" for i in range(5)]
     results = [
-        judge(check(), CopyFacts({"a": 5}, dest_count=5), "0820"),
+        judge(check(), CopyFacts({"a": 5}, dest_count=5, ids=tally(ids, dict.fromkeys(ids, 1))), "0820"),
         judge(check(NOT_LISTED, ("b",)), CopyFacts({"b": 3}), "0820"),
         judge(check(NOT_LISTED, ("c",)), CopyFacts({"c": 2}), "0820"),
     ]
@@ -157,3 +204,16 @@ def test_summary_and_failures_are_per_context_and_resource() -> None:
     failed = failures(results)
     assert failed == [{"context": "staging", "resource": "event", "missing": 5, "problems": [NOT_LISTED]}]
     assert failure_message(failed) == "staging/event: 5 documents not readable (NotListed)"
+
+
+def test_a_failure_names_the_resource_the_count_and_some_ids() -> None:
+    lost = tally(["k1", "k2", "k3", "k4"], {"k4": 1})
+    results = [judge(check(), CopyFacts({"a": 4}, dest_count=4, ids=lost), "0820")]
+    failed = failures(results)
+    assert failed == [{"context": "staging", "resource": "event", "missing": 3, "problems": [DOCUMENTS_MISSING],
+                       "missingIds": ["k1", "k2", "k3"]}]
+    assert failure_message(failed) == "staging/event: 3 documents not readable (DocumentsMissing) e.g. ids k1, k2, k3"
+    deleted = tally(["k1", "k2"], {"k2": 1}, still=set())
+    assert summarize([judge(check(), CopyFacts({"a": 2}, dest_count=1, ids=deleted), "0820")])["staging"][
+        "deletedSinceCutoff"
+    ] == 1

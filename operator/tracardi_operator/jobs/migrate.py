@@ -281,17 +281,18 @@ def repair_and_verify(
     deadline: Deadline,
     log: Log,
     today: dt.date,
-    cutoff: Mapping[str, int] | None = None,
+    cutoff: observe.Cutoff | None = None,
 ) -> dict[str, Any]:
     """Steps 4 and 5: the success payload, or MigrationIncomplete naming what is not readable.
 
-    With a `cutoff` (documents per source before the copy), a source is held to the documents it had
-    then: fewer now (deleted since) counts as what is there; more (written since) is not required."""
+    With a `cutoff` (the sources frozen before the copy), every id a source held then and still holds
+    must be readable through the target's alias; ids written since are not required, and never make
+    up for a lost one."""
     layout = observe.read_layout(es)
     sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
     observe.refresh(es, sources)
     source_counts = observe.counts(es, sources)
-    judged_counts, grown = held_to(source_counts, cutoff)
+    judged_counts, _ = held_to(source_counts, cutoff)
     outcomes: list[CopyOutcome] = []
     repaired: dict[str, str] = {}
     suffix = None
@@ -319,7 +320,7 @@ def repair_and_verify(
     )
     observe.refresh(es, {c.destination for c in checks if c.destination in layout.index_names})
     results = [
-        judge(check, observe.gather(es, check, judged_counts, duplicates=check.repaired, grown=grown),
+        judge(check, observe.gather(es, check, judged_counts, duplicates=check.repaired, cutoff=cutoff),
               request.target.db)
         for check in checks
     ]
@@ -381,25 +382,27 @@ def run_migrate(
         hint = " (the API must run with EXPOSE_GUI_API=yes)" if error.status == 403 else ""
         raise JobError("LoginRejected", f"POST /user/token: {error.status}: {error.detail}{hint}") from None
     try:
-        cutoff = source_cutoff(es, request)
+        cutoff = source_cutoff(es, request, deadline)
     except EsError as error:
         raise JobError("ElasticsearchError", str(error)) from None
     log("verify.cutoff", indices=len(cutoff), documents=sum(cutoff.values()))
-    listed = run_tracardi_migration(api, request, deadline, log)
     try:
+        listed = run_tracardi_migration(api, request, deadline, log)
         return repair_and_verify(es, request, listed, deadline, log, today or dt.date.today(), cutoff=cutoff)
     except EsError as error:
         raise JobError("ElasticsearchError", str(error)) from None
+    finally:
+        cutoff.close(es)
 
 
-def source_cutoff(es: EsClient, request: MigrationRequest) -> dict[str, int]:
-    """Documents per source index before the copy starts: what verification holds the copy to. With the
+def source_cutoff(es: EsClient, request: MigrationRequest, deadline: Deadline) -> observe.Cutoff:
+    """The source indices frozen before the copy starts: what verification holds the copy to. With the
     Online strategy the old version keeps writing; documents written during the copy are not carried
-    over (Tracardi's migration never did), so they must not count as lost either."""
+    over (Tracardi's migration never did), so they must not count as lost, nor make up for lost ones."""
     layout = observe.read_layout(es)
     sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
     observe.refresh(es, sources)
-    return observe.counts(es, sources)
+    return observe.freeze(es, sources, keep_alive_seconds=deadline.remaining + 600)
 
 
 @contextmanager

@@ -1,25 +1,37 @@
 """Reading from Elasticsearch what verification needs (I/O only; the verdicts live in `verify`).
 
 What lives here: the cluster layout (index names, alias → indices), document counts, `_meta.version`,
-sampled ids and where they occur through an alias, a full id comparison for merged destinations, and
-the duplicate-id check over an alias. Index names go into URLs one at a time or joined with commas in
+the frozen view of the source indices opened when the copy begins (`freeze` → `Cutoff`), the exact id
+comparison that streams every id of that view and looks each up through the target's alias
+(`compare_ids`, folded by `verify.IdTally`), and the duplicate-id check over an alias. Ids only, in
+pages: memory stays bounded by a page whatever the index size (a merged check also keeps one hash
+per id, to count ids that collapsed). Index names go into URLs one at a time or joined with commas in
 bounded chunks; nothing here ever writes or deletes.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.es import EsClient, EsError
-from tracardi_operator.jobs.verify import CopyCheck, CopyFacts, needs_exact_check
+from tracardi_operator.jobs.verify import CopyCheck, CopyFacts, IdTally, unreadable
 
-SAMPLE_SIZE = 20
+PAGE = 1000
+"""Ids per scroll page of a frozen source (the scroll's page size is fixed when it is opened)."""
 ID_BATCH = 1000
+"""Ids per lookup through an alias."""
+SCROLL_STEP = "5m"
+"""Keep-alive between two pages once reading has begun."""
+MAX_KEEP_ALIVE = 86400
+"""Elasticsearch's default `search.max_keep_alive` (24 h): a longer keep-alive is refused."""
+FROZEN_NOW_KEEP_ALIVE = 600.0
+MAX_WINDOW = 10000
+"""`index.max_result_window`: the most hits one search returns."""
 _NAMES_PER_REQUEST = 50
 
 
@@ -70,52 +82,156 @@ def meta_version(es: EsClient, name: str) -> str | None:
     return None
 
 
-def sample_ids(es: EsClient, name: str, size: int = SAMPLE_SIZE) -> list[str]:
-    """Up to `size` ids from the start and `size` from the end of an index (by `_doc` order)."""
-    ids: list[str] = []
-    for order in ("asc", "desc"):
-        body = {"size": size, "_source": False, "sort": [{"_doc": order}]}
-        ids.extend(_hit_ids(es.post(_path([name]) + "/_search", body)))
-    return sorted(set(ids))
+def _scroll_body(page: int) -> dict[str, Any]:
+    # Ids only: no _source, no stored field but the _id every hit carries; `_doc` order streams cheapest.
+    return {"size": page, "_source": False, "stored_fields": [], "sort": ["_doc"], "track_total_hits": True}
 
 
-def occurrences(es: EsClient, alias: str, ids: Sequence[str]) -> dict[str, int]:
-    """How often each id is found when reading through `alias` (what Tracardi's load-by-id sees)."""
+def _clear_scroll(es: EsClient, scroll_id: str | None) -> None:
+    if scroll_id:
+        with contextlib.suppress(EsError):
+            es.request("DELETE", "/_search/scroll", body={"scroll_id": scroll_id}, ok_statuses=frozenset({404}))
+
+
+@dataclass
+class FrozenSource:
+    """One source index as it was at the cutoff: its documents then, and a scroll opened then."""
+
+    index: str
+    count: int
+    first_page: list[str]
+    scroll_id: str | None
+
+
+class Cutoff(Mapping[str, int]):
+    """The source indices frozen when the copy began: documents per index (the Mapping) and, per index,
+    a scroll context opened at that moment. A scroll reads the index as it was when it was opened
+    (Elasticsearch keeps those segments until the scroll is cleared or expires), on every 7.x
+    version and distribution, so documents written or deleted later never change what it returns.
+    Each index's ids can be read once (`id_pages`); `close` releases what is left."""
+
+    def __init__(self, sources: Mapping[str, FrozenSource], keep_alive: str) -> None:
+        self._sources = dict(sources)
+        self.keep_alive = keep_alive
+
+    def __getitem__(self, name: str) -> int:
+        return self._sources[name].count
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._sources)
+
+    def __len__(self) -> int:
+        return len(self._sources)
+
+    def id_pages(self, es: EsClient, name: str) -> Iterator[list[str]]:
+        """Every id `name` held at the cutoff, page by page (a KeyError if it did not exist then)."""
+        frozen = self._sources[name]
+        page, frozen.first_page = frozen.first_page, []
+        try:
+            while page:
+                yield page
+                if frozen.scroll_id is None:
+                    return
+                try:
+                    answer = es.post("/_search/scroll", {"scroll": SCROLL_STEP, "scroll_id": frozen.scroll_id})
+                except EsError as error:
+                    if error.status == 404:
+                        raise JobError(
+                            "MigrationIncomplete",
+                            f"the view of {name} frozen when the copy began expired after {self.keep_alive} "
+                            "before it was verified: run the migration Job again (a retry copies nothing twice)",
+                        ) from None
+                    raise
+                frozen.scroll_id = answer.get("_scroll_id", frozen.scroll_id) if isinstance(answer, Mapping) else None
+                page = _hit_ids(answer)
+        finally:
+            _clear_scroll(es, frozen.scroll_id)
+            frozen.scroll_id = None
+
+    def close(self, es: EsClient) -> None:
+        for frozen in self._sources.values():
+            _clear_scroll(es, frozen.scroll_id)
+            frozen.scroll_id, frozen.first_page = None, []
+
+
+def freeze(es: EsClient, names: Iterable[str], keep_alive_seconds: float, page: int = PAGE) -> Cutoff:
+    """Open the frozen view of each index now (refresh them first, so that it holds every write so far).
+
+    The keep-alive covers the whole copy: the first scroll call may come only when the copy is over."""
+    keep_alive = f"{max(60, min(int(keep_alive_seconds), MAX_KEEP_ALIVE))}s"
+    frozen: dict[str, FrozenSource] = {}
+    try:
+        for name in sorted(set(names)):
+            answer = es.post(_path([name]) + "/_search", _scroll_body(page), scroll=keep_alive)
+            hits = answer.get("hits", {}) if isinstance(answer, Mapping) else {}
+            total = hits.get("total", {})
+            count = int(total.get("value", 0) if isinstance(total, Mapping) else total or 0)
+            ids = _hit_ids(answer)
+            scroll_id = answer.get("_scroll_id") if isinstance(answer, Mapping) else None
+            if len(ids) >= count:  # everything is in the first page: nothing to keep open
+                _clear_scroll(es, scroll_id)
+                scroll_id = None
+            frozen[name] = FrozenSource(name, count, ids, scroll_id)
+    except BaseException:
+        Cutoff(frozen, keep_alive).close(es)
+        raise
+    return Cutoff(frozen, keep_alive)
+
+
+def occurrences(es: EsClient, alias: str, ids: Sequence[str]) -> tuple[dict[str, int], int]:
+    """How often each id is found when reading through `alias` (what Tracardi's load-by-id sees), and
+    the total number of hits for them. Ids only (`_source` off); a batch whose hits did not all fit
+    the answer is asked again for the ids not yet seen, so no readable id is ever reported unreadable."""
     found = dict.fromkeys(ids, 0)
-    for start in range(0, len(ids), ID_BATCH):
-        batch = list(ids[start : start + ID_BATCH])
-        body = {"size": 2 * len(batch) + 10, "_source": False, "query": {"ids": {"values": batch}}}
-        for hit_id in _hit_ids(es.post(_path([alias]) + "/_search", body)):
+    total: int | None = None
+    pending = list(dict.fromkeys(ids))
+    while pending:
+        body = {
+            "size": min(MAX_WINDOW, 2 * len(pending) + 10),
+            "_source": False,
+            "stored_fields": [],
+            "track_total_hits": True,
+            "query": {"ids": {"values": pending}},
+        }
+        answer = es.post(_path([alias]) + "/_search", body)
+        hits = _hit_ids(answer)
+        for hit_id in hits:
             if hit_id in found:
                 found[hit_id] += 1
-    return found
+        reported = answer.get("hits", {}).get("total", {}) if isinstance(answer, Mapping) else {}
+        matched = int(reported.get("value", 0)) if isinstance(reported, Mapping) else len(hits)
+        total = matched if total is None else total
+        if matched <= len(hits):
+            break
+        pending = [i for i in pending if found[i] == 0]
+    return found, total or 0
 
 
-def exact_compare(es: EsClient, sources: Sequence[str], alias: str) -> tuple[int, int]:
-    """(source ids not readable through `alias`, distinct source ids), over every source document."""
-    seen: set[str] = set()
-    missing = 0
-    answer = es.post(
-        _path(sources) + "/_search",
-        {"size": ID_BATCH, "_source": False, "sort": ["_doc"]},
-        scroll="2m",
-    )
-    scroll_id = answer.get("_scroll_id") if isinstance(answer, Mapping) else None
-    try:
-        while True:
-            batch = [i for i in dict.fromkeys(_hit_ids(answer)) if i not in seen]
-            hits = answer.get("hits", {}).get("hits", []) if isinstance(answer, Mapping) else []
-            if not hits:
-                break
-            seen.update(batch)
-            missing += sum(1 for n in occurrences(es, alias, batch).values() if n == 0)
-            answer = es.post("/_search/scroll", {"scroll": "2m", "scroll_id": scroll_id})
-            scroll_id = answer.get("_scroll_id", scroll_id) if isinstance(answer, Mapping) else scroll_id
-    finally:
-        if scroll_id:
-            with contextlib.suppress(EsError):
-                es.request("DELETE", "/_search/scroll", body={"scroll_id": scroll_id}, ok_statuses=frozenset({404}))
-    return missing, len(seen)
+def present(es: EsClient, index: str, ids: Sequence[str]) -> set[str]:
+    """Which of `ids` `index` holds now."""
+    held: set[str] = set()
+    for start in range(0, len(ids), ID_BATCH):
+        batch = list(ids[start : start + ID_BATCH])
+        body = {"size": len(batch), "_source": False, "stored_fields": [], "query": {"ids": {"values": batch}}}
+        held.update(_hit_ids(es.post(_path([index]) + "/_search", body)))
+    return held
+
+
+def compare_ids(
+    es: EsClient, check: CopyCheck, cutoff: Cutoff, tally: IdTally | None = None, batch: int = ID_BATCH
+) -> IdTally:
+    """Every id each source of `check` held at the cutoff, looked up through the check's alias."""
+    tally = tally or IdTally.for_sources(len(check.sources))
+    for source in check.sources:
+        if source not in cutoff:
+            continue  # created after the cutoff: it held nothing the copy had to carry
+        for page in cutoff.id_pages(es, source):
+            for start in range(0, len(page), batch):
+                ids = page[start : start + batch]
+                found, hits = occurrences(es, check.alias, ids)
+                lost = unreadable(ids, found)
+                tally.add(ids, found, present(es, source, lost) if lost else (), occurrences=hits)
+    return tally
 
 
 def alias_duplicates(es: EsClient, alias: str) -> int | None:
@@ -135,37 +251,28 @@ def gather(
     source_counts: Mapping[str, int],
     *,
     duplicates: bool = False,
-    grown: Mapping[str, int] | None = None,
+    cutoff: Cutoff | None = None,
 ) -> CopyFacts:
-    """Everything `verify.judge` needs about one check, reading as little as the figures allow.
-
-    `grown`: documents written to each source after the copy began; an exact comparison sees them as
-    missing, and they are not (the copy was never meant to carry them)."""
+    """Everything `verify.judge` needs about one check: the exact comparison of the ids its sources
+    held at `cutoff` (without one, a view of the sources frozen now) and the destination's figures."""
     mine = {name: source_counts.get(name, 0) for name in check.sources}
     if check.problem is not None or check.destination is None:
         return CopyFacts(source_counts=mine)
-    dest_count = count(es, check.destination)
-    sampled: list[str] = []
-    for source in check.sources:
-        if mine[source]:
-            sampled.extend(sample_ids(es, source))
-    seen = occurrences(es, check.alias, sorted(set(sampled)))
-    sample_missing = sum(1 for n in seen.values() if n == 0)
-    facts = CopyFacts(
+    own = None
+    if cutoff is None:
+        own = cutoff = freeze(es, check.sources, FROZEN_NOW_KEEP_ALIVE)
+    try:
+        tally = compare_ids(es, check, cutoff)
+    finally:
+        if own is not None:
+            own.close(es)
+    return CopyFacts(
         source_counts=mine,
-        dest_count=dest_count,
+        dest_count=count(es, check.destination),
         dest_meta_version=meta_version(es, check.destination),
-        sample_size=len(seen),
-        sample_missing=sample_missing,
-        sample_duplicated=sum(1 for n in seen.values() if n > 1),
+        ids=tally,
         alias_duplicates=alias_duplicates(es, check.alias) if duplicates else None,
     )
-    if needs_exact_check(check, facts):
-        missing, distinct = exact_compare(es, check.sources, check.alias)
-        written_since = sum((grown or {}).get(name, 0) for name in check.sources)
-        facts = dataclasses.replace(facts, exact_missing=max(0, missing - written_since),
-                                    distinct_ids=max(0, distinct - written_since))
-    return facts
 
 
 def _hit_ids(answer: Any) -> list[str]:

@@ -1,7 +1,12 @@
 """Did every source document of a migration reach an index the new version reads? (pure)
 
-What lives here: the routing of source indices to destinations (`plan_checks`), the verdict on one
-destination from the figures Elasticsearch gave (`judge`), and the summaries the Job reports.
+What lives here: the routing of source indices to destinations (`plan_checks`), the exact id
+comparison folded page by page (`IdTally`), the verdict on one destination (`judge`), and the
+summaries the Job reports.
+
+The guarantee: every id a source index held at the cutoff (a frozen view opened when the copy began)
+and still holds is readable through the target's alias. Ids, not counts: documents written after the
+cutoff are not in the frozen view, so they can never make up for lost ones.
 
 A source index is one of the from-pair's indices in the staging or production context (anchored name
 pattern; `static-` indices are never migrated, nor are the resources in `NEVER_MIGRATED`). Its
@@ -19,8 +24,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from tracardi_operator.indices import Context, IndexName, VersionId, parse_index_name
@@ -187,23 +192,90 @@ def plan_checks(
     return tuple(checks)
 
 
+MISSING_SHOWN = 5
+"""How many missing ids a failure names (a few, so the message fits a termination message)."""
+
+
+@dataclass
+class IdTally:
+    """The exact id comparison of one check, folded page by page (pure: the pages come from `observe`).
+
+    Every id a source held at the cutoff is looked up through the target's alias. An id found nowhere
+    is `missing` when the source still holds it (the copy lost it) and `deleted` when the source no
+    longer does (deleted by the old version after the cutoff: not data to carry over). Ids written
+    after the cutoff are never in the pages, so growth can never offset a loss. `distinct` is counted
+    only for checks with several sources (merged partitions, where one id may occur in several).
+    """
+
+    checked: int = 0
+    missing: int = 0
+    deleted: int = 0
+    duplicated: int = 0
+    missing_ids: list[str] = field(default_factory=list)
+    seen: set[int] | None = None
+
+    @classmethod
+    def for_sources(cls, sources: int) -> IdTally:
+        return cls(seen=set() if sources > 1 else None)
+
+    def add(
+        self,
+        ids: Sequence[str],
+        found: Mapping[str, int],
+        still_in_source: Collection[str] = (),
+        *,
+        occurrences: int | None = None,
+    ) -> None:
+        """Fold one page: its source ids, how often each was found through the alias, which of the
+        unreadable ones the source still holds, and (if known) the total hits through the alias."""
+        self.checked += len(ids)
+        duplicated = 0
+        for doc_id in ids:
+            n = found.get(doc_id, 0)
+            if n > 1:
+                duplicated += 1
+            elif n == 0:
+                if doc_id in still_in_source:
+                    self.missing += 1
+                    if len(self.missing_ids) < MISSING_SHOWN:
+                        self.missing_ids.append(doc_id)
+                else:
+                    self.deleted += 1
+            if self.seen is not None:
+                self.seen.add(hash(doc_id))
+        if occurrences is not None and occurrences > sum(found.values()) and not duplicated:
+            duplicated = 1  # hits beyond the ids seen: some id is readable more than once
+        self.duplicated += duplicated
+
+    @property
+    def required(self) -> int:
+        """Ids the copy had to carry: present at the cutoff and still in the source."""
+        return self.checked - self.deleted
+
+    @property
+    def collapsed(self) -> int:
+        """Ids held by more than one source of a merged check (one document in the destination)."""
+        return 0 if self.seen is None else max(0, self.checked - len(self.seen))
+
+
+def unreadable(ids: Iterable[str], found: Mapping[str, int]) -> list[str]:
+    """The ids of a page not found through the alias (to be looked up in the source once more)."""
+    return [doc_id for doc_id in ids if found.get(doc_id, 0) == 0]
+
+
 @dataclass(frozen=True)
 class CopyFacts:
     """What Elasticsearch says about one check (gathered by the Job; none when the check has a problem).
 
-    - `sample_missing`/`sample_duplicated`: sampled source ids found 0 or more than 1 time via the alias
-    - `exact_missing`/`distinct_ids`: from a full id comparison, run only when counts or samples disagree
-    - `alias_duplicates`: ids occurring twice or more across the alias (checked for repaired copies)
+    - `source_counts`: documents per source index at the cutoff (or now, without one)
+    - `ids`: the exact comparison of every source id at the cutoff against the alias (`IdTally`)
+    - `alias_duplicates`: ids (the mapped keyword `id`) occurring twice or more across the alias
     """
 
     source_counts: Mapping[str, int]
     dest_count: int | None = None
     dest_meta_version: str | None = None
-    sample_size: int = 0
-    sample_missing: int = 0
-    sample_duplicated: int = 0
-    exact_missing: int | None = None
-    distinct_ids: int | None = None
+    ids: IdTally | None = None
     alias_duplicates: int | None = None
 
 
@@ -218,41 +290,39 @@ class CheckResult:
     missing: int
     collapsed: int
     problem: str | None
+    missing_ids: tuple[str, ...] = ()
+    deleted: int = 0
 
     @property
     def ok(self) -> bool:
         return self.problem is None
 
 
-def needs_exact_check(check: CopyCheck, facts: CopyFacts) -> bool:
-    """Counts alone cannot tell collapsed ids (merged partitions) from lost ones: compare ids."""
-    if check.problem is not None:
-        return False
-    total = sum(facts.source_counts.values())
-    return facts.sample_missing > 0 or (facts.dest_count or 0) < total
-
-
 def judge(check: CopyCheck, facts: CopyFacts, target_db: str) -> CheckResult:
+    """The verdict on one check. Without a routing problem only the exact id comparison decides: a
+    check whose ids were not compared is not proven, and counts (however large) never stand in."""
     total = sum(facts.source_counts.values())
     dest = facts.dest_count or 0
-    missing, collapsed = 0, 0
+    missing, collapsed, deleted = 0, 0, 0
+    missing_ids: tuple[str, ...] = ()
     problem = check.problem
     if problem in _ROUTING_PROBLEMS:
         missing = total
         if total == 0:
             problem = None  # an empty source loses nothing wherever it went
+    elif facts.ids is None:
+        missing = total
+        problem = DOCUMENTS_MISSING if total else None
     else:
-        if facts.exact_missing is not None:
-            missing = facts.exact_missing
-            if facts.distinct_ids is not None:
-                collapsed = max(0, total - facts.distinct_ids)
-        elif dest < total or facts.sample_missing:
-            missing = max(total - dest, facts.sample_missing)
+        tally = facts.ids
+        total = tally.required
+        missing, collapsed, deleted = tally.missing, tally.collapsed, tally.deleted
+        missing_ids = tuple(tally.missing_ids)
         if missing:
             problem = DOCUMENTS_MISSING
         elif facts.dest_meta_version is not None and facts.dest_meta_version != target_db:
             problem = WRONG_MAPPING
-        elif facts.sample_duplicated or facts.alias_duplicates:
+        elif tally.duplicated or facts.alias_duplicates:
             problem = DUPLICATE_IDS
     return CheckResult(
         context=check.context,
@@ -264,6 +334,8 @@ def judge(check: CopyCheck, facts: CopyFacts, target_db: str) -> CheckResult:
         missing=missing,
         collapsed=collapsed,
         problem=problem,
+        missing_ids=missing_ids,
+        deleted=deleted,
     )
 
 
@@ -281,12 +353,16 @@ def summarize(results: Sequence[CheckResult]) -> dict[str, dict[str, int]]:
         collapsed = sum(r.collapsed for r in mine)
         if collapsed:
             figures["collapsedIds"] = collapsed
+        deleted = sum(r.deleted for r in mine)
+        if deleted:
+            figures["deletedSinceCutoff"] = deleted
         summary[context.value] = figures
     return summary
 
 
 def failures(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
-    """Failed checks aggregated per (context, resource): missing documents and the problems seen."""
+    """Failed checks aggregated per (context, resource): missing documents, a few of their ids, and the
+    problems seen."""
     grouped: dict[tuple[str, str], dict[str, Any]] = {}
     for result in results:
         if result.ok:
@@ -298,14 +374,19 @@ def failures(results: Sequence[CheckResult]) -> list[dict[str, Any]]:
         entry["missing"] += result.missing
         if result.problem not in entry["problems"]:
             entry["problems"].append(result.problem)
+        shown = entry.get("missingIds", [])
+        if result.missing_ids and len(shown) < MISSING_SHOWN:
+            entry["missingIds"] = [*shown, *result.missing_ids][:MISSING_SHOWN]
     return [grouped[key] for key in sorted(grouped)]
 
 
 def failure_message(failed: Sequence[Mapping[str, Any]]) -> str:
-    parts = [
-        f"{f['context']}/{f['resource']}: {f['missing']} documents not readable ({','.join(f['problems'])})"
-        if f["missing"]
-        else f"{f['context']}/{f['resource']}: {','.join(f['problems'])}"
-        for f in failed
-    ]
+    parts = []
+    for f in failed:
+        if not f["missing"]:
+            parts.append(f"{f['context']}/{f['resource']}: {','.join(f['problems'])}")
+            continue
+        ids = f" e.g. ids {', '.join(f['missingIds'][:3])}" if f.get("missingIds") else ""
+        parts.append(f"{f['context']}/{f['resource']}: {f['missing']} documents not readable "
+                     f"({','.join(f['problems'])}){ids}")
     return "; ".join(parts)
