@@ -54,6 +54,7 @@ CA_VOLUME = "elasticsearch-ca"
 # environment variables from secretKeyRefs, never as arguments.
 JOB_PROGRAM = "tracardi-operator"
 ARG_API_URL = "--api-url"  # base URL of the new version's API in GUI/staging mode
+ARG_NO_FLATTENED_CHECK = "--no-flattened-check"  # settings.flattened_check off (Tracardi stand-ins only)
 ARG_FROM_DB = "--from-db"
 ARG_FROM_TENANT = "--from-tenant"
 ARG_TO_DB = "--to-db"
@@ -83,6 +84,8 @@ class BuilderSettings:
     job_service_account: str | None = None
     # activeDeadlineSeconds of the Jobs: a stuck Job would otherwise hold an upgrade forever.
     job_active_deadline_seconds: int | None = 3600
+    # The install Job checks Elasticsearch for the `flattened` type Tracardi's templates need.
+    flattened_check: bool = True
 
 
 @dataclass(frozen=True)
@@ -523,7 +526,10 @@ def install_job(
         component="install",
         version=request.version,
         extra_labels={LABEL_DB_VERSION: request.db_version},
-        args=["job", "install", ARG_API_URL, request.api_url],
+        args=[
+            "job", "install", ARG_API_URL, request.api_url,
+            *([] if settings.flattened_check else [ARG_NO_FLATTENED_CHECK]),
+        ],
     )
 
 

@@ -20,6 +20,9 @@ DEGRADED = "Degraded"  # something failed (a Job, a verification); the old versi
 PAUSED = "Paused"  # spec.paused: the operator does not act
 SPEC_ACCEPTED = "SpecAccepted"  # False when a guard refuses spec.version (the reason says which)
 RETENTION_POLICY_RESOLVED = "RetentionPolicyResolved"  # False on a priority tie between policies
+SHARED_VERSION_DATA = "SharedVersionData"  # another installation on the cluster uses one of our pairs
+DELETION_INCOMPLETE = "DeletionIncomplete"  # a version half deleted, its plan withdrawn: a person decides
+CLUSTER_IDENTIFIED = "ClusterIdentified"  # Elasticsearch told its cluster_uuid (else nothing is deleted)
 INDEX_HEADROOM_LOW = "IndexHeadroomLow"  # shards in use at or above 80% of the cluster's limit
 
 # Condition types of a TracardiRetentionPolicy.

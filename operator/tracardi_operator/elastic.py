@@ -1,9 +1,10 @@
 """The Elasticsearch adapter: the only module of retention that talks to Elasticsearch.
 
 What lives here: building a client (TLS verification on by default; secrets never logged or shown in
-a repr), reading the raw inventory in six requests, deleting indices and templates by exact names,
-checking which names still exist, and snapshotting named indices. No decisions: what to delete is
-decided by `retention.plan_retention`; this module refuses anything that is not one exact name.
+a repr), reading the raw inventory (and the cluster's identity) in seven requests, deleting indices
+and templates by exact names, checking which names still exist, and snapshotting named indices. No
+decisions: what to delete is decided by `retention.plan_retention`; this module refuses anything
+that is not one exact name.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ class RawInventory:
     mappings: dict[str, Any]
     max_shards_per_node: int
     data_nodes: int
+    cluster_uuid: str | None = None
+    """What the cluster says it is (GET /), None when it did not say (no elected master yet: `_na_`)."""
 
 
 def build_client(connection: ElasticConnection) -> Elasticsearch:
@@ -87,6 +90,7 @@ class ElasticAdapter:
 
     def read_inventory(self) -> RawInventory:
         client = self._client
+        identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
         cat_indices = client.cat.indices(format="json", h=_CAT_COLUMNS, expand_wildcards="all")
         # _cat/aliases lists every alias, of system indices too, without the deprecation warning that
         # GET _alias and GET _mapping give for system indices; the rows become `GET _alias`'s shape.
@@ -111,6 +115,7 @@ class ElasticAdapter:
             mappings=dict(mappings or {}),
             max_shards_per_node=max_shards_per_node(settings or {}),
             data_nodes=int((health or {}).get("number_of_data_nodes", 0)),
+            cluster_uuid=identity,
         )
 
     def delete_indices(self, names: Sequence[str]) -> None:
@@ -176,6 +181,12 @@ class ElasticAdapter:
 def _rows(answer: object) -> list[dict[str, Any]]:
     # The client's stubs type cat answers loosely (text or JSON); with format=json it is a list.
     return [row for row in answer if isinstance(row, dict)] if isinstance(answer, list) else []
+
+
+def cluster_uuid(info: object) -> str | None:
+    """The cluster_uuid of a `GET /` answer; None when absent or not yet decided (`_na_`)."""
+    value = info.get("cluster_uuid") if isinstance(info, Mapping) else None
+    return value if isinstance(value, str) and value and value != "_na_" else None
 
 
 def max_shards_per_node(settings: Mapping[str, Any]) -> int:

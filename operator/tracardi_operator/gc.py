@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracardi_operator import retention as rt
+from tracardi_operator import versions
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.models import (
@@ -68,21 +69,45 @@ def policy_of(model: TracardiRetentionPolicy) -> rt.RetentionPolicy:
 
 
 def history_of(inst: TracardiInstallation) -> list[rt.HistoryEntry]:
-    """status.versions as the planner reads it. A version is recorded with migratedFrom only after its
-    migration was verified (rollout records the switch after verification), so that is the proof."""
+    """status.versions as the planner reads it. A migration counts as verified only when the switch
+    recorded the migration Job's verification (migrationVerified); a record without it keeps its
+    source (fail closed)."""
     return [
         rt.HistoryEntry(
             version=r.version, db=r.db_version, tenant=r.tenant, state=rt.VersionState(r.state),
             superseded_at=r.superseded_at, migrated_from=r.migrated_from,
-            migration_verified=r.migrated_from is not None,
+            migration_verified=r.migration_verified is True,
         )
         for r in inst.status.versions
     ]
 
 
-def live_pairs(inst: TracardiInstallation) -> set[VersionId]:
-    """Pairs that serve or are about to: the current one and an upgrade's new one."""
+def pair_of_tag(tag: str, records: Iterable[tuple[str, str]] = ()) -> VersionId | None:
+    """The (db version, tenant) an image tag runs: the tenant recorded for its db version if any (the
+    API reported it), else Tracardi's default tenant for the tag. None for a tag that is no version."""
+    parsed = versions.try_parse(tag).version
+    db = parsed.db_version if parsed else None
+    if parsed is None or db is None:
+        return None
+    recorded = next((tenant for record_db, tenant in records if record_db == db), None)
+    tenant = recorded or parsed.default_tenant
+    return VersionId(db, tenant) if tenant else None
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of `repository[:port]/name:tag[@digest]`, None without one."""
+    name = image.split("@", 1)[0].rsplit("/", 1)[-1]
+    return name.split(":", 1)[1] if ":" in name else None
+
+
+def live_pairs(inst: TracardiInstallation, images: Iterable[str] = ()) -> set[VersionId]:
+    """Pairs that serve or are about to, from every piece of evidence, any one of which is enough: the
+    Current records, status.currentVersion (a status restored or edited may lack its record), the
+    tags of the installation's running Deployments (`images`), and an upgrade's pairs."""
     pairs = {VersionId(r.db_version, r.tenant) for r in inst.status.versions if r.state == "Current"}
+    records = [(r.db_version, r.tenant) for r in reversed(inst.status.versions)]
+    tags = [inst.status.current_version or "", *(image_tag(i) or "" for i in images)]
+    pairs |= {pair for pair in (pair_of_tag(tag, records) for tag in tags if tag) if pair is not None}
     up = inst.status.upgrade
     if up is not None and up.step != "Completed" and up.to_db_version and up.to_tenant:
         pairs.add(VersionId(up.to_db_version, up.to_tenant))
@@ -91,11 +116,16 @@ def live_pairs(inst: TracardiInstallation) -> set[VersionId]:
     return pairs
 
 
-def live_pairs_unparsed(raw: Mapping[str, Any]) -> set[VersionId]:
+def live_pairs_unparsed(raw: Mapping[str, Any], images: Iterable[str] = ()) -> set[VersionId]:
     """Best effort for an installation the model refuses: every pair its status names that is not
     Deleted counts as live, so that a bad object can never expose another's indices to deletion."""
     status = raw.get("status") or {}
     pairs: set[VersionId] = set()
+    current = status.get("currentVersion")
+    for tag in [current if isinstance(current, str) else "", *(image_tag(i) or "" for i in images)]:
+        pair = pair_of_tag(tag) if tag else None
+        if pair is not None:
+            pairs.add(pair)
     for record in status.get("versions") or []:
         if isinstance(record, Mapping) and record.get("state") != "Deleted" \
                 and record.get("dbVersion") and record.get("tenant"):
@@ -107,15 +137,22 @@ def live_pairs_unparsed(raw: Mapping[str, Any]) -> set[VersionId]:
     return pairs
 
 
-def cluster_key_unparsed(raw: Mapping[str, Any]) -> tuple[str, ...] | None:
-    hosts = ((raw.get("spec") or {}).get("elasticsearch") or {}).get("hosts")
-    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
-        return None  # unknown: the caller counts it as on every cluster
-    return tuple(sorted(h.rstrip("/") for h in hosts))
-
-
 def cluster_key(inst: TracardiInstallation) -> tuple[str, ...]:
+    """The key the inventory cache is kept under: the hosts as spelled. Only a cache key: whether two
+    installations share a cluster is decided by the cluster's own identity (`same_cluster`)."""
     return tuple(sorted(h.rstrip("/") for h in inst.spec.elasticsearch.hosts))
+
+
+def recorded_cluster(raw: Mapping[str, Any]) -> str | None:
+    """The cluster_uuid an installation recorded in its status, None while unknown."""
+    value = (raw.get("status") or {}).get("elasticsearchCluster")
+    return value if isinstance(value, str) and value else None
+
+
+def same_cluster(mine: str, theirs: str | None) -> bool:
+    """Whether another installation may be on this cluster. One that has not recorded its cluster yet
+    counts as on every cluster: unknown must keep, never expose."""
+    return theirs is None or theirs == mine
 
 
 def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: dt.datetime) -> RetentionStatus:
@@ -205,6 +242,7 @@ class GcOutcome:
     snapshot: str | None = None
     events: list[tuple[str, str, str]] = field(default_factory=list)
     selection: rt.PolicySelection | None = None
+    deleting: dict[VersionId, list[str]] = field(default_factory=dict)
 
 
 class InventoryCache:
@@ -257,6 +295,9 @@ class Fresh:
 Recheck = Callable[[], Fresh]
 
 
+DeletingRecorder = Callable[[Mapping[VersionId, Sequence[str]]], None]
+
+
 def run(
     inst: TracardiInstallation,
     adapter: ElasticAdapter,
@@ -267,6 +308,7 @@ def run(
     now: dt.datetime,
     publish: Any,
     recheck: Recheck | None = None,
+    record_deleting: DeletingRecorder | None = None,
 ) -> GcOutcome:
     """Plan, publish (via `publish(RetentionStatus)`), then act as the governing policy allows.
 
@@ -274,15 +316,40 @@ def run(
     listings of policies and installations, the installation as the pass read it). When it would
     delete, it is computed again from fresh ones (`recheck`, and a fresh inventory) and only that plan
     is published and carried out, and only if the installation's spec and labels are still those the
-    pass started from: a policy just deleted or changed, retention just disabled, a rollback just
-    asked for, an installation just made live on the cluster or an alias just added never lose an
-    index to an old answer.
+    pass started from. Immediately before every delete request (after a snapshot, which may take an
+    hour, too) the inputs are read and the plan derived once more; a name the new plan no longer
+    deletes is not deleted. Before the first name of a version goes, `record_deleting` records it as
+    Deleting with the names about to go, so that it is never taken for a whole version again.
+    Nothing is deleted on a cluster that does not say who it is (cluster_uuid).
     """
     key = cluster_key(inst)
     cached = cache.get(key, adapter)
     outcome, plan = _assess(inst, cached, policies, namespace_labels, cluster_live, now)
     if plan.dry_run or not (_executable(plan) or _gone(plan)):
         return outcome
+    if cached.raw.cluster_uuid is None:
+        outcome.retention.message = (outcome.retention.message or "") + (
+            "; Elasticsearch did not tell its cluster_uuid, so which installations share it is unknown: "
+            "nothing is deleted")
+        return outcome
+
+    def replan() -> rt.RetentionPlan | None:
+        """The plan from inputs read now; None when it must not go on at all."""
+        if recheck is None:
+            return plan
+        fresh = recheck()
+        current = fresh.installation
+        if current is None or current.metadata.generation != inst.metadata.generation \
+                or current.metadata.labels != inst.metadata.labels:
+            # Gone, or the spec (retention.enabled, a version change) or labels changed since this
+            # pass read them: the pass their change woke decides, after the rollout has seen it.
+            return None
+        entry = cache.get(key, adapter, fresh=True)
+        if entry.raw.cluster_uuid != cached.raw.cluster_uuid:
+            return None  # the hosts now lead to another cluster
+        _, again = _assess(current, entry, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
+        return None if again.dry_run else again
+
     if recheck is not None:
         fresh = recheck()
         current = fresh.installation
@@ -291,8 +358,6 @@ def run(
         cached = cache.get(key, adapter, fresh=True)
         outcome, plan = _assess(current, cached, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
         if current.metadata.generation != inst.metadata.generation or current.metadata.labels != inst.metadata.labels:
-            # The spec (retention.enabled, a version change) or the labels changed since this pass
-            # read them: the pass their change woke decides, after the rollout has seen it.
             return outcome
         if plan.dry_run:
             return outcome
@@ -314,26 +379,70 @@ def run(
         snapshot = f"tracardi-{inst.namespace}-{inst.name}-{now.strftime('%Y%m%d-%H%M%S')}".lower()
         outcome.snapshot = adapter.snapshot_indices(repository, snapshot, list(plan.indices))
         outcome.events.append(("Normal", "SnapshotTaken", f"snapshot {snapshot} in {repository} before deleting"))
-    for batch in plan.executable_index_batches:
-        adapter.delete_indices(batch)
-    for template in plan.executable_templates:
-        adapter.delete_template(template)
+    inventory = cached.inventory
+    owners = {r.name: r.owner for r in inventory.indices if r.owner is not None}
+    owners |= {t.name: t.owner for t in inventory.templates if t.owner is not None}
+    deleted: list[str] = []
+    aborted = False
+    work: list[tuple[str, list[str]]] = [("indices", list(b)) for b in plan.executable_index_batches]
+    work += [("template", [t]) for t in plan.executable_templates]
+    for kind, names in work:
+        now_plan = replan()
+        if now_plan is None:
+            aborted = True
+            break
+        allowed = set(now_plan.indices if kind == "indices" else now_plan.executable_templates)
+        batch = [n for n in names if n in allowed]
+        if not batch:
+            continue
+        if record_deleting is not None:
+            record_deleting(_by_pair(deleted + batch, owners))
+        if kind == "indices":
+            adapter.delete_indices(batch)
+        else:
+            adapter.delete_template(batch[0])
+        deleted += batch
     cache.invalidate(key)
-    left = adapter.existing_indices(plan.indices) if plan.indices else set()
-    left |= adapter.existing_templates(plan.templates) if plan.templates else set()
+    wanted = [n for n in deleted if n in set(plan.indices)]
+    left = adapter.existing_indices(wanted) if wanted else set()
+    templates = [n for n in deleted if n in set(plan.templates)]
+    left |= adapter.existing_templates(templates) if templates else set()
     if left:
         raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
-    outcome.deleted_indices, outcome.deleted_templates = len(plan.indices), len(plan.templates)
-    outcome.deleted_pairs = _gone(plan)
+    outcome.deleted_indices, outcome.deleted_templates = len(wanted), len(templates)
+    outcome.deleted_pairs = [] if aborted else [p for p in _gone(plan) if _all_of(p, plan, deleted, owners)]
+    outcome.deleting = _by_pair(deleted, owners)
     if outcome.headroom is not None:  # as it is after this run, not as it was read before
-        outcome.headroom = freed(outcome.headroom, plan.shards_freed)
+        gone = set(wanted)
+        outcome.headroom = freed(outcome.headroom, sum(r.shards for r in inventory.indices
+                                                       if r.name in gone and r.is_open))
     status.deleted_indices = outcome.deleted_indices
     status.last_run_at = now
     status.snapshot = outcome.snapshot
+    if aborted:
+        status.message = (status.message or "") + (
+            f"; stopped after {len(deleted)} names: the inputs changed before the next deletion "
+            f"(policy, retention setting, spec or a new live installation)")
     outcome.events.append(("Normal", "IndicesDeleted",
                            f"deleted {outcome.deleted_indices} indices and {outcome.deleted_templates} templates of "
-                           f"{_pairs(outcome.deleted_pairs) or 'superseded versions'} as {plan.policy} allows"))
+                           f"{_pairs(outcome.deleted_pairs) or 'superseded versions'} as {plan.policy} allows"
+                           + ("; stopped early because the inputs changed" if aborted else "")))
     return outcome
+
+
+def _by_pair(names: Iterable[str], owners: Mapping[str, VersionId]) -> dict[VersionId, list[str]]:
+    grouped: dict[VersionId, list[str]] = {}
+    for name in names:
+        owner = owners.get(name)
+        if owner is not None:
+            grouped.setdefault(owner, []).append(name)
+    return grouped
+
+
+def _all_of(pair: VersionId, plan: rt.RetentionPlan, deleted: Sequence[str], owners: Mapping[str, VersionId]) -> bool:
+    """Every name of `pair` the plan meant to delete was deleted."""
+    gone = set(deleted)
+    return all(n in gone for n in (*plan.indices, *plan.templates) if owners.get(n) == pair)
 
 
 def _executable(plan: rt.RetentionPlan) -> bool:

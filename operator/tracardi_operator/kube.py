@@ -180,7 +180,16 @@ class Kube:
         return out
 
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
-        """Every installation (all namespaces) or every retention policy."""
+        """Every installation (all namespaces), every retention policy, or every Deployment the
+        operator manages (retention reads the versions they run as evidence of what is live)."""
+        if kind == "deployments":
+            data = self.api.call_api(
+                "/apis/apps/v1/deployments", "GET",
+                query_params=[("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
+                header_params={"Accept": "application/json"}, response_type="object",
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+            )
+            return list(data.get("items", []))
         plural = {"installations": INSTALLATIONS, "policies": POLICIES}[kind]
         return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []))
 

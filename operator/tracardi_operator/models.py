@@ -483,7 +483,7 @@ class Condition(CamelModel):
 # TracardiInstallation status
 
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Blocked", "Paused"]
-VersionState = Literal["Current", "Superseded", "Deleted"]
+VersionState = Literal["Current", "Superseded", "Deleting", "Abandoned", "Deleted"]
 UpgradeStep = Literal[
     "Resolving",
     "StartingCandidate",
@@ -506,13 +506,29 @@ class VersionRecord(CamelModel):
     db_version: str = Field(description="Database version the API reported, the prefix of its indices, e.g. 08x.")
     tenant: str = Field(description="Tenant the API reported, the second part of its index names, e.g. 01506.")
     state: VersionState = Field(
-        description="Current (serving), Superseded (indices kept, a rollback target) or Deleted (indices gone)."
+        description=(
+            "Current (serving), Superseded (served, then replaced; indices kept, a rollback target), Deleting "
+            "(retention began deleting its indices: never a rollback target again), Abandoned (installed for "
+            "an upgrade that never served; its indices are garbage) or Deleted (indices gone)."
+        )
     )
     installed_at: datetime | None = Field(default=None, description="When the installation was verified.")
     superseded_at: datetime | None = Field(
         default=None, description="When a newer version took over; retention ages count from here."
     )
     migrated_from: str | None = Field(default=None, description="Image tag whose data was migrated into this one.")
+    migration_verified: bool | None = Field(
+        default=None,
+        description=(
+            "Whether the migration Job proved that every document of migratedFrom arrived. Until it is "
+            "true, retention never deletes the source."
+        ),
+    )
+    deleted_names: list[str] | None = Field(
+        default=None,
+        description="Indices and templates retention deleted so far (state Deleting).",
+        json_schema_extra={"maxItems": 2000},
+    )
     deleted_at: datetime | None = Field(default=None, description="When retention deleted its indices.")
 
 
@@ -639,6 +655,13 @@ class TracardiInstallationStatus(CamelModel):
     )
     retention: RetentionStatus | None = Field(default=None, description="The deletion plan of old indices.")
     headroom: HeadroomStatus | None = Field(default=None, description="Shards in use against the cluster limit.")
+    elasticsearch_cluster: str | None = Field(
+        default=None,
+        description=(
+            "The cluster_uuid the Elasticsearch cluster reports (GET /): installations are on the same "
+            "cluster when these are equal, however their hosts are spelled."
+        ),
+    )
     handled_retry: str | None = Field(
         default=None, description="Value of the tracardi.com/retry annotation last acted on."
     )

@@ -166,6 +166,7 @@ class Runtime:
             builder=builders.BuilderSettings(
                 job_image=self.settings.job_image,
                 job_active_deadline_seconds=self.settings.job_deadline_seconds,
+                flattened_check=self.settings.flattened_check,
             ),
             api_addressing=self.settings.api_addressing,
             retry=(inst.metadata.annotations or {}).get(ANNOTATION_RETRY),
@@ -249,21 +250,43 @@ class Runtime:
     def _retention(self, inst: TracardiInstallation, body: dict[str, Any], adapter: ElasticAdapter,
                    now: dt.datetime) -> None:
         key = gc.cluster_key(inst)
+        try:
+            identity = self.inventories.get(key, adapter).raw.cluster_uuid
+        except Exception as e:
+            log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name, _safe(e))
+            return
+        shared: set[str] = set()
 
         def inputs(fresh: bool = False) -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
             # An invalid policy governs nothing (its own status says why).
             policies = _validated(TracardiRetentionPolicy, self._listing("policies", fresh=fresh))
-            live: set[VersionId] = set()
+            images = _images_by_instance(self._listing("deployments", fresh=fresh))
+            mine = gc.live_pairs(inst, images.pop((inst.namespace, inst.name), ()))
+            live: set[VersionId] = set(mine)
+            shared.clear()
             for raw in self._listing("installations", fresh=fresh):
+                meta = raw.get("metadata") or {}
+                where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+                if where == (inst.namespace, inst.name):
+                    continue
+                their_images = images.pop(where, ())
+                recorded = gc.recorded_cluster(raw)
+                if identity is not None and not gc.same_cluster(identity, recorded):
+                    continue
                 try:
                     other = TracardiInstallation.model_validate(raw)
                 except ValidationError:
                     # Fail closed: whatever a refused object's status names stays live.
-                    if gc.cluster_key_unparsed(raw) in (key, None):
-                        live |= gc.live_pairs_unparsed(raw)
+                    live |= gc.live_pairs_unparsed(raw, their_images)
                     continue
-                if gc.cluster_key(other) == key:
-                    live |= gc.live_pairs(other)
+                theirs = gc.live_pairs(other, their_images)
+                live |= theirs
+                if recorded is not None and theirs & mine:
+                    shared.add(f"{where[0]}/{where[1]}")
+            # Deployments of no installation we could read (being deleted, or not listed yet) keep the
+            # versions they run, wherever they are.
+            for left in images.values():
+                live |= gc.live_pairs_unparsed({}, left)
             return policies, live
 
         policies, live = inputs()
@@ -282,9 +305,20 @@ class Runtime:
                     current = TracardiInstallation.model_validate(raw)
             return gc.Fresh(fresh_policies, fresh_live, current, self.kube.namespace_labels(inst.namespace))
 
+        def record_deleting(names: Any) -> None:
+            """Deleting, with the names about to go, recorded before they go (a failed patch stops the run)."""
+            raw = self.kube.get_installation(inst.namespace, inst.name) or {}
+            records = list((raw.get("status") or {}).get("versions") or [])
+            for record in records:
+                pair = VersionId(str(record.get("dbVersion")), str(record.get("tenant")))
+                if pair in names and record.get("state") in ("Superseded", "Abandoned", "Deleting"):
+                    record["state"] = "Deleting"
+                    record["deletedNames"] = sorted(set(record.get("deletedNames") or []) | set(names[pair]))
+            self.kube.patch_status(inst.namespace, inst.name, {"versions": records})
+
         try:
             outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish,
-                             recheck=recheck)
+                             recheck=recheck, record_deleting=record_deleting)
         except Exception as e:
             log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
                         _safe(e))
@@ -298,9 +332,18 @@ class Runtime:
             outcome.retention.deleted_indices = previous.deleted_indices
             outcome.retention.snapshot = previous.snapshot
         status.headroom = outcome.headroom
+        status.elasticsearch_cluster = identity or status.elasticsearch_cluster
+        reclaimable = ("Superseded", "Abandoned", "Deleting")
         for record in status.versions:
-            if VersionId(record.db_version, record.tenant) in outcome.deleted_pairs and record.state == "Superseded":
+            pair = VersionId(record.db_version, record.tenant)
+            if pair in outcome.deleted_pairs and record.state in reclaimable:
                 record.state, record.deleted_at = "Deleted", now
+            elif pair in outcome.deleting and record.state in reclaimable:
+                record.state = "Deleting"
+                record.deleted_names = sorted(set(record.deleted_names or []) | set(outcome.deleting[pair]))
+        status.conditions = _identity_conditions(status.conditions, identity, sorted(shared), now,
+                                                 inst.metadata.generation)
+        status.conditions = _deletion_conditions(status, outcome, now, inst.metadata.generation)
         sel = outcome.selection
         if sel is not None:
             governed = sel.outcome is rt.SelectionOutcome.GOVERNED
@@ -322,8 +365,8 @@ class Runtime:
             )
         new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
         old = body.get("status") or {}
-        changed = {k: v for k, v in new.items() if old.get(k) != v and k in ("retention", "headroom", "versions",
-                                                                                   "conditions")}
+        kept = ("retention", "headroom", "versions", "conditions", "elasticsearchCluster")
+        changed = {k: v for k, v in new.items() if old.get(k) != v and k in kept}
         # computedAt and checkedAt move on every pass; publish only what means something new.
         if changed and set(changed) <= {"retention", "headroom"} and _same_but_times(old, new):
             changed = {}
@@ -331,7 +374,7 @@ class Runtime:
             if "retention" in changed:
                 changed["retention"] = gc.retention_patch(old_retention, outcome.retention)
             self.kube.patch_status(inst.namespace, inst.name, changed)
-        for type_, reason, message in outcome.events:
+        for type_, reason, message in outcome.events + _new_warnings(inst.status.conditions, status.conditions):
             self.kube.event(body, type_, reason, message)
         if self.metrics is not None and outcome.deleted_indices:
             self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
@@ -381,6 +424,65 @@ class Runtime:
         })
         if was is None or was.reason != "InvalidSpec" or was.message != message:
             self.kube.event(body, "Warning", "InvalidSpec", message)
+
+
+def _images_by_instance(deployments: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
+    """(namespace, installation) → the images its Deployments run (the operator labels them)."""
+    images: dict[tuple[str, str], list[str]] = {}
+    for deployment in deployments:
+        meta = deployment.get("metadata") or {}
+        instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
+        pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+        found = [str(c.get("image")) for c in pod.get("containers") or [] if c.get("image")]
+        if instance and found:
+            images.setdefault((str(meta.get("namespace", "")), str(instance)), []).extend(found)
+    return images
+
+
+def _identity_conditions(current: list[Any], identity: str | None, shared: list[str], now: dt.datetime,
+                         generation: int | None) -> list[Any]:
+    known = identity is not None
+    updated = conditions.set_condition(
+        current, conditions.CLUSTER_IDENTIFIED, known, "ClusterUUID" if known else "ClusterIdentityUnknown",
+        f"Elasticsearch cluster {identity}" if known else
+        "Elasticsearch did not tell its cluster_uuid (GET /): which installations share it is unknown, so "
+        "retention deletes nothing", now=now, observed_generation=generation,
+    )
+    return conditions.set_condition(
+        updated, conditions.SHARED_VERSION_DATA, bool(shared), "PairShared" if shared else "NotShared",
+        (f"{', '.join(shared)} on the same Elasticsearch cluster run the same Tracardi database version and "
+         f"tenant: they read and write the same data; its indices stay while either uses them")
+        if shared else "no other installation uses this installation's Tracardi data",
+        now=now, observed_generation=generation,
+    )
+
+
+def _deletion_conditions(status: Any, outcome: gc.GcOutcome, now: dt.datetime, generation: int | None) -> list[Any]:
+    """DeletionIncomplete while a version is half deleted and no plan goes on deleting it."""
+    planned = {(i.db_version, i.tenant) for i in outcome.retention.items
+               if i.kind == "Version" and i.action == "Delete" and not outcome.retention.dry_run}
+    stuck = [r for r in status.versions if r.state == "Deleting" and (r.db_version, r.tenant) not in planned]
+    message = "; ".join(
+        f"{r.version} ({r.db_version}.{r.tenant}): {len(r.deleted_names or [])} names deleted before the plan "
+        f"was withdrawn" for r in stuck)
+    return conditions.set_condition(
+        status.conditions, conditions.DELETION_INCOMPLETE, bool(stuck),
+        "PlanWithdrawn" if stuck else "NothingHalfDeleted",
+        (message + ". It can no longer be rolled back to; a person must decide: let a policy delete the rest, "
+         "or restore it from a snapshot") if stuck else "no version is half deleted",
+        now=now, observed_generation=generation,
+    )
+
+
+def _new_warnings(before: list[Any], after: list[Any]) -> list[tuple[str, str, str]]:
+    """A Warning Event when SharedVersionData or DeletionIncomplete becomes true."""
+    events = []
+    for type_ in (conditions.SHARED_VERSION_DATA, conditions.DELETION_INCOMPLETE):
+        new, old = conditions.find(after, type_), conditions.find(before, type_)
+        if new is not None and new.status == "True" and (old is None or old.status != "True"
+                                                         or old.message != new.message):
+            events.append(("Warning", new.reason, new.message))
+    return events
 
 
 def _validated(model: Any, items: list[dict[str, Any]]) -> list[Any]:

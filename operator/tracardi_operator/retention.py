@@ -34,8 +34,17 @@ _FORBIDDEN_LEADING = ("-", "_", "+")
 
 class VersionState(StrEnum):
     CURRENT = "Current"
-    SUPERSEDED = "Superseded"
+    SUPERSEDED = "Superseded"  # served production, then replaced: a rollback target while kept
+    DELETING = "Deleting"  # a deletion run began: never a rollback target again
+    ABANDONED = "Abandoned"  # installed for an upgrade that never served production: garbage
     DELETED = "Deleted"
+
+
+# States whose indices retention may reclaim; only SUPERSEDED ones are rollback targets, so only they
+# take a keepSupersededVersions slot.
+RECLAIMABLE_STATES = frozenset({VersionState.SUPERSEDED, VersionState.DELETING, VersionState.ABANDONED})
+# Precedence when several entries (image tags) share a pair: the most protective state wins.
+_STATE_PRECEDENCE = (VersionState.CURRENT, VersionState.SUPERSEDED, VersionState.DELETING, VersionState.ABANDONED)
 
 
 @dataclass(frozen=True)
@@ -284,12 +293,7 @@ def _pair_histories(history: Sequence[HistoryEntry]) -> list[_PairHistory]:
     result = []
     for pair, entries in grouped.items():
         states = {entry.state for _, entry in entries}
-        if VersionState.CURRENT in states:
-            state = VersionState.CURRENT
-        elif VersionState.SUPERSEDED in states:
-            state = VersionState.SUPERSEDED
-        else:
-            state = VersionState.DELETED
+        state = next((candidate for candidate in _STATE_PRECEDENCE if candidate in states), VersionState.DELETED)
         newest_position, newest = entries[-1]
         result.append(
             _PairHistory(
@@ -356,12 +360,13 @@ def _decide_pairs(
     now: datetime,
 ) -> dict[VersionId, PairDecision]:
     superseded = sorted(
-        (p for p in pairs if p.state is VersionState.SUPERSEDED), key=lambda p: p.position, reverse=True
+        (p for p in pairs if p.state in RECLAIMABLE_STATES), key=lambda p: p.position, reverse=True
     )
     # The rollback window counts only superseded pairs that are not live: a pair still live (for
     # another installation on the cluster) is kept as LivePair anyway and must not take a slot, or
     # the next older pair, the one actually left for rollback, would be deleted (as SafetyGuard says).
-    rollback_candidates = [p for p in superseded if p.pair not in live]
+    # A version that never served (Abandoned) or is half deleted (Deleting) is no rollback target.
+    rollback_candidates = [p for p in superseded if p.pair not in live and p.state is VersionState.SUPERSEDED]
     rollback_kept = {p.pair for p in rollback_candidates[: rules.keep_superseded_versions if rules else 0]}
     unverified = _unverified_sources(history)
     records = inventory.by_name()
@@ -579,14 +584,18 @@ class SafetyGuard:
             for entry in reversed(history):
                 if entry.pair not in newest_first:
                     newest_first.append(entry.pair)
-            superseded = [
+            reclaimable = [
                 pair
                 for pair in newest_first
                 if pair not in live
-                and any(e.pair == pair and e.state is VersionState.SUPERSEDED for e in history)
+                and any(e.pair == pair and e.state in RECLAIMABLE_STATES for e in history)
                 and not any(e.pair == pair and e.state is VersionState.CURRENT for e in history)
             ]
-            rollback = set(superseded[: max(0, rules.keep_superseded_versions)])
+            # Rollback targets: pairs that served (an entry Superseded), newest first.
+            served = {e.pair for e in history if e.state is VersionState.SUPERSEDED}
+            targets = [p for p in reclaimable if p in served]
+            rollback = set(targets[: max(0, rules.keep_superseded_versions)])
+            superseded = reclaimable
             unverified_sources = {
                 e.pair
                 for e in history

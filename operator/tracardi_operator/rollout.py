@@ -166,6 +166,25 @@ def _rollback_targets(status: TracardiInstallationStatus) -> set[str]:
     return {r.db_version for r in status.versions if r.state == "Superseded" and r.db_version not in doomed}
 
 
+def _why_no_rollback(status: TracardiInstallationStatus, version: str, reason: str) -> str:
+    """What a person needs to know when a rollback is refused: which of the version's names are gone."""
+    if reason != versions.ROLLBACK_TARGET_DELETED:
+        return ""
+    db = versions.try_parse(version).version
+    db_version = db.db_version if db else None
+    record = next((r for r in reversed(status.versions) if r.db_version == db_version), None)
+    if record is None or record.state == "Superseded":
+        return ""
+    if record.state == "Abandoned":
+        return f"; {record.db_version}.{record.tenant} never served production (its upgrade was abandoned)"
+    names = record.deleted_names or []
+    shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    if record.state == "Deleting":
+        return (f"; retention began deleting {record.db_version}.{record.tenant}: {len(names)} names are gone"
+                + (f" ({shown})" if names else ""))
+    return f"; {record.db_version}.{record.tenant} was deleted" + (f" ({shown})" if names else "")
+
+
 def _resolve(s: _Step, observed: Observed) -> None:
     spec, status = s.inst.spec, s.status
     path = versions.plan_upgrade(
@@ -173,7 +192,7 @@ def _resolve(s: _Step, observed: Observed) -> None:
         allow_prerelease=spec.upgrade.allow_prerelease, rollback_targets=_rollback_targets(status),
     )
     if not path.ok:
-        _refuse(s, path.reason, path.message)
+        _refuse(s, path.reason, path.message + _why_no_rollback(status, spec.version, path.reason))
         return
     s.cond(SPEC_ACCEPTED, True, path.reason, path.message)
     if not path.steps:
@@ -243,7 +262,8 @@ def _target_is_fresh(s: _Step, step: versions.Step) -> bool:
     the rollback would be mixed. Once retention (or a person) has deleted them, the upgrade may go."""
     if step.kind != "Migrate":
         return True
-    stale = next((r for r in s.status.versions if r.db_version == step.to_db and r.state == "Superseded"), None)
+    stale = next((r for r in s.status.versions
+                  if r.db_version == step.to_db and r.state in ("Superseded", "Deleting", "Abandoned")), None)
     if stale is None:
         return True
     reason = "StaleTargetIndices"
@@ -537,9 +557,16 @@ def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
         production_replicas = 0 if (_offline(s) and up.step == "Migrating") else None
         _primary_manifests(s, old, production_replicas=production_replicas)
     migration_started = any(j.purpose == "Migrate" for j in up.jobs)
-    if _reverted(s, up) and (not migration_started or up.step == "Switching"):
-        # Before the migration Job exists nothing is lost by stopping; once it ran, its copy is
-        # complete and verified, but the person asked not to switch: the old version stays.
+    if _reverted(s, up) and up.step == "Switching" and _target_applied(s, observed, version):
+        # The production API may already have served the target: going back is a rollback.
+        _roll_back_switch(s, up, old)
+        return
+    if _reverted(s, up) and up.step == "Switching":
+        # Verified, but the switch was never applied: nothing served the target.
+        _abandon(s, up, old)
+        return
+    if _reverted(s, up) and not migration_started:
+        # Before the migration Job exists nothing is lost by stopping.
         _abandon(s, up, old)
         return
     if up.step == "StartingCandidate":
@@ -592,7 +619,7 @@ def _migrate_step(s: _Step, observed: Observed, up: UpgradeStatus) -> None:
         previous.state, previous.superseded_at = "Superseded", s.ctx.now
     s.status.versions.append(VersionRecord(
         version=version, db_version=db, tenant=up.to_tenant or "", state="Current",
-        installed_at=s.ctx.now, migrated_from=old or None,
+        installed_at=s.ctx.now, migrated_from=old or None, migration_verified=_verified(up),
     ))
     s.status.current_version = version
     s.event("Normal", "Switched", f"{version} serves; {old} is superseded")
@@ -672,15 +699,16 @@ def _complete(s: _Step, up: UpgradeStatus) -> None:
 
 
 def _abandon(s: _Step, up: UpgradeStatus, current: str) -> None:
-    """The person gave up on the target: remove the candidates, the old version serves as before. A
-    target already installed is recorded Superseded: its indices (half-copied, perhaps) are never
-    migrated into again (see _target_is_fresh) and retention may reclaim them."""
+    """The person gave up on the target before it served: remove the candidates, the old version
+    serves as before. A target already installed is recorded Abandoned: it never served, so it is no
+    rollback target and takes no keepSupersededVersions slot; its indices (half-copied, perhaps) are
+    never migrated into again (see _target_is_fresh) and retention reclaims them as garbage."""
     _delete_candidates(s, up.to_db_version or "")
     _converge_primary(s, current)
     if up.to_tenant and up.to_db_version and not any(
             r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
         s.status.versions.insert(len(s.status.versions) - 1, VersionRecord(
-            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Superseded",
+            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Abandoned",
             installed_at=s.ctx.now, superseded_at=s.ctx.now,
         ))
     up.step = "Completed"
@@ -688,6 +716,40 @@ def _abandon(s: _Step, up: UpgradeStatus, current: str) -> None:
     s.cond(DEGRADED, False, "UpgradeAbandoned", up.message)
     s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
     s.event("Normal", "UpgradeAbandoned", up.message)
+
+
+def _roll_back_switch(s: _Step, up: UpgradeStatus, current: str) -> None:
+    """spec.version set back while switching: the target may have served production, so it is a
+    rollback. The target is recorded Superseded (with supersededAt: a rollback target, aged and kept
+    by the policy like any other) and the old version serves again."""
+    _delete_candidates(s, up.to_db_version or "")
+    _converge_primary(s, current)
+    if up.to_tenant and up.to_db_version and not any(
+            r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
+        s.status.versions.insert(len(s.status.versions) - 1, VersionRecord(
+            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Superseded",
+            installed_at=s.ctx.now, superseded_at=s.ctx.now, migrated_from=up.from_version or None,
+            migration_verified=_verified(up),
+        ))
+    up.step = "Completed"
+    up.message = f"rolled back to {current} while switching to {up.to_version}"
+    message = (f"rolled back to {current} while {up.to_version} was being switched in: data written to "
+               f"{up.to_version} since it served is not carried back")
+    s.cond(DEGRADED, False, "RolledBack", up.message)
+    s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
+    s.event("Warning", "RolledBack", message)
+
+
+def _target_applied(s: _Step, observed: Observed, version: str) -> bool:
+    """Whether a serving Deployment was already given the target's pod template (its pods may have
+    served with it)."""
+    names = [builders.workload_name(s.inst.name, c) for c in builders.SERVING_COMPONENTS]
+    return any((d := observed.deployments.get(n)) is not None and d.version == version for n in names)
+
+
+def _verified(up: UpgradeStatus) -> bool:
+    """The migration Job's verification, as recorded: every count it reported was complete."""
+    return bool(up.verified) and all(v.ok for v in up.verified)
 
 
 def _reverted(s: _Step, up: UpgradeStatus) -> bool:

@@ -33,6 +33,9 @@ class Settings:
     log_level: str = "INFO"
     job_deadline_seconds: int = 3600
     """activeDeadlineSeconds of install and migration Jobs."""
+    flattened_check: bool = True
+    """The install Job first checks that Elasticsearch knows the `flattened` field type Tracardi's
+    templates need. Off only for Tracardi stand-ins on an OSS Elasticsearch (the local environment)."""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -50,6 +53,9 @@ class Settings:
         fmt = e.get("LOG_FORMAT", "text")
         if fmt not in ("text", "json"):
             raise ValueError(f"LOG_FORMAT must be text or json, not {fmt!r}")
+        check = e.get("TRACARDI_OPERATOR_FLATTENED_CHECK", "on")
+        if check not in ("on", "off"):
+            raise ValueError(f"TRACARDI_OPERATOR_FLATTENED_CHECK must be on or off, not {check!r}")
         return cls(
             job_image=e.get("TRACARDI_OPERATOR_JOB_IMAGE", cls.job_image),
             namespaces=tuple(n.strip() for n in e.get("TRACARDI_OPERATOR_NAMESPACES", "").split(",") if n.strip()),
@@ -60,4 +66,5 @@ class Settings:
             log_format=fmt,  # type: ignore[arg-type]
             log_level=e.get("LOG_LEVEL", "INFO").upper(),
             job_deadline_seconds=int(e.get("TRACARDI_OPERATOR_JOB_DEADLINE_SECONDS", cls.job_deadline_seconds)),
+            flattened_check=check == "on",
         )

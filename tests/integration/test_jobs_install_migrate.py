@@ -160,11 +160,30 @@ def run_job(es_url: str, tmp_path: Path, *args: str, timeout: float = 600) -> tu
 
 
 def install(es_url: str, tmp_path: Path, t: Tracardi) -> dict[str, Any]:
-    code, result, stderr = run_job(es_url, tmp_path, "install", "--api-url", t.url, "--timeout", "180")
+    # devenv's Elasticsearch is an OSS build without `flattened`, which the simulator does not need.
+    code, result, stderr = run_job(
+        es_url, tmp_path, "install", "--api-url", t.url, "--timeout", "180", "--no-flattened-check"
+    )
     assert code == 0, (result, stderr[-2000:])
     assert result["schemaOk"]
     assert result["adminOk"]
     return result
+
+
+def test_install_on_elasticsearch_without_flattened_stops_before_touching_anything(
+    es_url: str, tmp_path: Path
+) -> None:
+    indices_before = sorted(es_call(es_url, "GET", "/_cat/indices?format=json&h=index&expand_wildcards=all"),
+                            key=str)
+    templates_before = es_call(es_url, "GET", "/_index_template")
+    # No API is needed: the check comes first. The port is closed, so a call to the API would fail otherwise.
+    code, result, _ = run_job(es_url, tmp_path, "install", "--api-url", "http://127.0.0.1:9", "--timeout", "20")
+    assert code == 1
+    assert result["error"] == "ElasticsearchLacksFlattened"
+    assert "default distribution" in result["message"]
+    assert sorted(es_call(es_url, "GET", "/_cat/indices?format=json&h=index&expand_wildcards=all"),
+                  key=str) == indices_before
+    assert es_call(es_url, "GET", "/_index_template") == templates_before
 
 
 def seed(es_url: str, tag: str, tenant: str, rng_seed: int = 42) -> Any:

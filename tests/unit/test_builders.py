@@ -508,3 +508,9 @@ def test_a_telemetry_setting_in_spec_env_wins() -> None:
         container = container_of(b.deployment(installation, "api", version))
         values = [e["value"] for e in container["env"] if e["name"] == "PERFORMANCE_TRACKING"]
         assert values == [dsn]
+
+
+def test_install_job_without_the_flattened_check() -> None:
+    settings = dataclasses.replace(SETTINGS, flattened_check=False)
+    job = b.install_job(make_installation(), b.InstallRequest("0.8.1", "08x", "http://api"), settings)
+    assert container_of(job)["args"] == ["job", "install", "--api-url", "http://api", "--no-flattened-check"]

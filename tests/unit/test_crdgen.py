@@ -84,7 +84,7 @@ def test_formats() -> None:
     assert nodes[".status.conditions[].lastTransitionTime"]["format"] == "date-time"
     assert nodes[".status.versions[].supersededAt"]["format"] == "date-time"
     assert nodes[".status.conditions[].status"]["enum"] == ["True", "False", "Unknown"]
-    assert nodes[".status.versions[].state"]["enum"] == ["Current", "Superseded", "Deleted"]
+    assert nodes[".status.versions[].state"]["enum"] == ["Current", "Superseded", "Deleting", "Abandoned", "Deleted"]
     assert nodes[".spec.upgrade.strategy"]["enum"] == ["Online", "Offline"]
     assert nodes[".spec.resources.api.requests{}"]["x-kubernetes-int-or-string"] is True
 

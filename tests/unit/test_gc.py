@@ -36,14 +36,32 @@ def policy(name: str, priority: int = 0, **spec: Any) -> TracardiRetentionPolicy
 HISTORY = [
     {"version": "0.8.0", "dbVersion": "080", "tenant": "fa73a", "state": "Superseded",
      "supersededAt": "2026-11-01T00:00:00Z"},
-    {"version": "0.8.1", "dbVersion": "08x", "tenant": "01506", "state": "Current", "migratedFrom": "0.8.0"},
+    {"version": "0.8.1", "dbVersion": "08x", "tenant": "01506", "state": "Current", "migratedFrom": "0.8.0",
+     "migrationVerified": True},
 ]
 
 
-def test_history_counts_a_recorded_migration_as_verified() -> None:
+def test_history_counts_a_migration_as_verified_only_when_the_verification_was_recorded() -> None:
     history = gc.history_of(installation(versions=HISTORY))
     assert [(h.db, h.state, h.migration_verified) for h in history] == [
         ("080", rt.VersionState.SUPERSEDED, False), ("08x", rt.VersionState.CURRENT, True)]
+    unproven = [HISTORY[0], {k: v for k, v in HISTORY[1].items() if k != "migrationVerified"}]
+    assert [h.migration_verified for h in gc.history_of(installation(versions=unproven))] == [False, False]
+    failed = [HISTORY[0], {**HISTORY[1], "migrationVerified": False}]
+    assert [h.migration_verified for h in gc.history_of(installation(versions=failed))] == [False, False]
+
+
+def test_the_source_of_a_migration_not_recorded_as_verified_is_never_deleted() -> None:
+    raw_meta = {"080.fa73a.tracardi-flow": {"mappings": {"_meta": {"version": "080", "name": "fa73a"}}}}
+    inventory = parse_inventory([{"index": "080.fa73a.tracardi-flow", "pri": "1", "rep": "0",
+                                  "docs.count": "3", "health": "green", "status": "open"}], {}, {}, raw_meta)
+    selection = rt.select_policy([gc.policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s"))],
+                                 {}, {})
+    unproven = [HISTORY[0], {k: v for k, v in HISTORY[1].items() if k != "migrationVerified"}]
+    plan = rt.plan_retention(gc.history_of(installation(versions=unproven)), inventory, policy=selection,
+                             retention_enabled=True, cluster_live_versions=[], now=NOW)
+    assert plan.indices == ()
+    assert [d.reason for d in plan.decisions] == [rt.Reason.UNVERIFIED_MIGRATION_SOURCE]
 
 
 def test_live_pairs_include_both_ends_of_an_upgrade_in_progress() -> None:
@@ -112,5 +130,27 @@ def test_an_installation_the_model_refuses_still_protects_its_pairs() -> None:
                                    {"dbVersion": "080", "tenant": "fa73a", "state": "Deleted"}],
                       "upgrade": {"toDbVersion": "0820", "toTenant": "ffe49"}}}
     assert gc.live_pairs_unparsed(raw) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
-    assert gc.cluster_key_unparsed(raw) == ("http://es:9200",)
-    assert gc.cluster_key_unparsed({"spec": {"elasticsearch": {"hosts": "nonsense"}}}) is None
+
+
+def test_cluster_identity_is_what_the_installation_recorded_and_unknown_is_everywhere() -> None:
+    assert gc.recorded_cluster({"status": {"elasticsearchCluster": "u-1"}}) == "u-1"
+    assert gc.recorded_cluster({"status": {}}) is None
+    assert gc.recorded_cluster({}) is None
+    assert gc.same_cluster("u-1", "u-1")
+    assert not gc.same_cluster("u-1", "u-2")
+    assert gc.same_cluster("u-1", None), "an installation that has not said where it is may be here"
+
+
+def test_live_pairs_from_evidence_when_the_status_lost_its_current_record() -> None:
+    wiped = installation(versions=[])
+    wiped.status.current_version = "0.8.2.1"
+    assert gc.live_pairs(wiped) == {VersionId("0820", "ffe49")}
+    running = installation(versions=[])
+    assert gc.live_pairs(running, ["registry.example:5000/tracardi/tracardi-api:0.8.1",
+                                   "tracardi/tracardi-gui:0.8.1@sha256:abc"]) == {VersionId("08x", "01506")}
+    recorded = installation(versions=[{"version": "0.8.1", "dbVersion": "08x", "tenant": "acme1",
+                                       "state": "Superseded", "supersededAt": "2026-11-01T00:00:00Z"}])
+    assert gc.live_pairs(recorded, ["tracardi/tracardi-api:0.8.1"]) == {VersionId("08x", "acme1")}, \
+        "the tenant the API reported wins over the default one"
+    assert gc.live_pairs_unparsed({"status": {"currentVersion": "0.8.0"}}, ["x/tracardi-api:0.8.1"]) == {
+        VersionId("080", "fa73a"), VersionId("08x", "01506")}

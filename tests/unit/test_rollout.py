@@ -576,7 +576,7 @@ def test_a_new_upgrade_after_an_abandoned_one_does_not_adopt_its_failed_job() ->
     w.bump("0.8.0")
     w.converge()
     abandoned = w.status["versions"][0]
-    assert (abandoned["dbVersion"], abandoned["state"]) == ("08x", "Superseded"), "the half-copied target is recorded"
+    assert (abandoned["dbVersion"], abandoned["state"]) == ("08x", "Abandoned"), "the half-copied target is recorded"
     w.bump("0.8.1")
     w.converge()
     assert w.condition("SpecAccepted")["reason"] == "StaleTargetIndices", "never migrated into again as it is"
@@ -610,6 +610,80 @@ def test_reverting_during_the_migration_never_switches() -> None:
     assert w.created.count("acme-migrate-080-to-08x") == 1, "a started migration Job runs to its end"
     assert w.images()["acme-api-production"].endswith(":0.8.0")
     assert w.status["currentVersion"] == "0.8.0"
+
+
+def test_reverting_during_the_switch_is_a_rollback_that_keeps_the_target_protected() -> None:
+    w = installed("0.8.0")
+    w.rollout_ready = True
+    w.bump("0.8.1")
+    while (w.status.get("upgrade") or {}).get("step") != "Switching":
+        w.step()
+    w.rollout_ready = False  # the new pods are coming up: the switch is applied, not finished
+    w.step()
+    assert w.images()["acme-api-production"].endswith(":0.8.1"), "production was given the target"
+    w.bump("0.8.0")
+    w.rollout_ready = True
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.0"
+    target = next(v for v in w.status["versions"] if v["dbVersion"] == "08x")
+    assert target["state"] == "Superseded", "it served: a rollback target, kept by the policy's rules"
+    assert target["supersededAt"]
+    rolled_back = [message for reason, message in w.events if reason == "RolledBack"]
+    assert len(rolled_back) == 1
+    assert "not carried back" in rolled_back[0]
+    assert not any(reason == "UpgradeAbandoned" for reason, _ in w.events)
+
+
+def test_reverting_after_verification_but_before_the_switch_abandons() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    while (w.status.get("upgrade") or {}).get("step") != "Switching":
+        w.step()
+    w.bump("0.8.0")
+    w.converge()
+    target = next(v for v in w.status["versions"] if v["dbVersion"] == "08x")
+    assert target["state"] == "Abandoned", "it never served production"
+    assert w.images()["acme-api-production"].endswith(":0.8.0")
+
+
+def test_a_half_deleted_version_is_no_rollback_target_and_the_refusal_names_what_is_gone() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    old = next(v for v in w.status["versions"] if v["dbVersion"] == "080")
+    old["state"] = "Deleting"
+    old["deletedNames"] = [f"080.fa73a.tracardi-r{n}" for n in range(7)]
+    w.status.pop("retention", None)  # the plan was withdrawn (policy deleted or dryRun)
+    w.bump("0.8.0")
+    w.converge()
+    refused = w.condition("SpecAccepted")
+    assert refused["reason"] == "RollbackTargetDeleted"
+    assert "7 names are gone" in refused["message"]
+    assert "080.fa73a.tracardi-r0" in refused["message"]
+    assert w.status["currentVersion"] == "0.8.1"
+
+
+def test_an_abandoned_version_is_no_rollback_target() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    w.bump("0.8.2.1")
+    while (w.status.get("upgrade") or {}).get("step") != "Switching":
+        w.step()
+    w.bump("0.8.1")
+    w.converge()
+    assert next(v for v in w.status["versions"] if v["dbVersion"] == "0820")["state"] == "Abandoned"
+    w.bump("0.8.0")
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.0", "the version that served is still a rollback target"
+
+
+def test_the_switch_records_the_verification() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    w.converge()
+    current = next(v for v in w.status["versions"] if v["state"] == "Current")
+    assert current["migrationVerified"] is True
 
 
 def test_a_retry_annotation_present_before_the_failure_does_not_retry_it() -> None:

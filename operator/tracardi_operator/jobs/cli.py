@@ -41,6 +41,12 @@ def add_job_commands(subparsers: Any) -> None:
     install = subparsers.add_parser("install", help="install a Tracardi version and verify it")
     install.add_argument("--api-url", required=True, help="the new version's API (GUI/staging mode)")
     install.add_argument("--timeout", type=float, default=600.0, help="seconds for the whole Job")
+    install.add_argument(
+        "--no-flattened-check",
+        dest="flattened_check",
+        action="store_false",
+        help="do not check that Elasticsearch knows the flattened field type (for Tracardi stand-ins only)",
+    )
     install.set_defaults(job_command="install")
 
     migrate = subparsers.add_parser("migrate", help="migrate both contexts, repair and verify")
@@ -111,7 +117,8 @@ def _install(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict
     )
     api = TracardiApi(args.api_url)
     api.add_secrets(_secrets(env))
-    return run_install(api, credentials, Deadline(args.timeout), log)
+    es = es_from_env(env) if args.flattened_check else None
+    return run_install(api, credentials, Deadline(args.timeout), log, es=es)
 
 
 def _migrate(args: argparse.Namespace, env: Mapping[str, str], log: Log) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """The install Job: install a Tracardi version on its (empty) database and prove it worked.
 
-Steps (tracardi-facts.md §4, §8): wait for the API (`/healthcheck`, then `/info/version/details`),
-`POST /install` unless `GET /install` already reports schema and admin, then poll `GET /install` until
-`schema_ok` and `admin_ok`: a 200 from `POST /install` proves nothing. A still-incomplete schema gets one
-more (idempotent) `POST /install` before the Job gives up with `SchemaIncomplete`.
+Steps (docs/tracardi.md §4, §8): make sure Elasticsearch knows the `flattened` field type Tracardi's
+templates use (an OSS build does not; docs/tracardi.md §9), wait for the API (`/healthcheck`, then
+`/info/version/details`), `POST /install` unless `GET /install` already reports schema and admin, then
+poll `GET /install` until `schema_ok` and `admin_ok`: a 200 from `POST /install` proves nothing. A
+still-incomplete schema gets one more (idempotent) `POST /install` before the Job gives up with
+`SchemaIncomplete`.
 
-Reasons: ApiUnreachable, InstallTokenRejected, AdminRejected, SchemaIncomplete, Timeout, ApiError.
+Reasons: ElasticsearchLacksFlattened, ApiUnreachable, InstallTokenRejected, AdminRejected, SchemaIncomplete,
+Timeout, ApiError.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracardi_operator.jobs.common import Deadline, JobError, Log
+from tracardi_operator.jobs.es import EsClient, EsError
 from tracardi_operator.tracardi_api import (
     ApiUnreachableError,
     InstallStatus,
@@ -23,6 +27,47 @@ from tracardi_operator.tracardi_api import (
 )
 
 INSTALL_ATTEMPTS = 2
+
+# A template that is only simulated, never stored: Elasticsearch parses its mapping and says whether
+# it knows every field type in it.
+FLATTENED_PROBE = {
+    "index_patterns": ["tracardi-operator-flattened-probe-*"],
+    "template": {"mappings": {"properties": {"probe": {"type": "flattened"}}}},
+}
+LACKS_FLATTENED = (
+    "Elasticsearch does not know the field type `flattened`, which Tracardi's index templates use: it is "
+    "part of the default distribution (free Basic licence), not of OSS builds. Run Tracardi on the "
+    "default distribution of Elasticsearch 7.8 to 7.17."
+)
+
+
+def flattened_verdict(status: int, body: object) -> str | None:
+    """Why the cluster cannot hold Tracardi's templates, or None when it can or the answer says nothing
+    about field types (a check that cannot run must not block an install that may well work)."""
+    if status == 200:
+        return None
+    text = str(body)
+    if "flattened" in text and ("No handler for type" in text or "mapper_parsing_exception" in text):
+        return LACKS_FLATTENED
+    return None
+
+
+def check_flattened(es: EsClient, log: Log) -> None:
+    try:
+        answer = es.request(
+            "POST", "/_index_template/_simulate", FLATTENED_PROBE, ok_statuses=frozenset({400})
+        )
+    except EsError as error:
+        log("elasticsearch.flattened-unknown", level="warning", status=error.status)
+        return
+    problem = flattened_verdict(400 if _is_error(answer) else 200, answer)
+    if problem is not None:
+        raise JobError("ElasticsearchLacksFlattened", problem)
+    log("elasticsearch.flattened", known=True)
+
+
+def _is_error(answer: object) -> bool:
+    return isinstance(answer, dict) and "error" in answer
 
 
 @dataclass(frozen=True)
@@ -76,10 +121,18 @@ def classify_install_error(error: TracardiApiError) -> JobError:
 
 
 def run_install(
-    api: TracardiApi, credentials: AdminCredentials, deadline: Deadline, log: Log, settle: float = 20.0
+    api: TracardiApi,
+    credentials: AdminCredentials,
+    deadline: Deadline,
+    log: Log,
+    settle: float = 20.0,
+    es: EsClient | None = None,
 ) -> dict[str, Any]:
-    """Install and verify; returns the result payload or raises JobError."""
+    """Install and verify; returns the result payload or raises JobError. With `es`, first check that
+    Elasticsearch can hold Tracardi's templates."""
     api.add_secrets([credentials.password, credentials.installation_token])
+    if es is not None:
+        check_flattened(es, log)
     details = wait_for_api(api, deadline, log)
     log("api.ready", version=details.version, db=details.db_version, tenant=details.tenant)
     status = _status(api)
