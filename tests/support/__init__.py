@@ -1,0 +1,1 @@
+"""Test doubles for the I/O edges that devenv does not stand in for in unit tests."""

@@ -1,0 +1,156 @@
+"""The real retention path (`gc.run`: plan, publish, snapshot, re-check, delete, verify) against an
+in-memory cluster. Each test changes the world where the operator waits and checks what was deleted."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.fake_elastic import FakeElastic
+from tracardi_operator import gc
+from tracardi_operator.indices import VersionId
+from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+
+NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
+OLD, LIVE = VersionId("080", "fa73a"), VersionId("08x", "01506")
+HISTORY = [
+    {"version": "0.8.0", "dbVersion": "080", "tenant": "fa73a", "state": "Superseded",
+     "supersededAt": "2026-11-01T00:00:00Z"},
+    {"version": "0.8.1", "dbVersion": "08x", "tenant": "01506", "state": "Current", "migratedFrom": "0.8.0",
+     "migrationVerified": True},
+]
+
+
+def installation(generation: int = 1, enabled: bool = True) -> TracardiInstallation:
+    return TracardiInstallation.model_validate({
+        "metadata": {"name": "acme", "namespace": "shop", "generation": generation},
+        "spec": {"version": "0.8.1", "elasticsearch": {"hosts": ["http://es:9200"]}, "redis": {"url": "redis://r"},
+                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
+                 "retention": {"enabled": enabled}},
+        "status": {"currentVersion": "0.8.1", "versions": HISTORY},
+    })
+
+
+def policy(**spec: Any) -> TracardiRetentionPolicy:
+    return TracardiRetentionPolicy.model_validate({"metadata": {"name": "p"}, "spec": {
+        "keepSupersededVersions": 0, "minAgeAfterSuperseded": "0s", **spec}})
+
+
+@dataclass
+class World:
+    es: FakeElastic = field(default_factory=FakeElastic)
+    inst: TracardiInstallation = field(default_factory=installation)
+    policies: list[TracardiRetentionPolicy] = field(default_factory=lambda: [policy()])
+    others_live: set[VersionId] = field(default_factory=set)
+    recorded: list[dict[VersionId, list[str]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.es.install(OLD)
+        self.es.install(LIVE)
+        self.es.indices["logs-2026"] = None  # foreign
+
+    def live(self) -> set[VersionId]:
+        return gc.live_pairs(self.inst) | self.others_live
+
+    def recheck(self) -> gc.Fresh:
+        return gc.Fresh(list(self.policies), self.live(), self.inst, {})
+
+    def record(self, names: Any) -> None:
+        # What a Deleting record must say before the names go: compare with what is gone so far.
+        assert all(n in self.es.indices or n in self.es.templates for pair in names for n in names[pair]
+                   if n not in self.es.deleted), "recorded before deletion"
+        self.recorded.append({pair: list(found) for pair, found in names.items()})
+
+    def run(self) -> gc.GcOutcome:
+        start = installation(self.inst.metadata.generation or 1, self.inst.spec.retention.enabled)
+        return gc.run(start, self.es, gc.InventoryCache(ttl=0), list(self.policies), {}, self.live(), NOW,
+                      publish=lambda status: None, recheck=self.recheck, record_deleting=self.record)
+
+
+def test_an_allowed_deletion_deletes_every_name_of_the_old_version_and_nothing_else() -> None:
+    w = World()
+    expected = w.es.names_of(OLD)
+    outcome = w.run()
+    assert set(w.es.deleted) == expected
+    assert outcome.deleted_pairs == [OLD]
+    assert w.es.names_of(LIVE) and "logs-2026" in w.es.indices
+
+
+def test_policy_switched_to_dry_run_during_the_snapshot_deletes_nothing() -> None:
+    w = World(policies=[policy(snapshot={"repository": "backups"})])
+    w.es.during_snapshot = lambda: w.policies.__setitem__(0, policy(dryRun=True, snapshot={"repository": "b"}))
+    w.run()
+    assert w.es.snapshots, "the snapshot was taken"
+    assert w.es.deleted == []
+
+
+def test_policy_deleted_during_the_snapshot_deletes_nothing() -> None:
+    w = World(policies=[policy(snapshot={"repository": "backups"})])
+    w.es.during_snapshot = w.policies.clear
+    w.run()
+    assert w.es.deleted == []
+
+
+def test_retention_disabled_during_the_snapshot_deletes_nothing() -> None:
+    w = World(policies=[policy(snapshot={"repository": "backups"})])
+
+    def disable() -> None:
+        w.inst = installation(generation=2, enabled=False)
+
+    w.es.during_snapshot = disable
+    w.run()
+    assert w.es.deleted == []
+
+
+def test_a_new_installation_live_on_the_pair_during_the_snapshot_saves_it() -> None:
+    w = World(policies=[policy(snapshot={"repository": "backups"})])
+    w.es.during_snapshot = lambda: w.others_live.add(OLD)
+    w.run()
+    assert w.es.deleted == []
+
+
+def test_a_change_between_two_batches_stops_the_rest() -> None:
+    w = World()
+    batches: list[list[str]] = []
+
+    def after_first(batch: list[str]) -> None:
+        batches.append(batch)
+        w.others_live.add(OLD)  # from now on the old pair is live again
+
+    w.es.before_delete = after_first
+    w.run()
+    assert len(batches) == 1, "only the request already under way went"
+    assert set(w.es.deleted) == set(batches[0])
+
+
+def test_a_capped_run_records_the_version_as_deleting_before_its_first_name_goes() -> None:
+    w = World(policies=[policy(maxDeletionsPerRun=5)])
+    outcome = w.run()
+    assert len(w.es.deleted) == 5
+    assert w.recorded and OLD in w.recorded[0]
+    assert set(w.es.deleted) <= set(w.recorded[-1][OLD])
+    assert outcome.deleting == {OLD: sorted(w.es.deleted)} or set(outcome.deleting[OLD]) == set(w.es.deleted)
+    assert outcome.deleted_pairs == [], "not all gone: still Deleting"
+
+
+def test_a_cluster_that_does_not_say_who_it_is_loses_nothing() -> None:
+    w = World(es=FakeElastic(cluster_uuid=None))
+    outcome = w.run()
+    assert w.es.deleted == []
+    assert "cluster_uuid" in (outcome.retention.message or "")
+
+
+def test_a_status_without_its_current_record_still_protects_the_serving_pair() -> None:
+    w = World()
+    w.inst = TracardiInstallation.model_validate({
+        **installation().model_dump(by_alias=True, mode="json", exclude_none=True),
+        "status": {"currentVersion": "0.8.1", "versions": [HISTORY[0], {**HISTORY[1], "state": "Superseded",
+                                                                          "supersededAt": "2026-11-02T00:00:00Z"}]},
+    })
+    start_live = gc.live_pairs(w.inst)
+    assert LIVE in start_live
+    outcome = gc.run(w.inst, w.es, gc.InventoryCache(ttl=0), w.policies, {}, start_live, NOW,
+                     publish=lambda status: None, recheck=w.recheck, record_deleting=w.record)
+    assert not (set(w.es.deleted) & w.es.names_of(LIVE)) and not any(".01506." in n for n in w.es.deleted)
+    assert LIVE not in outcome.deleted_pairs
