@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## the Python environment (.venv)
 
-# Debian packages the tests use: Lua interpreters for the Argo CD health check (Argo CD runs Lua 5.1).
-DEBS := lua5.1 lua5.4
+# Debian packages the tests use: Lua interpreters for the Argo CD health check (Argo CD runs Lua 5.1), and
+# redis-server for devenv's Redis (each package provides a command of the same name).
+DEBS := lua5.1 lua5.4 redis-server
 debs: ## install the Debian packages the tests need (once; needs root)
 	@missing=""; for p in $(DEBS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "==> apt-get install$$missing"; \

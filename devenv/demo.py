@@ -430,6 +430,8 @@ class Demo:
             "TRACARDI_OPERATOR_JOB_IMAGE": "tracardi-operator:dev",
             "TRACARDI_OPERATOR_HEALTH_PORT": str(port),
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
+            # devenv's Elasticsearch is an OSS build without `flattened`; the simulator does not need it.
+            "TRACARDI_OPERATOR_FLATTENED_CHECK": "off",
             "PYTHONUNBUFFERED": "1",  # .devenv/logs/operator.log is read while the demo runs
             # Idle installations are looked at again every 20 s (default 300 s): retention ages show sooner.
             "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
@@ -477,7 +479,7 @@ class Demo:
             "spec": {
                 "version": FIRST,
                 "elasticsearch": {"hosts": [self.es_url], "indexShards": 1, "indexReplicas": 0},
-                "redis": {"url": "redis://redis:6379"},
+                "redis": {"url": self.env["REDIS_URL"]},
                 "installation": {"adminSecretRef": {"name": "acme-admin"},
                                  "tokenSecretRef": {"name": "acme-install", "key": "token"}},
             },

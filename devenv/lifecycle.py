@@ -11,14 +11,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from devenv import controlplane, procs
+from devenv import controlplane, procs, redis
 from devenv.paths import REPO_ROOT, State
 
 NODE_NAME = "devenv"
-ALL_COMPONENTS = ("nodeagent", *reversed(controlplane.COMPONENTS), "elasticsearch")
+ALL_COMPONENTS = ("nodeagent", *reversed(controlplane.COMPONENTS), "elasticsearch", redis.COMPONENT)
 
 
-def _read_env(state: State) -> dict[str, str]:
+def read_env(state: State) -> dict[str, str]:
+    """The values of `.devenv/env` (KUBECONFIG, ELASTICSEARCH_URL, REDIS_URL, REDIS_PORT); empty when down."""
     try:
         lines = state.env_file.read_text().splitlines()
     except FileNotFoundError:
@@ -85,8 +86,9 @@ def _node_ready(state: State) -> bool:
 def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     if is_up(state):
         procs.say(f"devenv is already up ({state.env_file})")
-        return _read_env(state)
+        return read_env(state)
     started = time.monotonic()
+    redis.server_binary()  # fail at once, with how to install it, when redis-server is missing
     down(state, quiet=True)  # whatever half remains of an earlier run
     state.ensure()
     from devenv import elasticsearch
@@ -94,7 +96,10 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
     ports = controlplane.Ports.pick()
     es_port = elasticsearch.free_ports(es_nodes)
+    redis_port = redis.free_port()
     try:
+        procs.say(f"starting Redis on port {redis_port}")
+        redis_url = redis.start(state, redis_port)
         procs.say("starting Elasticsearch 7.10.2")
         es_url = elasticsearch.start(state, es_port, nodes=es_nodes)
         procs.say("starting etcd, kube-apiserver, kube-controller-manager")
@@ -116,9 +121,10 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
         raise
     _ports_file(state).write_text(json.dumps({
         "apiserver": ports.apiserver, "etcd": ports.etcd_client,
-        "controllerManager": ports.controller_manager, "elasticsearch": es_port,
+        "controllerManager": ports.controller_manager, "elasticsearch": es_port, "redis": redis_port,
     }))
-    values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url}
+    values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url, "REDIS_URL": redis_url,
+              "REDIS_PORT": str(redis_port)}
     state.env_file.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
     procs.say(f"devenv up in {time.monotonic() - started:.0f}s; source {state.env_file}")
     return values
@@ -142,7 +148,7 @@ def down(state: State, quiet: bool = False) -> list[str]:
 
 
 def status(state: State) -> int:
-    env = _read_env(state)
+    env = read_env(state)
     for c in ALL_COMPONENTS:
         pid = procs.read_pid(state, c)
         print(f"{c:26} {'running' if procs.alive(pid) else 'stopped':8} pid={pid} log={state.log(c)}")

@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import yaml
 
+from devenv import lifecycle
+from devenv.paths import State
 from devenv.procs import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +68,8 @@ class OperatorProcess:
             "TRACARDI_OPERATOR_HEALTH_PORT": str(self.port),
             "TRACARDI_OPERATOR_RESYNC_SECONDS": "20",
             "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
+            # devenv's Elasticsearch is an OSS build without `flattened`; the simulator does not need it.
+            "TRACARDI_OPERATOR_FLATTENED_CHECK": "off",
             "PYTHONUNBUFFERED": "1",  # the log is read while the operator runs
         })
         self.log = self.log_dir / f"operator-{self.starts}.log"
@@ -172,7 +176,7 @@ class Installations:
             "spec": {
                 "version": version,
                 "elasticsearch": {"hosts": [self.es_url], "indexShards": 1, "indexReplicas": 0},
-                "redis": {"url": "redis://redis:6379"},
+                "redis": {"url": lifecycle.read_env(State.default())["REDIS_URL"]},
                 "installation": {"adminSecretRef": {"name": "acme-admin"},
                                  "tokenSecretRef": {"name": "acme-install", "key": "token"}},
                 **spec,
