@@ -1,8 +1,11 @@
 """Writes realistic documents into an installed (simulated) Tracardi version, both contexts.
 
 `python -m devenv.seed --version 0.8.0 [--tenant T] --profiles N --events M --sessions S ... [--es-url URL]`
-(default URL: $ELASTICSEARCH_URL). Documents have each version's shape (0.8.0 profiles with top-level
-`pii`; 0.8.1 with `data.contact.email` strings and `data.pii.name`; 0.8.2 with `data.contact.email.main`),
+(default URL: $ELASTICSEARCH_URL). Documents have each version's shape, only fields that Tracardi itself
+stores, as its strict mappings demand (tracardi-facts.md §9): 0.8.0 profiles with top-level `pii` and
+traits only under `private`/`public`; 0.8.1 with `data.contact.email` strings and `data.pii.name`; 0.8.2
+with `data.contact.email.main`; no `id` field in log, user-log and console-log documents (their id is the
+Elasticsearch `_id` only); items without `name`, the product under `data.product`.
 timestamps spread over several months so that partitioned resources get several partitions, and ids
 that depend only on `--seed`. `seed(...)` is the same as a function, for tests.
 """
@@ -109,6 +112,7 @@ def _profile(g: _Gen, db: str, i: int, ts: dt.datetime) -> Doc:
         "segments": ["returning"] if i % 2 else [], "consents": {},
     }
     if db == "080":
+        doc["traits"] = {"private": {"score": i}, "public": {"plan": g.pick(["free", "pro"])}}
         doc["pii"] = {"name": first, "surname": last, "birthDate": None, "email": email, "telephone": phone,
                       "twitter": f"@{first.lower()}{i}" if i % 3 == 0 else None, "facebook": None,
                       "whatsapp": phone, "other": {}}
@@ -162,9 +166,8 @@ def _session(g: _Gen, db: str, i: int, ts: dt.datetime, profile_id: str) -> Doc:
 
 
 def _log(g: _Gen, i: int, ts: dt.datetime) -> Doc:
-    return {"id": "", "date": ts.isoformat(), "message": f"Simulated log line {i}", "logger": "tracardi",
-            "level": g.pick(["INFO", "WARNING", "ERROR"]), "module": "tracardi.worker", "class_name": "Worker",
-            "file": "worker.py", "line": 10 + i}
+    return {"date": ts.isoformat(), "message": f"Simulated log line {i}", "logger": "tracardi",
+            "level": g.pick(["INFO", "WARNING", "ERROR"]), "file": "worker.py", "line": 10 + i}
 
 
 def _entity(g: _Gen, db: str, i: int, ts: dt.datetime, profile_id: str) -> Doc:
@@ -177,9 +180,14 @@ def _entity(g: _Gen, db: str, i: int, ts: dt.datetime, profile_id: str) -> Doc:
 
 
 def _console_log(g: _Gen, i: int, ts: dt.datetime, event_id: str, profile_id: str) -> Doc:
-    return {"id": "", "date": ts.isoformat(), "origin": "node", "event_id": event_id, "profile_id": profile_id,
-            "flow_id": f"flow-{i % 3}", "node_id": f"node-{i}", "module": "tracardi.process_engine",
+    return {"metadata": {"timestamp": ts.isoformat()}, "origin": "node", "event_id": event_id,
+            "profile_id": profile_id, "flow_id": f"flow-{i % 3}", "module": "tracardi.process_engine",
             "class_name": "Debug", "type": g.pick(["warning", "error"]), "message": f"Console message {i}"}
+
+
+def _item(g: _Gen, i: int, ts: dt.datetime, profile_id: str) -> Doc:
+    return {"timestamp": ts.isoformat(), "type": "product", "profile": {"id": profile_id}, "properties": {},
+            "data": {"product": {"id": f"sku-{i}", "name": f"Item {i}", "price": 10.0 + i}}}
 
 
 def _config_docs(g: _Gen, db: str, key: str, i: int) -> Doc | None:
@@ -201,8 +209,9 @@ def _config_docs(g: _Gen, db: str, key: str, i: int) -> Doc | None:
 
 
 def _plan(version: Version, ns: Namespace, counts: SeedCounts, rng_seed: int,
-          today: dt.date) -> Iterator[tuple[Context, str, dt.datetime | None, Doc]]:
-    """(context, resource key, timestamp for partitioned resources, document) in a deterministic order."""
+          today: dt.date) -> Iterator[tuple[Context, str, dt.datetime | None, str, Doc]]:
+    """(context, resource key, timestamp for partitioned resources, Elasticsearch `_id`, document) in a
+    deterministic order. Where Tracardi stores an `id` field, it equals the `_id`."""
     g = _Gen(random.Random(rng_seed), today, counts.months)
     db = version.db_version
     keys = {r.key for r in version.resources}
@@ -212,40 +221,42 @@ def _plan(version: Version, ns: Namespace, counts: SeedCounts, rng_seed: int,
         events: list[str] = []
         for i, pid in enumerate(profiles[: counts.profiles]):
             ts = g.when(i)
-            yield context, "profile", ts, {**_profile(g, db, i, ts), "id": pid}
+            yield context, "profile", ts, pid, {**_profile(g, db, i, ts), "id": pid}
         for i, sid in enumerate(sessions[: counts.sessions]):
             ts = g.when(i)
-            yield context, "session", ts, {**_session(g, db, i, ts, profiles[i % len(profiles)]), "id": sid}
+            yield context, "session", ts, sid, {**_session(g, db, i, ts, profiles[i % len(profiles)]), "id": sid}
         for i in range(counts.events):
             ts, eid = g.when(i), g.uid()
             events.append(eid)
             doc = _event(g, db, i, ts, profiles[i % len(profiles)], sessions[i % len(sessions)])
-            yield context, "event", ts, {**doc, "id": eid}
+            yield context, "event", ts, eid, {**doc, "id": eid}
         for i in range(counts.logs):
             ts = g.when(i)
-            yield context, "log", ts, {**_log(g, i, ts), "id": g.uid()}
+            yield context, "log", ts, g.uid(), _log(g, i, ts)
         for i in range(counts.user_logs):
             ts = g.when(i)
-            yield context, "user-logs", ts, {"id": g.uid(), "email": f"admin{i}@example.com",
-                                              "timestamp": ts.isoformat(), "successful": i % 4 != 0}
+            yield context, "user-logs", ts, g.uid(), {"email": f"admin{i}@example.com", "timestamp": ts.isoformat(),
+                                                      "successful": i % 4 != 0}
         if "item" in keys:
             for i in range(counts.items):
                 ts = g.when(i)
-                yield context, "item", ts, {"id": g.uid(), "name": f"Item {i}", "type": "product",
-                                            "price": 10.0 + i, "timestamp": ts.isoformat()}
+                iid = g.uid()
+                yield context, "item", ts, iid, {**_item(g, i, ts, profiles[i % len(profiles)]), "id": iid}
         for i in range(counts.entities):
             ts = g.when(i)
-            yield context, "entity", ts, {**_entity(g, db, i, ts, profiles[i % len(profiles)]), "id": g.uid()}
+            nid = g.uid()
+            yield context, "entity", ts, nid, {**_entity(g, db, i, ts, profiles[i % len(profiles)]), "id": nid}
         for i in range(counts.console_logs):
             ts = g.when(i)
             eid = events[i % len(events)] if events else g.uid()
             doc = _console_log(g, i, ts, eid, profiles[i % len(profiles)])
-            yield context, "console-log", ts, {**doc, "id": g.uid()}
+            yield context, "console-log", ts, g.uid(), doc
         for key in ("rule", "event-to-profile", "event-management", "event-reshaping"):
             for i in range(counts.config):
                 cfg = _config_docs(g, db, key, i)
                 if cfg is not None:
-                    yield context, key, None, {**cfg, "id": g.uid()}
+                    cid = g.uid()
+                    yield context, key, None, cid, {**cfg, "id": cid}
 
 
 def seed(
@@ -263,15 +274,15 @@ def seed(
     day = today or dt.date.today()
     report = SeedReport(ns)
     actions: list[Doc] = []
-    for context, key, ts, doc in _plan(version, ns, counts, rng_seed, day):
+    for context, key, ts, doc_id, doc in _plan(version, ns, counts, rng_seed, day):
         resource = version.resource(key)
         part = effective_partitioning(resource, env or {})
         suffix = partition_suffix(part, ts.date()) if part and ts else None
         index = ns.index(resource, context, suffix)
-        actions.append({"_op_type": "create", "_index": index, "_id": doc["id"], "_source": doc})
+        actions.append({"_op_type": "create", "_index": index, "_id": doc_id, "_source": doc})
         report.counts[index] += 1
-        report.ids.setdefault(f"{context}/{key}", []).append(doc["id"])
-    bulk(es, actions, refresh=True, chunk_size=500)
+        report.ids.setdefault(f"{context}/{key}", []).append(doc_id)
+    bulk(es, actions, refresh=True, chunk_size=500)  # raises BulkIndexError when a mapping rejects a document
     return report
 
 

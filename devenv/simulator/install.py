@@ -66,12 +66,11 @@ class ContextPlan:
 def plan_install(settings: Settings, today: dt.date) -> list[ContextPlan]:
     """What an install creates, per context (pure). The install-partial fault leaves some indices out."""
     version, ns = settings.version, settings.namespace
-    strict = version.db_version in ("0820", "082x")
     plans: list[ContextPlan] = []
     for context in CONTEXTS:
         plan = ContextPlan(context)
         for r in version.resources:
-            mapping = mapping_for(ns, r, strict)
+            mapping = mapping_for(ns, r)
             if r.static:
                 if context == "staging":
                     plan.indices.append(IndexAction(r, ns.index(r, context), ns.alias(r, context), mapping))

@@ -1,10 +1,13 @@
 """Our own small Elasticsearch mappings per resource and database version (not Tracardi's files).
 
 They keep what the operator and the migration transforms depend on: ids, timestamps, the contact/pii
-fields that change shape between versions (tracardi-migration-transforms.md §1-2), `_meta {version,
-name}` in every mapping, and `dynamic: strict` on 0.8.2's partitioned resources as in 0.8.2.1 (so a
-document that does not fit the new shape is rejected, as it would be by real Tracardi). Anything else
-lives in `dynamic: true` objects.
+fields that change shape between versions (tracardi-migration-transforms.md §1-2), and `_meta {version,
+name}` in every mapping. The resources Tracardi maps `dynamic: strict` (tracardi-facts.md §9) are strict
+here too, in every version, with the top-level fields Tracardi defines for them: profile, event, session,
+entity, item, log, user-logs and console-log. A document of a shape Tracardi never stores is rejected, as
+real Tracardi's Elasticsearch rejects it: a 0.8.0 profile's `traits` hold only `private` and `public`;
+log, user-log and console-log documents have no `id`; items have no `name`. Tracardi's `flattened` fields
+are `enabled: false` objects here (devenv's Elasticsearch has no X-Pack). Other resources stay dynamic.
 """
 
 from __future__ import annotations
@@ -37,14 +40,14 @@ def strict(**properties: Json) -> Json:
 _TIME = obj(insert=D, create=D, update=D, visit=OBJ, timestamp=D)
 
 _PROFILE_080 = {
-    "id": K, "metadata": obj(time=_TIME), "active": B, "traits": OBJ, "stats": OBJ, "segments": K,
-    "consents": OBJ,
+    "id": K, "metadata": obj(time=_TIME), "active": B, "traits": obj(private=OBJ, public=OBJ), "stats": OBJ,
+    "segments": K, "consents": OBJ, "interests": OBJ, "aux": OBJ,
     "pii": obj(name=K, surname=K, birthDate=D, email=K, telephone=K, twitter=K, facebook=K, whatsapp=K,
                other=OBJ),
 }
 _PROFILE_08X = {
     "id": K, "ids": K, "metadata": obj(time=_TIME), "active": B, "traits": OBJ, "stats": OBJ, "segments": K,
-    "consents": OBJ,
+    "consents": OBJ, "interests": OBJ, "aux": OBJ,
     "data": obj(
         pii=obj(firstname=K, lastname=K, name=K, birthday=D),
         contact=obj(email=K, phone=K, address=OBJ, app=OBJ),
@@ -53,7 +56,7 @@ _PROFILE_08X = {
 }
 _PROFILE_0820 = {
     "id": K, "ids": K, "metadata": OBJ, "active": B, "traits": OBJ, "stats": OBJ, "segments": K,
-    "consents": OBJ,
+    "consents": OBJ, "interests": OBJ, "aux": OBJ,
     "data": obj(
         anonymous=B,
         pii=obj(firstname=K, lastname=K, display_name=K, birthday=D),
@@ -66,6 +69,7 @@ _PROFILE_0820 = {
 _EVENT_COMMON = {
     "id": K, "type": K, "name": K, "metadata": OBJ, "session": OBJ, "profile": OBJ, "source": OBJ,
     "properties": OBJ, "context": OBJ, "traits": OBJ, "tags": OBJ, "os": OBJ, "device": OBJ, "utm": OBJ,
+    "request": OPAQUE, "config": OPAQUE, "aux": OBJ, "update": B,
 }
 _EVENT_08X = {**_EVENT_COMMON, "data": OBJ}
 _EVENT_0820 = {
@@ -78,18 +82,22 @@ _EVENT_0820 = {
     ),
 }
 
-_SESSION_080 = {"id": K, "metadata": OBJ, "profile": OBJ, "context": OBJ, "properties": OBJ}
+_SESSION_080 = {"id": K, "metadata": OBJ, "profile": OBJ, "context": OBJ, "properties": OBJ, "aux": OBJ}
 _SESSION_08X = {**_SESSION_080, "device": OBJ, "os": OBJ, "app": OBJ, "utm": OBJ}
 
-_LOG = {"id": K, "date": D, "message": T, "logger": K, "level": K, "module": K, "class_name": K,
-        "file": K, "line": L, "stack_info": OPAQUE, "exc_info": OPAQUE}
-_USER_LOG = {"id": K, "email": K, "timestamp": D, "successful": B}
-_CONSOLE_LOG = {"id": K, "date": D, "origin": K, "event_id": K, "profile_id": K, "flow_id": K,
-                "node_id": K, "module": K, "class_name": K, "type": K, "message": T, "traceback": OPAQUE}
-_ITEM = {"id": K, "name": K, "type": K, "price": F, "timestamp": D, "metadata": OBJ, "properties": OBJ}
-_ENTITY_08X = {"id": K, "type": K, "timestamp": D, "profile": OBJ, "properties": OBJ, "traits": OBJ}
+# No `id` in log, user-log and console-log documents; no `name` in items (tracardi-facts.md §9).
+_LOG = {"date": D, "message": T, "logger": K, "level": K, "file": K, "line": L, "stack_info": OPAQUE,
+        "exc_info": OPAQUE}
+_USER_LOG = {"email": K, "timestamp": D, "successful": B}
+_CONSOLE_LOG = {"origin": K, "event_id": K, "profile_id": K, "flow_id": K,
+                "metadata": obj(timestamp=D), "module": T, "class_name": K, "type": K, "message": T,
+                "traceback": OPAQUE}
+_ITEM = {"id": K, "profile": obj(id=K), "timestamp": D, "type": K, "properties": OPAQUE, "traits": OBJ,
+         "data": obj(product=obj(id=K, name=K, sku=K, category=K, brand=K, price=F, rate=L,
+                                 variant=obj(name=K, color=K, size=K)))}
+_ENTITY_08X = {"id": K, "type": K, "timestamp": D, "profile": obj(id=K), "properties": OPAQUE, "traits": OBJ}
 _ENTITY_0820 = {"id": K, "type": K, "metadata": obj(time=obj(insert=D, create=D, update=D, due=D, expire=D)),
-                "profile": OBJ, "properties": OBJ, "traits": OBJ}
+                "profile": obj(id=K), "properties": OPAQUE, "traits": OBJ}
 _GENERIC_LOG = {"id": K, "timestamp": D, "profile_id": K, "event_id": K, "message": T, "field": K,
                 "value": OPAQUE}
 
@@ -143,14 +151,43 @@ def properties_for(db: str, resource: Resource) -> Json:
     return _SPECIFIC.get((db, resource.key)) or _BY_RESOURCE.get(resource.key) or _DEFAULT
 
 
-def mapping_for(ns: Namespace, resource: Resource, strict_partitions: bool) -> Json:
-    """The mapping of one resource's indices: `_meta` always, `dynamic: strict` on 0.8.2's partitions."""
+STRICT_RESOURCES = frozenset({"profile", "event", "session", "entity", "item", "log", "user-logs", "console-log"})
+"""Resources whose Tracardi mapping is `dynamic: strict`, in every version the simulator knows."""
+
+
+def mapping_for(ns: Namespace, resource: Resource) -> Json:
+    """The mapping of one resource's indices: `_meta` always, `dynamic: strict` where Tracardi has it."""
     mapping: Json = {
         "_meta": {"version": ns.db, "name": ns.tenant},
-        "dynamic": "strict" if (strict_partitions and resource.partitioned) else True,
+        "dynamic": "strict" if resource.key in STRICT_RESOURCES else True,
         "properties": properties_for(ns.db, resource),
     }
     return mapping
 
 
 INDEX_SETTINGS: Json = {"number_of_shards": 1, "number_of_replicas": 0}
+
+
+def rejected_fields(mapping: Json, doc: Json) -> list[str]:
+    """Paths of the fields that Elasticsearch would refuse in `doc` under `mapping` because a strict
+    object does not define them (pure; the same `dynamic` inheritance as Elasticsearch's)."""
+    return _rejected(mapping.get("properties", {}), mapping.get("dynamic", True), doc, "")
+
+
+def _rejected(properties: Json, dynamic: Any, doc: Json, prefix: str) -> list[str]:
+    found: list[str] = []
+    for name, value in doc.items():
+        path = f"{prefix}{name}"
+        field = properties.get(name)
+        if field is None:
+            if dynamic == "strict":  # null too: Elasticsearch refuses an unmapped null under strict
+                found.append(path)
+            continue
+        leaf = "properties" not in field and field.get("type") not in (None, "object")
+        if leaf or field.get("enabled") is False:
+            continue
+        inner = field.get("dynamic", dynamic)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                found += _rejected(field.get("properties", {}), inner, item, f"{path}.")
+    return found
