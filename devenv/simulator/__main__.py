@@ -1,7 +1,8 @@
 """`python -m devenv.simulator api|worker|gui --tag <image tag> --host <ip> --port <port>`.
 
 Reads the pod's env (see settings.py). An unknown tag or a bad variable exits with code 2 and one line
-on stderr, which the node agent shows in the pod's status.
+on stderr, which the node agent shows in the pod's status. An API or worker that Tracardi itself would
+not start (0.8.2.x with a PERFORMANCE_TRACKING that is not a Sentry DSN) exits with code 1 and one line.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from aiohttp import web
 from devenv.simulator.api import make_app
 from devenv.simulator.es import client
 from devenv.simulator.gui import make_gui
-from devenv.simulator.settings import Settings, SettingsError
+from devenv.simulator.settings import Settings, SettingsError, startup_error
 from devenv.simulator.versions import UnknownTagError, version_for_tag
 from devenv.simulator.worker import Worker
 
@@ -43,6 +44,10 @@ def main(argv: list[str] | None = None) -> int:
     except (UnknownTagError, SettingsError) as e:
         print(str(e), file=sys.stderr)
         return 2
+    crash = startup_error(settings) if args.component != "gui" else None
+    if crash is not None:
+        print(crash, file=sys.stderr)
+        return 1
     if args.component == "gui":
         web.run_app(make_gui(version, args.tag), host=args.host, port=args.port, print=None)
         return 0

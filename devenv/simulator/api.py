@@ -1,6 +1,7 @@
 """The simulated `tracardi/tracardi-api`: an aiohttp app with Tracardi's endpoints, shapes and quirks.
 
-tracardi-facts.md §4, §5 and §8. Elasticsearch calls run in threads (the client is synchronous).
+tracardi-facts.md §4, §5, §8 and §9. Elasticsearch and Redis calls run in threads (both clients are
+synchronous); tokens live in Redis (auth.py).
 Middlewares, outermost first: fault `slow`, fault `http-500`, x-context, FastAPI-like error bodies.
 """
 
@@ -19,13 +20,14 @@ from aiohttp import web
 from elasticsearch import Elasticsearch, TransportError
 
 from devenv.simulator import install as installer
-from devenv.simulator.auth import Session, TokenStore
+from devenv.simulator import validation
+from devenv.simulator.auth import RedisError, Session, TokenStore
 from devenv.simulator.es import existing_indices
 from devenv.simulator.mappings import Json
 from devenv.simulator.migration import ListingOptions, list_migration, step_for
 from devenv.simulator.naming import CONTEXTS, Context, Namespace, md5_tenant
 from devenv.simulator.settings import Settings
-from devenv.simulator.tasks import TaskStore, orchestrator_doc, queue_name
+from devenv.simulator.tasks import DEFAULT_LIMIT, TaskStore, orchestrator_doc, queue_name
 
 log = logging.getLogger("tracardi.api")
 
@@ -55,9 +57,9 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return web.Response(text=json.dumps(data), status=status, content_type="application/json", headers=headers)
 
 
-def missing_fields(where: str, names: list[str]) -> HTTPError:
-    return HTTPError(422, [{"loc": [where, n], "msg": "field required", "type": "value_error.missing"}
-                           for n in names])
+def missing_fields(request: web.Request, where: str, names: list[str], given: Any) -> HTTPError:
+    db = request.app[SETTINGS].version.db_version
+    return HTTPError(422, [validation.missing(db, [where, n], given) for n in names])
 
 
 def today() -> dt.date:
@@ -119,7 +121,7 @@ async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
     return await asyncio.to_thread(fn, *args)
 
 
-def authorise(request: web.Request, roles: tuple[str, ...] = ()) -> Session:
+async def authorise(request: web.Request, roles: tuple[str, ...] = ()) -> Session:
     settings = request.app[SETTINGS]
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
@@ -127,20 +129,20 @@ def authorise(request: web.Request, roles: tuple[str, ...] = ()) -> Session:
         raise HTTPError(401, "Not authenticated", {"WWW-Authenticate": "Bearer"})
     if not settings.expose_gui_api:
         raise HTTPError(403, "Access forbidden")
-    session = request.app[TOKENS].check(token.strip())
+    session: Session | None = await in_thread(request.app[TOKENS].check, token.strip())  # RedisError: 500
     if session is None or (roles and not set(roles) & set(session.roles)):
         raise HTTPError(401, "Invalid authentication credentials", {"WWW-Authenticate": "Bearer"})
     return session
 
 
 async def json_body(request: web.Request) -> Json:
+    db = request.app[SETTINGS].version.db_version
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise HTTPError(422, [{"loc": ["body"], "msg": "value is not a valid dict",
-                               "type": "type_error.dict"}]) from None
+        raise HTTPError(422, [validation.not_a_dict(db, ["body"], None)]) from None
     if not isinstance(body, dict):
-        raise HTTPError(422, [{"loc": ["body"], "msg": "value is not a valid dict", "type": "type_error.dict"}])
+        raise HTTPError(422, [validation.not_a_dict(db, ["body"], body)])
     return body
 
 
@@ -153,7 +155,9 @@ async def healthcheck(request: web.Request) -> web.Response:
 async def version_details(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     version = settings.version
-    body: Json = {"version": version.version, "name": settings.namespace.tenant, "upgrades": [],
+    # 0.8.1 reports the version it upgrades from; 0.8.0 and 0.8.2.x report none (tracardi-facts.md §9).
+    upgrades = list(version.migration_sources) if version.db_version == "08x" else []
+    body: Json = {"version": version.version, "name": settings.namespace.tenant, "upgrades": upgrades,
                   "production": settings.production, "config": {}}
     if version.reports_db_version:
         body["db_version"] = version.db_version
@@ -172,7 +176,9 @@ async def version_details(request: web.Request) -> web.Response:
 async def get_install(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     status = await in_thread(installer.install_status, request.app[ES], settings, today())
-    body: Json = {"schema_ok": status.schema_ok, "admin_ok": status.admin_ok}
+    # A production-mode API looks for the admin in the production context, where there is none (§9).
+    admin_ok = status.admin_ok and not (settings.production and not settings.expose_gui_api)
+    body: Json = {"schema_ok": status.schema_ok, "admin_ok": admin_ok}
     if settings.version.db_version != "080":
         body.update({"form_ok": status.schema_ok, "warning": None})
     return json_response(body)
@@ -183,7 +189,7 @@ async def post_install(request: web.Request) -> web.Response:
     body = await json_body(request)
     missing = [f for f in ("username", "password", "token", "needs_admin") if f not in body]
     if missing:
-        raise missing_fields("body", missing)
+        raise missing_fields(request, "body", missing, body)
     if body["token"] != settings.installation_token:
         raise HTTPError(403, "Installation forbidden. Invalid installation token.")
     admin: tuple[str, str] | None = None
@@ -197,9 +203,11 @@ async def post_install(request: web.Request) -> web.Response:
 
 
 def _login_error(settings: Settings, message: str) -> HTTPError:
-    if settings.version.db_version in ("0820", "082x"):
+    """Every login failure, per version: 0.8.0 400, 0.8.1 500, 0.8.2.x 400 with a Redis prefix (§9)."""
+    db = settings.version.db_version
+    if db in ("0820", "082x"):
         return HTTPError(400, f"Redis authentication error: {message}")
-    return HTTPError(500, message)
+    return HTTPError(400 if db == "080" else 500, message)
 
 
 def _find_user(es: Elasticsearch, settings: Settings, username: str) -> Json | None:
@@ -213,11 +221,11 @@ async def user_token(request: web.Request) -> web.Response:
     if not settings.expose_gui_api:
         raise HTTPError(403, "Access forbidden")
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        raise missing_fields("body", ["username", "password"])
+        raise missing_fields(request, "body", ["username", "password"], None)
     form = await request.post()
     missing = [f for f in ("username", "password") if not isinstance(form.get(f), str)]
     if missing:
-        raise missing_fields("body", missing)
+        raise missing_fields(request, "body", missing, None)
     username, password = str(form["username"]), str(form["password"])
     try:
         user = await in_thread(_find_user, request.app[ES], settings, username)
@@ -226,13 +234,26 @@ async def user_token(request: web.Request) -> web.Response:
     if user is None or user.get("disabled") or user.get("password") != installer.password_hash(password):
         raise _login_error(settings, "Incorrect username or password.")
     roles = list(user.get("roles") or [])
-    token = request.app[TOKENS].issue(username, roles)
+    try:
+        token = await in_thread(request.app[TOKENS].issue, username, roles)
+    except RedisError as e:
+        raise _login_error(settings, str(e)) from None
     return json_response({"access_token": token, "token_type": "bearer", "roles": roles, "preference": {}})
 
 
 async def migrations(request: web.Request) -> web.Response:
-    authorise(request)
+    await authorise(request)
     return json_response(list(request.app[SETTINGS].version.migration_sources))
+
+
+def _warn(request: web.Request, schemas: list[Json]) -> bool:
+    """Tracardi warns whenever a destination already holds documents (after an install, it always does)."""
+    ns = request.app[SETTINGS].namespace
+    existing = set(existing_indices(request.app[ES], f"*{ns.db}.{ns.tenant}.*"))
+    targets = sorted({s["copy_index"]["to_index"] for s in schemas} & existing)
+    if not targets:
+        return False
+    return int(request.app[ES].count(index=",".join(targets), ignore_unavailable=True)["count"]) > 0
 
 
 def _schemas(request: web.Request, from_db: str, from_tenant: str | None) -> list[Json]:
@@ -253,11 +274,12 @@ def _schemas(request: web.Request, from_db: str, from_tenant: str | None) -> lis
 
 
 async def migration_listing(request: web.Request) -> web.Response:
-    authorise(request)
+    await authorise(request)
     from_db = request.match_info["from_db"]
     tenant = request.query.get("from_tenant_name") or None
     schemas = await in_thread(_schemas, request, from_db, tenant)
-    return json_response({"warn": False, "schemas": schemas})
+    warn = await in_thread(_warn, request, schemas)
+    return json_response({"warn": warn, "schemas": schemas})
 
 
 def _start_migration(request: web.Request, from_db: str, tenant: str | None, ids: list[str]) -> str | None:
@@ -274,14 +296,14 @@ def _start_migration(request: web.Request, from_db: str, tenant: str | None, ids
 
 
 async def start_migration(request: web.Request) -> web.Response:
-    authorise(request, MIGRATION_ROLES)
+    await authorise(request, MIGRATION_ROLES)
     body = await json_body(request)
     missing = [f for f in ("from_version", "ids") if f not in body]
     if missing:
-        raise missing_fields("body", missing)
+        raise missing_fields(request, "body", missing, body)
     if not isinstance(body["ids"], list):
-        raise HTTPError(422, [{"loc": ["body", "ids"], "msg": "value is not a valid list",
-                               "type": "type_error.list"}])
+        db = request.app[SETTINGS].version.db_version
+        raise HTTPError(422, [validation.not_a_list(db, ["body", "ids"], body["ids"])])
     tenant = body.get("from_tenant_name")
     celery_id = await in_thread(_start_migration, request, str(body["from_version"]),
                                 str(tenant) if tenant else None, [str(i) for i in body["ids"]])
@@ -289,16 +311,23 @@ async def start_migration(request: web.Request) -> web.Response:
 
 
 async def tasks_by_type(request: web.Request) -> web.Response:
-    authorise(request, TASK_ROLES)
+    """`?limit=` (default 50) and `?query=` (part of the name), newest first (tracardi-facts.md §9)."""
+    await authorise(request, TASK_ROLES)
     settings = request.app[SETTINGS]
+    raw_limit = request.query.get("limit", str(DEFAULT_LIMIT))
+    try:
+        limit = int(raw_limit)
+    except ValueError:
+        raise HTTPError(422, [validation.not_an_int(settings.version.db_version, ["query", "limit"],
+                                                    raw_limit)]) from None
     store = TaskStore(request.app[ES], settings.version, settings.namespace)
-    tasks = await in_thread(store.list_upgrade, request_context(request))
-    wanted = request.match_info["type"]
-    return json_response({"grouped": {"Tasks": [t for t in tasks if t.get("type") == wanted]}})
+    tasks = await in_thread(store.list_tasks, request_context(request), request.match_info["type"],
+                            max(0, limit), request.query.get("query") or None)
+    return json_response({"grouped": {"Tasks": tasks}})
 
 
 async def task_status(request: web.Request) -> web.Response:
-    authorise(request)
+    await authorise(request)
     settings = request.app[SETTINGS]
     celery_id = request.match_info["id"]
     store = TaskStore(request.app[ES], settings.version, settings.namespace)
@@ -310,6 +339,8 @@ async def task_status(request: web.Request) -> web.Response:
     elif status == "PROGRESS":
         progress = {"current": int(state.get("current") or 0), "total": int(state.get("total") or 0)} \
             if state else None
+    elif status == "SUCCESS":
+        progress = None  # a finished copy has no progress left (tracardi-facts.md §9)
     else:
         progress = {}
     return json_response({"id": celery_id, "status": status, "progress": progress})
@@ -319,7 +350,8 @@ def make_app(settings: Settings, es: Elasticsearch, rng: random.Random | None = 
     app = web.Application(middlewares=[slow_fault, http_500_fault, context_header, error_bodies])
     app[SETTINGS] = settings
     app[ES] = es
-    app[TOKENS] = TokenStore(settings.token_ttl)
+    app[TOKENS] = TokenStore.on_redis(f"{settings.namespace.db}.{settings.namespace.tenant}", settings.token_ttl,
+                                      settings.redis)
     app[INSTANCE] = str(uuid.uuid4())
     app[RANDOM] = rng or random.Random()
     r = app.router

@@ -7,6 +7,8 @@ which source indices exist, on the context(s) listed, on the simulator mode and 
   unaliased names (Tracardi's bugs);
 - fixed: everything, into the layout 0.8.2.1 reads (entity, console-log into the current partition);
 - fault migration-skips-partitioned (any version): partitioned sources not listed.
+0.8.2.x marks every entry `production: false`, its `prod-` entries too (tracardi-facts.md §9 "Listings").
+The task index is one of the resources copied, so a version's task list also holds its predecessor's tasks.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def list_migration(
     existing source partition, for each context asked."""
     existing_set = set(existing)
     buggy = options.faithful_082 and step is STEP_08X_0820
+    flags_production = step.target.db_version not in ("0820", "082x")
     schemas: list[Json] = []
     for context in contexts:
         for key in step.resources:
@@ -117,7 +120,7 @@ def list_migration(
                         continue
                     to_index = target.index(dst, context, m.group(1))
                     schemas.append(_schema(entry_id(name, to_index), name, to_index, True, context, script,
-                                           worker, params))
+                                           worker, params, flags_production))
                 continue
             from_index = source.index(src, context)
             if from_index not in existing_set:
@@ -129,13 +132,13 @@ def list_migration(
             else:
                 to_index = target.index(dst, context, partition_suffix(part, today))
             schemas.append(_schema(single_entry_id(step, key), from_index, to_index, False, context, script,
-                                   worker, params))
+                                   worker, params, flags_production))
     return schemas
 
 
 def _schema(
     entry: str, from_index: str, to_index: str, multi: bool, context: Context, script: str | None,
-    worker: str, params: Json,
+    worker: str, params: Json, flags_production: bool,
 ) -> Json:
     return {
         "id": entry,
@@ -143,7 +146,7 @@ def _schema(
             "from_index": from_index,
             "to_index": to_index,
             "multi": multi,
-            "production": context == "production",
+            "production": flags_production and context == "production",
             "script": script,
         },
         "worker": worker,

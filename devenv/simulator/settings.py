@@ -2,7 +2,9 @@
 
 Tracardi's variables (tracardi-facts.md §6): ELASTIC_HOST, ELASTIC_SCHEME, ELASTIC_HTTP_AUTH_USERNAME,
 ELASTIC_HTTP_AUTH_PASSWORD, ELASTIC_VERIFY_CERTS, PRODUCTION, EXPOSE_GUI_API, TENANT_NAME
-(0.8.0: INSTANCE_PREFIX), INSTALLATION_TOKEN, *_PARTITIONING.
+(0.8.0: INSTANCE_PREFIX), INSTALLATION_TOKEN, *_PARTITIONING, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD
+(see redis_client.target_for), PERFORMANCE_TRACKING (0.8.0/0.8.1: yes/no; 0.8.2.x: a Sentry DSN, and
+any other value stops the API and the worker at start-up, see `startup_error`).
 The simulator's own: TRACARDI_SIM_FAULTS (see `Faults`), TRACARDI_SIM_MIGRATION (`faithful` default,
 or `fixed`), TRACARDI_SIM_TOKEN_TTL (seconds, default 1800), TRACARDI_SIM_POLL (worker poll seconds).
 """
@@ -13,8 +15,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from devenv.simulator.naming import Namespace, default_tenant
+from devenv.simulator.redis_client import RedisTarget, target_for
 from devenv.simulator.versions import Version
 
 MigrationMode = Literal["faithful", "fixed"]
@@ -103,6 +107,21 @@ def elastic_hosts(env: Mapping[str, str]) -> list[str]:
     return hosts
 
 
+def sentry_dsn_error(value: str) -> str | None:
+    """Why sentry_sdk refuses `value` as a DSN (its wording), None for a usable DSN."""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        return f"Unsupported scheme {parts.scheme!r}"
+    if not parts.username:
+        return "Missing public key"
+    if not parts.hostname:
+        return "Missing hostname"
+    project = parts.path.rsplit("/", 1)[-1]
+    if not project.isdigit():
+        return f"Invalid project in DSN ({value!r})"
+    return None
+
+
 @dataclass(frozen=True)
 class Settings:
     version: Version
@@ -117,6 +136,8 @@ class Settings:
     faults: Faults
     token_ttl: float
     poll_interval: float
+    redis: RedisTarget
+    performance_tracking: str
     env: Mapping[str, str] = field(repr=False)
 
     @classmethod
@@ -134,6 +155,10 @@ class Settings:
             poll = float(env.get("TRACARDI_SIM_POLL", "0.5"))
         except ValueError as e:
             raise SettingsError(f"TRACARDI_SIM_TOKEN_TTL/TRACARDI_SIM_POLL: {e}") from None
+        try:
+            redis = target_for(version.db_version, env)
+        except ValueError as e:
+            raise SettingsError(f"REDIS_PORT: {e}") from None
         return cls(
             version=version,
             namespace=Namespace(version.db_version, tenant or default_tenant(version)),
@@ -147,5 +172,18 @@ class Settings:
             faults=parse_faults(env.get("TRACARDI_SIM_FAULTS", "")),
             token_ttl=ttl,
             poll_interval=poll,
+            redis=redis,
+            performance_tracking=env.get("PERFORMANCE_TRACKING", ""),
             env=dict(env),
         )
+
+
+def startup_error(settings: Settings) -> str | None:
+    """What stops Tracardi's API and worker at start-up, as one line (None: they start).
+    0.8.2.x hands PERFORMANCE_TRACKING to sentry_sdk as a DSN, so `no` crashes it (tracardi-facts.md §9);
+    0.8.0 and 0.8.1 read the variable as yes/no."""
+    value = settings.performance_tracking.strip()
+    if settings.version.db_version not in ("0820", "082x") or not value:
+        return None
+    reason = sentry_dsn_error(value)
+    return None if reason is None else f"sentry_sdk.utils.BadDsn: {reason} (PERFORMANCE_TRACKING={value!r})"

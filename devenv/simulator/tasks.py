@@ -1,16 +1,18 @@
-"""The task queue between the simulated API and worker, kept in Elasticsearch (devenv has no Redis).
+"""The task queue between the simulated API and worker, kept in Elasticsearch's task index.
 
-Real Tracardi: POST /migration sends a Celery "orchestrator" task over Redis; the update-worker runs it,
-writes one task document per copy into the version's task index (`[prod-]<db>.<tenant>.tracardi-task`,
-what GET /tasks/type/upgrade reads; those documents never change) and runs the copies as more Celery
-tasks whose state (PENDING, PROGRESS, SUCCESS, FAILURE) GET /import/task/{id}/status reads from Redis.
+Real Tracardi: POST /migration writes a task document named `Migration plan orchestrator` and sends a
+Celery orchestrator task over Redis; the update-worker runs it, writes one task document per copy into the
+version's task index (`[prod-]<db>.<tenant>.tracardi-task`; those documents never change) and runs the
+copies as more Celery tasks whose state (PENDING, PROGRESS, SUCCESS, FAILURE) GET /import/task/{id}/status
+reads from Redis. GET /tasks/type/upgrade lists the task documents, orchestrator included, newest first,
+`limit` (default 50) at a time (tracardi-facts.md §9 "Task listing", "Task documents").
 
-Here the same task index carries both, so that no index outside Tracardi's set appears:
-- the orchestrator is a document of type `migration-orchestrator` (never listed as an upgrade task);
-- every task document has a `celery` object standing in for Redis: {id, kind, state, worker, claimed,
-  finished, current, total, error, context, queue}; `queue` (`<db>.<tenant>`) keeps a worker away from
-  task documents that a migration copied over from an older version's task index. The Tracardi-visible
-  fields (`status: PROGRESS`, `progress: 0`) stay as Tracardi writes them.
+Here the same task index carries the Celery side too, so that no index outside Tracardi's set appears:
+- every task document has `id == task_id` (the Celery id), `type: upgrade`, `event_type: missing`;
+- and a `celery` object standing in for Celery's state: {id, kind (orchestrator|copy), state, worker,
+  claimed, finished, current, total, error, context, queue}; `queue` (`<db>.<tenant>`) keeps a worker
+  away from task documents that a migration copied over from an older version's task index. The
+  Tracardi-visible fields (`status: PROGRESS`, `progress: 0`) stay as Tracardi writes them.
 - The worker claims a PENDING document with optimistic concurrency (`if_seq_no`/`if_primary_term`), so
   two workers never run the same copy. With no worker, everything stays PENDING, as with Celery.
 """
@@ -30,8 +32,9 @@ from devenv.simulator.mappings import Json
 from devenv.simulator.naming import CONTEXTS, Context, Namespace
 from devenv.simulator.versions import Version
 
-ORCHESTRATOR = "migration-orchestrator"
 UPGRADE = "upgrade"
+ORCHESTRATOR_NAME = "Migration plan orchestrator"
+DEFAULT_LIMIT = 50
 
 
 def now_iso() -> str:
@@ -50,8 +53,8 @@ def queue_name(ns: Namespace) -> str:
 def orchestrator_doc(celery_id: str, schemas: list[Json], from_version: str, from_tenant: str | None,
                      context: Context, queue: str) -> Json:
     return {
-        "id": celery_id, "task_id": celery_id, "name": f"Migration from {from_version}",
-        "timestamp": now_iso(), "status": "PENDING", "type": ORCHESTRATOR, "progress": 0,
+        "id": celery_id, "task_id": celery_id, "name": ORCHESTRATOR_NAME,
+        "timestamp": now_iso(), "status": "PROGRESS", "type": UPGRADE, "progress": 0, "event_type": "missing",
         "params": {"schemas": schemas, "from_version": from_version, "from_tenant_name": from_tenant},
         "celery": {"id": celery_id, "kind": "orchestrator", "state": "PENDING", "context": context,
                    "queue": queue},
@@ -67,10 +70,20 @@ def copy_task_name(schema: Json) -> str:
 def copy_doc(schema: Json, context: Context, queue: str) -> Json:
     celery_id = str(uuid.uuid4())
     return {
-        "id": str(uuid.uuid4()), "task_id": celery_id, "name": copy_task_name(schema),
-        "timestamp": now_iso(), "status": "PROGRESS", "type": UPGRADE, "progress": 0, "params": schema,
+        "id": celery_id, "task_id": celery_id, "name": copy_task_name(schema),
+        "timestamp": now_iso(), "status": "PROGRESS", "type": UPGRADE, "progress": 0, "event_type": "missing",
+        "params": schema,
         "celery": {"id": celery_id, "kind": "copy", "state": "PENDING", "context": context, "queue": queue},
     }
+
+
+def task_query(task_type: str, query: str | None) -> Json:
+    """The Elasticsearch query of a task listing (pure)."""
+    filters: list[Json] = [{"term": {"type": task_type}}]
+    if query:
+        escaped = "".join(f"\\{c}" if c in "*?\\" else c for c in query)
+        filters.append({"wildcard": {"name": {"value": f"*{escaped}*", "case_insensitive": True}}})
+    return {"bool": {"filter": filters}}
 
 
 def public_task(doc: Json) -> Json:
@@ -103,8 +116,10 @@ class TaskStore:
         actions = [{"_op_type": "index", "_index": self.index(context), "_id": d["id"], "_source": d} for d in docs]
         bulk(self.es, actions, refresh=True)
 
-    def list_upgrade(self, context: Context) -> list[Json]:
-        body = {"query": {"term": {"type": UPGRADE}}, "sort": [{"timestamp": "desc"}], "size": 1000}
+    def list_tasks(self, context: Context, task_type: str, limit: int = DEFAULT_LIMIT,
+                   query: str | None = None) -> list[Json]:
+        """GET /tasks/type/{type}: newest first, at most `limit`, names containing `query` when given."""
+        body = {"query": task_query(task_type, query), "sort": [{"timestamp": "desc"}], "size": limit}
         try:
             hits = self.es.search(index=self.index(context), body=body)["hits"]["hits"]
         except NotFoundError:

@@ -317,3 +317,24 @@ def test_unknown_tracardi_tag_is_reported_in_the_pod_status(core: client.CoreV1A
     time.sleep(3)
     assert core.read_namespaced_pod("api", namespace).status.container_statuses[0].restart_count <= 2  # back-off
     assert "9.9.9" in core.read_namespaced_pod_log("api", namespace)
+
+
+@pytest.mark.skipif(not simulator_present(), reason="devenv.simulator is not there yet")
+def test_082_api_with_performance_tracking_no_crash_loops(core: client.CoreV1Api, namespace: str) -> None:
+    """0.8.2.x reads PERFORMANCE_TRACKING as a Sentry DSN and exits at start-up on `no`; the pod shows it
+    as a kubelet would: CrashLoopBackOff, the exit code and the one-line reason (tracardi-facts.md §9)."""
+    container = client.V1Container(name="api", image="tracardi/tracardi-api:0.8.2.1",
+                                   env=[client.V1EnvVar(name="PERFORMANCE_TRACKING", value="no")])
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="api"), spec=client.V1PodSpec(containers=[container])))
+
+    def crashed() -> client.V1ContainerStatus | None:
+        statuses = core.read_namespaced_pod("api", namespace).status.container_statuses or []
+        return statuses[0] if statuses and statuses[0].last_state.terminated else None
+
+    status = wait(crashed, 60, "the simulated API to exit")
+    assert status.state.waiting.reason == "CrashLoopBackOff"
+    assert not status.ready
+    assert status.last_state.terminated.exit_code == 1
+    assert "Unsupported scheme" in status.last_state.terminated.message
+    assert "Unsupported scheme" in core.read_namespaced_pod_log("api", namespace)

@@ -1,7 +1,7 @@
 """The Tracardi simulator against a real Elasticsearch: API and worker as real processes, driven over HTTP.
 
-Elasticsearch: the one of this test session's devenv. Every test works in tenants of its own (TENANT_NAME)
-and deletes their indices and templates afterwards.
+Elasticsearch and Redis: those of this test session's devenv. Every test works in tenants of its own
+(TENANT_NAME) and deletes their indices and templates afterwards.
 """
 
 from __future__ import annotations
@@ -26,10 +26,13 @@ from typing import Any
 import pytest
 from elasticsearch import Elasticsearch, NotFoundError
 
+from devenv import lifecycle
+from devenv.paths import State
 from devenv.procs import free_port, port_open
 from devenv.seed import SeedCounts, seed
 from devenv.simulator.es import connect, existing_aliases, existing_indices, existing_templates
 from devenv.simulator.naming import Namespace, expected_index_set
+from devenv.simulator.tasks import ORCHESTRATOR_NAME
 from devenv.simulator.versions import V08X, V080, V0820, version_for_tag
 
 pytestmark = pytest.mark.integration
@@ -47,6 +50,12 @@ SMALL = SeedCounts(profiles=9, events=18, sessions=6, logs=4, user_logs=3, items
 def es_url(devenv: Any) -> str:
     """The Elasticsearch of this test session's devenv."""
     return str(devenv.elasticsearch_url)
+
+
+@pytest.fixture(scope="session")
+def redis_url(devenv: Any) -> str:
+    """The Redis of this test session's devenv (`redis://127.0.0.1:<port>`, never port 6379)."""
+    return lifecycle.read_env(State.default())["REDIS_URL"]
 
 
 @pytest.fixture(scope="session")
@@ -138,11 +147,14 @@ class Api:
 class Sims:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     es_url: str = ""
+    redis_url: str = ""
 
     def env(self, tenant: str, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TRACARDI_SIM_", "TENANT_NAME"))}
+        drop = ("TRACARDI_SIM_", "TENANT_NAME", "REDIS_", "PERFORMANCE_TRACKING")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
         env.update({"ELASTIC_HOST": self.es_url, "TENANT_NAME": tenant, "INSTALLATION_TOKEN": "tok",
-                    "PRODUCTION": "no", "EXPOSE_GUI_API": "yes", "TRACARDI_SIM_POLL": "0.2"})
+                    "PRODUCTION": "no", "EXPOSE_GUI_API": "yes", "TRACARDI_SIM_POLL": "0.2",
+                    "REDIS_HOST": self.redis_url, "REDIS_PORT": self.redis_url.rsplit(":", 1)[1]})
         env.update(extra or {})
         return env
 
@@ -178,9 +190,9 @@ class Sims:
 
 
 @pytest.fixture
-def sims(es_url: str, tenants: Callable[[str], str]) -> Iterator[Sims]:
+def sims(es_url: str, redis_url: str, tenants: Callable[[str], str]) -> Iterator[Sims]:
     """Simulator processes, stopped before the tenants' indices are deleted."""
-    s = Sims(es_url=es_url)
+    s = Sims(es_url=es_url, redis_url=redis_url)
     yield s
     s.stop_all()
 
@@ -190,11 +202,19 @@ def count(es: Elasticsearch, index: str) -> int:
     return int(es.count(index=index, ignore_unavailable=True)["count"])
 
 
-def wait_tasks(api: Api, expected: int, timeout: float = 120) -> dict[str, str]:
-    """Wait until GET /tasks/type/upgrade lists `expected` copies, each in a final state."""
+def copy_tasks(api: Api, source: str) -> list[dict[str, Any]]:
+    """The copy tasks of the migration from `source` (`<db>.<tenant>`), newest first: without the
+    orchestrators, and without the tasks a migration carried over from an older version."""
+    tasks = api.call("GET", "/tasks/type/upgrade?limit=1000").body["grouped"]["Tasks"]
+    return [t for t in tasks if t["name"] != ORCHESTRATOR_NAME
+            and t["params"]["copy_index"]["from_index"].removeprefix("prod-").startswith(f"{source}.")]
+
+
+def wait_tasks(api: Api, expected: int, source: str, timeout: float = 120) -> dict[str, str]:
+    """Wait until GET /tasks/type/upgrade lists `expected` copies from `source`, each in a final state."""
     deadline = time.monotonic() + timeout
     while True:
-        tasks = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+        tasks = copy_tasks(api, source)
         states = {t["task_id"]: api.call("GET", f"/import/task/{t['task_id']}/status").body["status"]
                   for t in tasks}
         if len(tasks) >= expected and all(s in ("SUCCESS", "FAILURE") for s in states.values()):
@@ -208,6 +228,7 @@ def migrate(api: Api, from_db: str, from_tenant: str) -> tuple[str, list[dict[st
     listing = api.call("GET", f"/migration/{from_db}?from_tenant_name={from_tenant}")
     assert listing.status == 200, listing
     schemas = listing.body["schemas"]
+    assert listing.body["warn"] is bool(schemas)  # the installed destination already holds documents
     started = api.call("POST", "/migration", {"from_version": from_db, "from_tenant_name": from_tenant,
                                               "ids": [s["id"] for s in schemas]})
     assert started.status == 200, started
@@ -230,6 +251,7 @@ def test_version_details(sims: Sims, tenants: Callable[[str], str], tag: str) ->
     assert ("db_version" in d.body) == (tag != "0.8.0")
     assert ("instance" in d.body) == (tag != "0.8.0")
     assert ("installed" in d.body) == (tag == "0.8.2.1")
+    assert d.body["upgrades"] == (["080"] if tag == "0.8.1" else [])
     root = api.call("GET", "/")
     if tag == "0.8.2.1":
         assert root.body["db_version"] == "0820"
@@ -291,6 +313,7 @@ def test_install_creates_exactly_the_index_set(
 
 
 @pytest.mark.parametrize(("tag", "status", "detail"), [
+    ("0.8.0", 400, "Incorrect username or password."),
     ("0.8.1", 500, "Incorrect username or password."),
     ("0.8.2.1", 400, "Redis authentication error: Incorrect username or password."),
 ])
@@ -301,7 +324,13 @@ def test_token_and_auth_errors(sims: Sims, tenants: Callable[[str], str], tag: s
     api.install()
     bad = api.call("POST", "/user/token", form={"username": ADMIN["username"], "password": "wrong"})
     assert (bad.status, bad.body) == (status, {"detail": detail})
-    assert api.call("POST", "/user/token", {"username": "x", "password": "y"}).status == 422
+    as_json = api.call("POST", "/user/token", {"username": "x", "password": "y"})
+    assert as_json.status == 422
+    if tag == "0.8.2.1":  # pydantic v2
+        assert as_json.body["detail"][0] == {"type": "missing", "loc": ["body", "username"], "msg": "Field required",
+                                             "input": None, "url": "https://errors.pydantic.dev/2.5/v/missing"}
+    else:
+        assert as_json.body["detail"][0]["msg"] == "field required"
     assert api.call("GET", "/migrations").body == {"detail": "Not authenticated"}
     assert api.call("GET", "/migrations").status == 401
     invalid = api.call("GET", "/migrations", headers={"Authorization": "Bearer " + "0" * 40})
@@ -309,6 +338,8 @@ def test_token_and_auth_errors(sims: Sims, tenants: Callable[[str], str], tag: s
     token = api.login()
     assert len(token) == 40
     assert api.login() == token
+    restarted = sims.start("api", tag, tenant, {"TRACARDI_SIM_TOKEN_TTL": "3"})  # tokens live in Redis
+    assert restarted.call("GET", "/migrations", headers={"Authorization": f"Bearer {token}"}).status == 200
     ok = api.call("GET", "/migrations", headers={"x-context": "production"})
     assert ok.status == 200
     assert ok.body == list(version_for_tag(tag).migration_sources)
@@ -324,6 +355,53 @@ def test_token_and_auth_errors(sims: Sims, tenants: Callable[[str], str], tag: s
     forbidden = hidden.call("GET", "/migrations", headers={"Authorization": f"Bearer {token}"})
     assert (forbidden.status, forbidden.body) == (403, {"detail": "Access forbidden"})
     assert hidden.call("GET", "/healthcheck", headers={"x-context": "staging"}).headers["X-Context"] == "production"
+    # A production-mode API does not see the admin (tracardi-facts.md §9): install talks to the GUI API.
+    assert hidden.call("GET", "/install").body["admin_ok"] is False
+    assert api.call("GET", "/install").body["admin_ok"] is True
+
+
+@pytest.mark.parametrize(("tag", "status", "prefix"), [
+    ("0.8.0", 200, None),
+    ("0.8.1", 500, ""),
+    ("0.8.2.1", 400, "Redis authentication error: "),
+])
+def test_login_with_redis_on_another_port_needs_redis_port(
+    sims: Sims, tenants: Callable[[str], str], redis_url: str, tag: str, status: int, prefix: str | None
+) -> None:
+    """0.8.0 connects to REDIS_HOST's URL; 0.8.1 and 0.8.2.x take the port from REDIS_PORT (default 6379)."""
+    tenant = tenants("r")
+    host = urllib.parse.urlsplit(redis_url).hostname
+    assert not redis_url.endswith(":6379")
+    if port_open(str(host), 6379):  # a system Redis on 6379 would answer: aim at an address it does not bind
+        host = "127.0.0.2"
+        redis_url = redis_url.replace("127.0.0.1", host)
+    sims.start("api", tag, tenant).install()
+    url_only = sims.start("api", tag, tenant, {"REDIS_HOST": redis_url, "REDIS_PORT": ""})
+    a = url_only.call("POST", "/user/token", form={"username": ADMIN["username"], "password": ADMIN["password"]})
+    if prefix is None:
+        assert a.status == 200, a
+        return
+    refused = f"{prefix}Error 111 connecting to {host}:6379. Connection refused."
+    assert (a.status, a.body) == (status, {"detail": refused})
+    wrong_password = sims.start("api", tag, tenant, {"REDIS_PASSWORD": "nope"})
+    b = wrong_password.call("POST", "/user/token", form={"username": ADMIN["username"], "password": "secret"})
+    assert b.status == status
+    assert b.body["detail"].startswith(prefix)
+
+
+def test_performance_tracking_no_stops_082_at_start_up(sims: Sims, tenants: Callable[[str], str],
+                                                      es_url: str) -> None:
+    tenant = tenants("s")
+    for component in ("api", "worker"):
+        run = subprocess.run(
+            [sys.executable, "-m", "devenv.simulator", component, "--tag", "0.8.2.1", "--port", "1"],
+            cwd=REPO, env=sims.env(tenant, {"PERFORMANCE_TRACKING": "no"}), capture_output=True, text=True,
+            timeout=60, check=False)
+        assert run.returncode == 1, run
+        assert len(run.stderr.strip().splitlines()) == 1
+        assert "Unsupported scheme" in run.stderr
+    for tag in ("0.8.0", "0.8.1"):  # they read yes/no
+        assert sims.start("api", tag, tenant, {"PERFORMANCE_TRACKING": "no"}).call("GET", "/healthcheck").status == 200
 
 
 def _install_and_seed_080(sims: Sims, es: Elasticsearch, tenant: str) -> dict[str, int]:
@@ -348,16 +426,39 @@ def test_080_to_08x_with_and_without_worker(sims: Sims, es: Elasticsearch, tenan
     time.sleep(2)  # no worker: nothing happens
     assert api.call("GET", f"/import/task/{celery_id}/status").body == {"id": celery_id, "status": "PENDING",
                                                                         "progress": None}
-    assert api.call("GET", "/tasks/type/upgrade").body == {"grouped": {"Tasks": []}}
+    # The POST wrote its orchestrator task, listed like any other (tracardi-facts.md §9).
+    [orchestrator] = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+    assert (orchestrator["name"], orchestrator["id"], orchestrator["task_id"]) == (
+        ORCHESTRATOR_NAME, celery_id, celery_id)
+    assert orchestrator["event_type"] == "missing"
     assert api.call("POST", "/migration", {"from_version": "080", "from_tenant_name": None,
                                            "ids": [s["id"] for s in schemas]}).body is None
 
     sims.start("worker", "0.8.1", new)
-    states = wait_tasks(api, len(schemas))
+    states = wait_tasks(api, len(schemas), f"080.{old}")
     assert set(states.values()) == {"SUCCESS"}
     assert api.call("GET", f"/import/task/{celery_id}/status").body["status"] == "SUCCESS"
-    tasks = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+    tasks = copy_tasks(api, f"080.{old}")
     assert all(t["status"] == "PROGRESS" and t["name"].startswith("Migration of ") for t in tasks)
+    assert all(t["id"] == t["task_id"] and t["event_type"] == "missing" for t in tasks)
+    done = api.call("GET", f"/import/task/{tasks[0]['task_id']}/status").body
+    assert (done["status"], done["progress"]) == ("SUCCESS", None)
+
+    # The listing is capped: 50 newest by default, `limit` for more, `query` on the name.
+    assert len(schemas) + 1 > 50
+    listed = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+    assert len(listed) == 50
+    everything = api.call("GET", "/tasks/type/upgrade?limit=500").body["grouped"]["Tasks"]
+    assert len(everything) == len(schemas) + 1
+    millis = [t["timestamp"][:23] for t in everything]  # Elasticsearch's `date` keeps milliseconds
+    assert millis == sorted(millis, reverse=True)
+    assert len(listed) == len({t["id"] for t in listed})
+    assert everything[-1]["name"] == ORCHESTRATOR_NAME
+    found = api.call("GET", "/tasks/type/upgrade?limit=500&query=orchestrator").body["grouped"]["Tasks"]
+    assert [t["id"] for t in found] == [celery_id]
+    flow = api.call("GET", f"/tasks/type/upgrade?query=prod-080.{old}.tracardi-flow").body["grouped"]["Tasks"]
+    assert [t["name"] for t in flow] == [f'Migration of "prod-080.{old}.tracardi-flow"']
+    assert api.call("GET", "/tasks/type/upgrade?limit=many").status == 422
 
     for s in schemas:
         ci = s["copy_index"]
@@ -383,7 +484,7 @@ def test_migration_skips_partitioned_fault(sims: Sims, es: Elasticsearch, tenant
     sims.start("worker", "0.8.1", new)
     _, schemas = migrate(api, "080", old)
     assert not any(s["copy_index"]["multi"] for s in schemas)
-    assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+    assert set(wait_tasks(api, len(schemas), f"080.{old}").values()) == {"SUCCESS"}
     assert count(es, f"{new}.tracardi-event") == 0
     assert count(es, f"prod-{new}.tracardi-profile") == 0
     assert sum(n for i, n in seeded.items() if "-event-" in i) > 0
@@ -406,9 +507,10 @@ def test_08x_to_0820_faithful(sims: Sims, es: Elasticsearch, tenants: Callable[[
         api.context = context
         _, schemas = migrate(api, "08x", old)
         assert schemas
-        assert all(s["copy_index"]["production"] == (context == "production") for s in schemas)
+        assert all(s["copy_index"]["from_index"].startswith(prefix + "08x.") for s in schemas)
+        assert not any(s["copy_index"]["production"] for s in schemas)  # 0.8.2.1: false on prod- entries too
         assert not any(s["copy_index"]["multi"] for s in schemas)  # the regex bug: no partitioned entry
-        assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+        assert set(wait_tasks(api, len(schemas), f"08x.{old}").values()) == {"SUCCESS"}
         for res in ("entity", "console-log"):
             unaliased = f"{prefix}0820.{new}.tracardi-{res}"
             assert count(es, unaliased) == seeded[f"{prefix}08x.{old}.tracardi-{res}"]
@@ -430,7 +532,7 @@ def test_08x_to_0820_fixed(sims: Sims, es: Elasticsearch, tenants: Callable[[str
         api.context = context
         _, schemas = migrate(api, "08x", old)
         assert any(s["copy_index"]["multi"] for s in schemas)
-        assert set(wait_tasks(api, len(schemas)).values()) == {"SUCCESS"}
+        assert set(wait_tasks(api, len(schemas), f"08x.{old}").values()) == {"SUCCESS"}
         for res in ("event", "profile", "session", "log", "user-log", "item", "entity", "console-log"):
             source = re.compile(rf"^{re.escape(f'{prefix}08x.{old}.tracardi-{res}')}(-\d{{4}}-\d+)?$")
             source_total = sum(n for i, n in seeded.items() if source.match(i))
@@ -472,7 +574,7 @@ def test_fault_task_fails(sims: Sims, es: Elasticsearch, tenants: Callable[[str]
     api.login()
     sims.start("worker", "0.8.1", new, {"TRACARDI_SIM_FAULTS": "task-fails"})
     celery_id, schemas = migrate(api, "080", old)
-    assert set(wait_tasks(api, len(schemas)).values()) == {"FAILURE"}
+    assert set(wait_tasks(api, len(schemas), f"080.{old}").values()) == {"FAILURE"}
     assert api.call("GET", f"/import/task/{celery_id}/status").body["status"] == "SUCCESS"
     assert count(es, f"{new}.tracardi-rule") == 0
 
@@ -489,3 +591,30 @@ def test_fault_install_partial(sims: Sims, es: Elasticsearch, tenants: Callable[
     have = existing_indices(es, f"*.{tenant}.*")
     assert set(have) < set(expected.indices)
     assert all(name.startswith("prod-") for name in set(expected.indices) - set(have))
+
+
+def test_the_older_versions_tasks_are_carried_over(sims: Sims, es: Elasticsearch,
+                                                   tenants: Callable[[str], str]) -> None:
+    """The task index is migrated too: after 08x→0820 the new version lists the 080→08x tasks as well."""
+    first, second, third = tenants("o"), tenants("m"), tenants("n")
+    _install_and_seed_080(sims, es, first)
+    mid = sims.start("api", "0.8.1", second)
+    mid.install()
+    mid.login()
+    sims.start("worker", "0.8.1", second)
+    _, schemas = migrate(mid, "080", first)
+    wait_tasks(mid, len(schemas), f"080.{first}")
+    old_ids = {t["id"] for t in mid.call("GET", "/tasks/type/upgrade?limit=1000").body["grouped"]["Tasks"]}
+
+    new = sims.start("api", "0.8.2.1", third)
+    new.install()
+    new.login()
+    sims.start("worker", "0.8.2.1", third)
+    _, schemas = migrate(new, "08x", second)
+    wait_tasks(new, len(schemas), f"08x.{second}")
+    listed = new.call("GET", "/tasks/type/upgrade?limit=1000").body["grouped"]["Tasks"]
+    assert old_ids <= {t["id"] for t in listed}
+    assert sum(t["name"] == ORCHESTRATOR_NAME for t in listed) == 2
+    newest = new.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
+    assert len(newest) == 50
+    assert not old_ids & {t["id"] for t in newest[: len(schemas) + 1]}

@@ -109,7 +109,9 @@ def test_skip_partitioned_fault() -> None:
 def test_0820_faithful_lists_no_partitioned_and_unsuffixed_entity_console_log() -> None:
     schemas = list_migration(STEP_08X_0820, SRC_08X, DST_0820, ["production"], all_08x(), FAITHFUL, {}, DAY)
     assert len(schemas) == 35 - 6
-    assert all(s["copy_index"]["production"] for s in schemas)
+    # 0.8.2.1 marks its prod- entries production: false (tracardi-facts.md §9)
+    assert all(s["copy_index"]["from_index"].startswith("prod-") for s in schemas)
+    assert not any(s["copy_index"]["production"] for s in schemas)
     to = {s["copy_index"]["from_index"]: s["copy_index"]["to_index"] for s in schemas}
     assert to["prod-08x.01506.tracardi-entity"] == "prod-0820.ffe49.tracardi-entity"
     assert to["prod-08x.01506.tracardi-console-log"] == "prod-0820.ffe49.tracardi-console-log"
@@ -141,3 +143,15 @@ def test_merged_destination() -> None:
     assert merged_destination("0820.ffe49.tracardi-event-2023-11", DAY, False) == "0820.ffe49.tracardi-event-2024-q1"
     assert merged_destination("0820.ffe49.tracardi-event-2023-11", DAY, True) == "0820.ffe49.tracardi-event-2024-q4"
     assert merged_destination("0820.ffe49.tracardi-event-2023-q4", DAY, False) == "0820.ffe49.tracardi-event-2023-q4"
+
+
+def test_the_task_index_is_migrated_like_the_other_resources() -> None:
+    """So a version's task list also holds the tasks of the version it was migrated from (§9)."""
+    assert "task" in STEP_080_08X.resources
+    assert "task" in STEP_08X_0820.resources
+    for step, src, dst, names in ((STEP_080_08X, SRC_080, DST_08X, all_080()),
+                                  (STEP_08X_0820, SRC_08X, DST_0820, all_08x())):
+        schemas = list_migration(step, src, dst, CONTEXTS, names, FAITHFUL, {}, DAY)
+        to = {s["copy_index"]["from_index"]: s["copy_index"]["to_index"] for s in schemas}
+        for prefix in ("", "prod-"):
+            assert to[f"{prefix}{src.db}.{src.tenant}.tracardi-task"] == f"{prefix}{dst.db}.{dst.tenant}.tracardi-task"
