@@ -74,7 +74,8 @@ def test_an_allowed_deletion_deletes_every_name_of_the_old_version_and_nothing_e
     outcome = w.run()
     assert set(w.es.deleted) == expected
     assert outcome.deleted_pairs == [OLD]
-    assert w.es.names_of(LIVE) and "logs-2026" in w.es.indices
+    assert w.es.names_of(LIVE)
+    assert "logs-2026" in w.es.indices
 
 
 def test_policy_switched_to_dry_run_during_the_snapshot_deletes_nothing() -> None:
@@ -128,9 +129,10 @@ def test_a_capped_run_records_the_version_as_deleting_before_its_first_name_goes
     w = World(policies=[policy(maxDeletionsPerRun=5)])
     outcome = w.run()
     assert len(w.es.deleted) == 5
-    assert w.recorded and OLD in w.recorded[0]
+    assert w.recorded
+    assert OLD in w.recorded[0]
     assert set(w.es.deleted) <= set(w.recorded[-1][OLD])
-    assert outcome.deleting == {OLD: sorted(w.es.deleted)} or set(outcome.deleting[OLD]) == set(w.es.deleted)
+    assert set(outcome.deleting[OLD]) == set(w.es.deleted)
     assert outcome.deleted_pairs == [], "not all gone: still Deleting"
 
 
@@ -152,5 +154,6 @@ def test_a_status_without_its_current_record_still_protects_the_serving_pair() -
     assert LIVE in start_live
     outcome = gc.run(w.inst, w.es, gc.InventoryCache(ttl=0), w.policies, {}, start_live, NOW,
                      publish=lambda status: None, recheck=w.recheck, record_deleting=w.record)
-    assert not (set(w.es.deleted) & w.es.names_of(LIVE)) and not any(".01506." in n for n in w.es.deleted)
+    assert not (set(w.es.deleted) & w.es.names_of(LIVE))
+    assert not any(".01506." in n for n in w.es.deleted)
     assert LIVE not in outcome.deleted_pairs
