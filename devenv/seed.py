@@ -2,7 +2,7 @@
 
 `python -m devenv.seed --version 0.8.0 [--tenant T] --profiles N --events M --sessions S ... [--es-url URL]`
 (default URL: $ELASTICSEARCH_URL). Documents have each version's shape, only fields that Tracardi itself
-stores, as its strict mappings demand (tracardi-facts.md §9): 0.8.0 profiles with top-level `pii` and
+stores, as its strict mappings demand (docs/tracardi.md §9): 0.8.0 profiles with top-level `pii` and
 traits only under `private`/`public`; 0.8.1 with `data.contact.email` strings and `data.pii.name`; 0.8.2
 with `data.contact.email.main`; no `id` field in log, user-log and console-log documents (their id is the
 Elasticsearch `_id` only); items without `name`, the product under `data.product`.

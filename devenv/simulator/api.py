@@ -1,6 +1,6 @@
 """The simulated `tracardi/tracardi-api`: an aiohttp app with Tracardi's endpoints, shapes and quirks.
 
-tracardi-facts.md §4, §5, §8 and §9. Elasticsearch and Redis calls run in threads (both clients are
+docs/tracardi.md §4, §5, §8 and §9. Elasticsearch and Redis calls run in threads (both clients are
 synchronous); tokens live in Redis (auth.py).
 Middlewares, outermost first: fault `slow`, fault `http-500`, x-context, FastAPI-like error bodies.
 """
@@ -155,7 +155,7 @@ async def healthcheck(request: web.Request) -> web.Response:
 async def version_details(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     version = settings.version
-    # 0.8.1 reports the version it upgrades from; 0.8.0 and 0.8.2.x report none (tracardi-facts.md §9).
+    # 0.8.1 reports the version it upgrades from; 0.8.0 and 0.8.2.x report none (docs/tracardi.md §9).
     upgrades = list(version.migration_sources) if version.db_version == "08x" else []
     body: Json = {"version": version.version, "name": settings.namespace.tenant, "upgrades": upgrades,
                   "production": settings.production, "config": {}}
@@ -311,7 +311,7 @@ async def start_migration(request: web.Request) -> web.Response:
 
 
 async def tasks_by_type(request: web.Request) -> web.Response:
-    """`?limit=` (default 50) and `?query=` (part of the name), newest first (tracardi-facts.md §9)."""
+    """`?limit=` (default 50) and `?query=` (part of the name), newest first (docs/tracardi.md §9)."""
     await authorise(request, TASK_ROLES)
     settings = request.app[SETTINGS]
     raw_limit = request.query.get("limit", str(DEFAULT_LIMIT))
@@ -340,7 +340,7 @@ async def task_status(request: web.Request) -> web.Response:
         progress = {"current": int(state.get("current") or 0), "total": int(state.get("total") or 0)} \
             if state else None
     elif status == "SUCCESS":
-        progress = None  # a finished copy has no progress left (tracardi-facts.md §9)
+        progress = None  # a finished copy has no progress left (docs/tracardi.md §9)
     else:
         progress = {}
     return json_response({"id": celery_id, "status": status, "progress": progress})

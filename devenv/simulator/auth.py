@@ -1,4 +1,4 @@
-"""Bearer tokens of the simulated API, kept in Redis as Tracardi keeps them (tracardi-facts.md §8, §9).
+"""Bearer tokens of the simulated API, kept in Redis as Tracardi keeps them (docs/tracardi.md §8, §9).
 
 A token is 40 hex digits; the same user gets the same token while it is valid; every authorised call
 renews its TTL (30 min by default). Tokens outlive an API restart. Keys carry the version's

@@ -1,6 +1,6 @@
 """POST /install and GET /install: create a version's index set on Elasticsearch and check it.
 
-What is created (tracardi-facts.md §4, tracardi-resources.md "Notes"): per context the plain indices,
+What is created (docs/tracardi.md §4, docs/tracardi-resources.md "Notes"): per context the plain indices,
 the composable index template of every partitioned resource and its current partition, the aliases;
 the static indices once; `_meta` in every mapping; the admin user in the staging user index; default
 event sources (both contexts), bridges and action plugins. Per-index errors are only logged, as in

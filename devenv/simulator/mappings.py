@@ -1,8 +1,8 @@
 """Our own small Elasticsearch mappings per resource and database version (not Tracardi's files).
 
 They keep what the operator and the migration transforms depend on: ids, timestamps, the contact/pii
-fields that change shape between versions (tracardi-migration-transforms.md §1-2), and `_meta {version,
-name}` in every mapping. The resources Tracardi maps `dynamic: strict` (tracardi-facts.md §9) are strict
+fields that change shape between versions (docs/tracardi-migration-transforms.md §1-2), and `_meta {version,
+name}` in every mapping. The resources Tracardi maps `dynamic: strict` (docs/tracardi.md §9) are strict
 here too, in every version, with the top-level fields Tracardi defines for them: profile, event, session,
 entity, item, log, user-logs and console-log. A document of a shape Tracardi never stores is rejected, as
 real Tracardi's Elasticsearch rejects it: a 0.8.0 profile's `traits` hold only `private` and `public`;
@@ -85,7 +85,7 @@ _EVENT_0820 = {
 _SESSION_080 = {"id": K, "metadata": OBJ, "profile": OBJ, "context": OBJ, "properties": OBJ, "aux": OBJ}
 _SESSION_08X = {**_SESSION_080, "device": OBJ, "os": OBJ, "app": OBJ, "utm": OBJ}
 
-# No `id` in log, user-log and console-log documents; no `name` in items (tracardi-facts.md §9).
+# No `id` in log, user-log and console-log documents; no `name` in items (docs/tracardi.md §9).
 _LOG = {"date": D, "message": T, "logger": K, "level": K, "file": K, "line": L, "stack_info": OPAQUE,
         "exc_info": OPAQUE}
 _USER_LOG = {"email": K, "timestamp": D, "successful": B}

@@ -1,13 +1,13 @@
 """Which copies a migration consists of: the migration map and GET /migration's listing, as pure functions.
 
-Tracardi-facts.md §5 and §8 "Migration listing"/"Migration map"; tracardi-migration-transforms.md §3, §4.
+docs/tracardi.md §5 and §8 "Migration listing"/"Migration map"; docs/tracardi-migration-transforms.md §3, §4.
 Only adjacent steps exist: 080→08x (run by 0.8.1) and 08x→0820 (run by 0.8.2.x). The listing depends on
 which source indices exist, on the context(s) listed, on the simulator mode and on the faults:
 - faithful 0.8.2.x (default): no partitioned entry at all; entity and console-log go to unsuffixed,
   unaliased names (Tracardi's bugs);
 - fixed: everything, into the layout 0.8.2.1 reads (entity, console-log into the current partition);
 - fault migration-skips-partitioned (any version): partitioned sources not listed.
-0.8.2.x marks every entry `production: false`, its `prod-` entries too (tracardi-facts.md §9 "Listings").
+0.8.2.x marks every entry `production: false`, its `prod-` entries too (docs/tracardi.md §9 "Listings").
 The task index is one of the resources copied, so a version's task list also holds its predecessor's tasks.
 """
 
@@ -31,7 +31,8 @@ from devenv.simulator.transforms import script_for
 from devenv.simulator.versions import V08X, V080, V0820, Version
 
 MERGE_REPLACE = r"(\d{4}-\d+)$"
-"""What `reindex_to_one_index` replaces in a provisional destination name (transforms.md §3.3)."""
+"""What `reindex_to_one_index` replaces in a provisional destination name
+(docs/tracardi-migration-transforms.md §3.3)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""How Tracardi composes index, template and alias names (tracardi-facts.md §2), as pure functions.
+"""How Tracardi composes index, template and alias names (docs/tracardi.md §2), as pure functions.
 
 `[prod-|static-]<db>.<tenant>.tracardi-<resource>[-<partition>]`; templates
 `[prod-]template.<db>.<tenant>.tracardi-<resource>`; aliases `[prod-|static-]<tenant>.tracardi-<resource>`.
@@ -48,7 +48,7 @@ def partition_suffix(partitioning: Partitioning, when: dt.date) -> str:
 
 def tracardi_run_quarter_suffix(when: dt.date) -> str:
     """The quarter 0.8.2's `reindex_to_one_index` computes: `(month % 4) + 1`, right only in May and
-    November (tracardi-migration-transforms.md §3.2: March gives q4)."""
+    November (docs/tracardi-migration-transforms.md §3.2: March gives q4)."""
     return f"{when.year}-q{(when.month % 4) + 1}"
 
 

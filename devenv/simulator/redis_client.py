@@ -3,7 +3,7 @@
 Enough for the simulator's tokens: AUTH, PING, SET with PX, GET, PEXPIRE. Connection errors read as
 redis-py's (`Error 111 connecting to h:6379. Connection refused.`), because Tracardi shows that text.
 
-Where Tracardi connects (tracardi-facts.md §9 "Redis port"): 0.8.0 uses the REDIS_HOST URL as it is;
+Where Tracardi connects (docs/tracardi.md §9 "Redis port"): 0.8.0 uses the REDIS_HOST URL as it is;
 0.8.1 and 0.8.2.x take the host from REDIS_HOST but the port from REDIS_PORT (default 6379), with
 REDIS_PASSWORD when set.
 """

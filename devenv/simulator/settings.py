@@ -1,6 +1,6 @@
 """The simulator's configuration, read once at start-up from the env Tracardi reads plus our own switches.
 
-Tracardi's variables (tracardi-facts.md §6): ELASTIC_HOST, ELASTIC_SCHEME, ELASTIC_HTTP_AUTH_USERNAME,
+Tracardi's variables (docs/tracardi.md §6): ELASTIC_HOST, ELASTIC_SCHEME, ELASTIC_HTTP_AUTH_USERNAME,
 ELASTIC_HTTP_AUTH_PASSWORD, ELASTIC_VERIFY_CERTS, PRODUCTION, EXPOSE_GUI_API, TENANT_NAME
 (0.8.0: INSTANCE_PREFIX), INSTALLATION_TOKEN, *_PARTITIONING, REDIS_HOST, REDIS_PORT, REDIS_PASSWORD
 (see redis_client.target_for), PERFORMANCE_TRACKING (0.8.0/0.8.1: yes/no; 0.8.2.x: a Sentry DSN, and
@@ -180,7 +180,7 @@ class Settings:
 
 def startup_error(settings: Settings) -> str | None:
     """What stops Tracardi's API and worker at start-up, as one line (None: they start).
-    0.8.2.x hands PERFORMANCE_TRACKING to sentry_sdk as a DSN, so `no` crashes it (tracardi-facts.md §9);
+    0.8.2.x hands PERFORMANCE_TRACKING to sentry_sdk as a DSN, so `no` crashes it (docs/tracardi.md §9);
     0.8.0 and 0.8.1 read the variable as yes/no."""
     value = settings.performance_tracking.strip()
     if settings.version.db_version not in ("0820", "082x") or not value:

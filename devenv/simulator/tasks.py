@@ -5,7 +5,7 @@ Celery orchestrator task over Redis; the update-worker runs it, writes one task 
 version's task index (`[prod-]<db>.<tenant>.tracardi-task`; those documents never change) and runs the
 copies as more Celery tasks whose state (PENDING, PROGRESS, SUCCESS, FAILURE) GET /import/task/{id}/status
 reads from Redis. GET /tasks/type/upgrade lists the task documents, orchestrator included, newest first,
-`limit` (default 50) at a time (tracardi-facts.md §9 "Task listing", "Task documents").
+`limit` (default 50) at a time (docs/tracardi.md §9 "Task listing", "Task documents").
 
 Here the same task index carries the Celery side too, so that no index outside Tracardi's set appears:
 - every task document has `id == task_id` (the Celery id), `type: upgrade`, `event_type: missing`;

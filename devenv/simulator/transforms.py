@@ -1,5 +1,5 @@
 """Painless scripts for the document transforms of migrations, our own implementation from the
-description in tracardi-migration-transforms.md (none of Tracardi's code is reproduced).
+description in docs/tracardi-migration-transforms.md (none of Tracardi's code is reproduced).
 
 080→08x (§1) behave like Tracardi's, including where its scripts throw (missing `pii` on a profile,
 missing `event` on a rule, a present-but-null `context`/`browser`/`local` on a staging session).

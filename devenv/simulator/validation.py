@@ -1,5 +1,5 @@
 """The bodies of 422 answers, per version (pure): pydantic v1 wording in 0.8.0 and 0.8.1, pydantic v2 in
-0.8.2.x (`type`, `loc`, `msg`, `input`, `url`; tracardi-facts.md §9 "Login errors")."""
+0.8.2.x (`type`, `loc`, `msg`, `input`, `url`; docs/tracardi.md §9 "Login errors")."""
 
 from __future__ import annotations
 

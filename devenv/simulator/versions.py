@@ -1,8 +1,8 @@
 """The Tracardi versions the simulator knows, as data: resources, index base names, partitioning.
 
-Every table below is transcribed from /work/shared/tracardi-resources.md (read from Tracardi's
+Every table below is transcribed from docs/tracardi-resources.md (read from Tracardi's
 source, branches 0.8.0, 0.8.1 and 0.8.2.1), so that a reader can check every index name against it.
-How names are composed from these rows is in `naming.py` (tracardi-facts.md §2).
+How names are composed from these rows is in `naming.py` (docs/tracardi.md §2).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ STATIC: Literal["static"] = "static"
 
 @dataclass(frozen=True)
 class Resource:
-    """One row of a version's table in tracardi-resources.md."""
+    """One row of a version's table in docs/tracardi-resources.md."""
 
     key: str
     """Tracardi's `Resource` key (e.g. `user-logs`)."""
@@ -87,7 +87,7 @@ def _month(key: str, base: str, env: str | None = None) -> Resource:
     return Resource(key, base, "month", env)
 
 
-# tracardi-resources.md "## 0.8.0": 35 resources, per context 33 indices and 5 templates, 2 static.
+# docs/tracardi-resources.md "## 0.8.0": 35 resources, per context 33 indices and 5 templates, 2 static.
 RESOURCES_080: tuple[Resource, ...] = (
     _static("action", "tracardi-flow-action-plugins"),
     _plain("api-instance", "tracardi-api-instance"),
@@ -126,7 +126,7 @@ RESOURCES_080: tuple[Resource, ...] = (
     _plain("version", "tracardi-version"),
 )
 
-# tracardi-resources.md "## 0.8.1": 37 resources, per context 35 indices and 6 templates, 2 static.
+# docs/tracardi-resources.md "## 0.8.1": 37 resources, per context 35 indices and 6 templates, 2 static.
 RESOURCES_08X: tuple[Resource, ...] = (
     _static("action", "tracardi-flow-action-plugins"),
     _static("bridge", "tracardi-bridge"),
@@ -167,9 +167,9 @@ RESOURCES_08X: tuple[Resource, ...] = (
     _plain("version", "tracardi-version"),
 )
 
-# tracardi-resources.md "## 0.8.2.1": 39 resources, per context 37 indices and 10 templates, 2 static.
+# docs/tracardi-resources.md "## 0.8.2.1": 39 resources, per context 37 indices and 10 templates, 2 static.
 # The *_PARTITIONING names are Tracardi 0.8.2's config variables; entity reads ITEM_PARTITIONING
-# (a Tracardi typo, tracardi-resources.md "Notes"). FIELD_UPDATE_LOG_PARTITIONING is our guess.
+# (a Tracardi typo, docs/tracardi-resources.md "Notes"). FIELD_UPDATE_LOG_PARTITIONING is our guess.
 RESOURCES_0820: tuple[Resource, ...] = (
     _static("action", "tracardi-flow-action-plugins"),
     _static("bridge", "tracardi-bridge"),

@@ -130,7 +130,7 @@ class Worker:
             self.store.update_celery(task, state="FAILURE", error=str(info["error"])[:2000], finished=now_iso(),
                                      current=current, total=total)
         else:
-            # Tracardi does not look at response.failures: neither do we (tracardi-facts.md §8).
+            # Tracardi does not look at response.failures: neither do we (docs/tracardi.md §8).
             self.store.update_celery(task, state="SUCCESS", finished=now_iso(), current=current, total=total,
                                      result=info.get("response", {}))
         return True

@@ -211,7 +211,7 @@ def _yes_no(flag: bool) -> str:
 
 
 def elasticsearch_env(installation: TracardiInstallation) -> list[dict[str, Any]]:
-    """ELASTIC_* variables as Tracardi reads them (tracardi-facts.md §6); the Jobs read the same."""
+    """ELASTIC_* variables as Tracardi reads them (docs/tracardi.md §6); the Jobs read the same."""
     es = installation.spec.elasticsearch
     env = [
         _value_env("ELASTIC_HOST", ",".join(es.hosts)),
@@ -380,7 +380,7 @@ def _container(installation: TracardiInstallation, component: ServingComponent, 
     if component != "worker":
         container["ports"] = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if component in ("api", "api-production"):
-        # /healthcheck only echoes (tracardi-facts.md §6): fine to tell a live process, but only the
+        # /healthcheck only echoes (docs/tracardi.md §6): fine to tell a live process, but only the
         # version endpoint, which reads the configuration and the installation state, tells readiness.
         container["readinessProbe"] = _http_probe("/info/version/details", initial_delay=5, period=10, failures=3)
         container["livenessProbe"] = _http_probe("/healthcheck", initial_delay=30, period=20, failures=6)
@@ -498,7 +498,7 @@ def _job(
     if settings.job_service_account is not None:
         pod_spec["serviceAccountName"] = settings.job_service_account
     job_spec: dict[str, Any] = {
-        # A migration must run exactly once (a re-run corrupts data, tracardi-facts.md §5): Kubernetes
+        # A migration must run exactly once (a re-run corrupts data, docs/tracardi.md §5): Kubernetes
         # never retries the pod; only a person does, through the tracardi.com/retry annotation.
         "backoffLimit": 0,
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},

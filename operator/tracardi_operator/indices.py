@@ -1,7 +1,7 @@
 """The Elasticsearch index inventory, parsed and classified (pure: plain data in, records out).
 
 What lives here: the name grammar of Tracardi indices, index templates and aliases
-(tracardi-facts.md §2), and `parse_inventory`, which turns the raw answers of `_cat/indices`,
+(docs/tracardi.md §2), and `parse_inventory`, which turns the raw answers of `_cat/indices`,
 `_alias`, `_index_template` and `_mapping` (`_meta` only) into typed records. Every index and
 template is either owned by a (db version, tenant) pair or FOREIGN with a reason. An index counts as
 owned only when its mapping's `_meta` confirms the pair read from its name: a name alone is never
@@ -141,7 +141,7 @@ class Inventory:
         return sum(record.shards for record in self.indices if record.is_open)
 
 
-# Anchored patterns of tracardi-facts.md §2. The tenant may hold anything but a dot; the resource is
+# Anchored patterns of docs/tracardi.md §2. The tenant may hold anything but a dot; the resource is
 # lazy so that a trailing partition suffix is split off rather than swallowed.
 _INDEX_PATTERN = re.compile(
     r"^(?:(?P<prefix>prod|static)-)?(?P<db>[0-9][0-9a-z]*)\.(?P<tenant>[^.]+)\.tracardi-(?P<res>.+?)"

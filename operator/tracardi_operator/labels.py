@@ -1,7 +1,7 @@
 """Label and annotation keys the operator puts on, and reads from, Kubernetes objects.
 
-Every child object carries the recommended `app.kubernetes.io/*` labels of design.md §1; the
-`tracardi.com/*` keys are the operator's own. Only the operator writes them, never the user's spec.
+Every child object carries Kubernetes' recommended `app.kubernetes.io/*` labels; the `tracardi.com/*`
+keys are the operator's own. Only the operator writes them, never the user's spec.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def selector_labels(instance: str, component: str) -> dict[str, str]:
 
 
 def common_labels(instance: str, component: str, version: str) -> dict[str, str]:
-    """Every label design.md §1 asks of a child object."""
+    """Every recommended app.kubernetes.io/* label a child object carries."""
     return {
         **selector_labels(instance, component),
         LABEL_VERSION: label_value(version),

@@ -5,7 +5,7 @@ What lives here:
   the highest priority wins; a tie at the top means none does).
 - `plan_retention`: per superseded (db, tenant) pair keep or delete with a reason, and the exact index
   and template names to delete, batched for URL length and capped per run. Every plan leaves through
-  `enforce_safety`, a separate filter that re-checks the rules of tracardi-facts.md §7 name by name,
+  `enforce_safety`, a separate filter that re-checks the rules of docs/tracardi.md §7 name by name,
   so that a mistake in the selection cannot delete what must be kept.
 - `assess_headroom` and `estimate_install_shards`: shard usage against cluster.max_shards_per_node.
 """
@@ -545,7 +545,7 @@ def is_exact_name(name: str) -> bool:
 
 @dataclass(frozen=True)
 class SafetyGuard:
-    """Everything §7 of tracardi-facts.md forbids, computed from the inputs and not from the plan.
+    """Everything §7 of docs/tracardi.md forbids, computed from the inputs and not from the plan.
 
     Its rules are deliberately written again, name by name, rather than reusing the selection's
     pair decisions, so that a bug in the selection is caught here.
@@ -774,7 +774,7 @@ def assess_headroom(
 
 @dataclass(frozen=True)
 class InstallLayout:
-    """Indices a fresh install creates (tracardi-resources.md): per context, plus the static ones."""
+    """Indices a fresh install creates (docs/tracardi-resources.md): per context, plus the static ones."""
 
     plain_per_context: int
     partitioned_per_context: int  # the install creates the current partition of each

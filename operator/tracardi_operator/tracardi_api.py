@@ -1,6 +1,6 @@
 """A small synchronous client for the parts of Tracardi's HTTP API the install and migration Jobs use.
 
-What lives here: `TracardiApi` (stdlib urllib; one method per endpoint of tracardi-facts.md §4, §5, §8),
+What lives here: `TracardiApi` (stdlib urllib; one method per endpoint of docs/tracardi.md §4, §5, §8),
 the typed answers it returns, and the typed errors it raises. Every error carries the HTTP status and
 Tracardi's `detail` text with every secret the client knows about replaced by `***`; validation errors
 are reduced to field locations and messages (FastAPI echoes the input, which may hold a password).

@@ -1,13 +1,13 @@
 """Tracardi versions: image tags, database versions, default tenants and upgrade paths (pure).
 
-Tracardi has three version identifiers (tracardi-facts.md §1): the image tag (`0.8.2.1`), the
+Tracardi has three version identifiers (docs/tracardi.md §1): the image tag (`0.8.2.1`), the
 application version (`0.8.2`) and the database version that prefixes every index name (`0820`). A
 change of database version needs an install and a migration, and Tracardi only migrates between
 adjacent database versions, so a skipped step is carried out as consecutive upgrades through a
 representative version of each database version in between.
 
 What is decided here is an expectation from the tag alone; the operator confirms the database version
-and tenant with what the running API reports (tracardi-facts.md §7.1).
+and tenant with what the running API reports (docs/tracardi.md §7.1).
 
 Every check returns a `Verdict` (ok, reason, message); reasons are CamelCase and reach status
 conditions as they are.
@@ -212,7 +212,7 @@ def parse(text: str) -> TracardiVersion:
 # What is known about Tracardi releases
 
 # Tracardi's migrations, source db version -> destination db version. Only adjacent steps exist
-# (tracardi-facts.md §5); 0.8.2.1 also migrates from its release candidates (082x).
+# (docs/tracardi.md §5); 0.8.2.1 also migrates from its release candidates (082x).
 MIGRATIONS: Mapping[str, tuple[str, ...]] = {
     "070": ("071",),
     "071": ("072",),

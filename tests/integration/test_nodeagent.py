@@ -322,7 +322,7 @@ def test_unknown_tracardi_tag_is_reported_in_the_pod_status(core: client.CoreV1A
 @pytest.mark.skipif(not simulator_present(), reason="devenv.simulator is not there yet")
 def test_082_api_with_performance_tracking_no_crash_loops(core: client.CoreV1Api, namespace: str) -> None:
     """0.8.2.x reads PERFORMANCE_TRACKING as a Sentry DSN and exits at start-up on `no`; the pod shows it
-    as a kubelet would: CrashLoopBackOff, the exit code and the one-line reason (tracardi-facts.md §9)."""
+    as a kubelet would: CrashLoopBackOff, the exit code and the one-line reason (docs/tracardi.md §9)."""
     container = client.V1Container(name="api", image="tracardi/tracardi-api:0.8.2.1",
                                    env=[client.V1EnvVar(name="PERFORMANCE_TRACKING", value="no")])
     core.create_namespaced_pod(namespace, client.V1Pod(

@@ -355,7 +355,7 @@ def test_token_and_auth_errors(sims: Sims, tenants: Callable[[str], str], tag: s
     forbidden = hidden.call("GET", "/migrations", headers={"Authorization": f"Bearer {token}"})
     assert (forbidden.status, forbidden.body) == (403, {"detail": "Access forbidden"})
     assert hidden.call("GET", "/healthcheck", headers={"x-context": "staging"}).headers["X-Context"] == "production"
-    # A production-mode API does not see the admin (tracardi-facts.md §9): install talks to the GUI API.
+    # A production-mode API does not see the admin (docs/tracardi.md §9): install talks to the GUI API.
     assert hidden.call("GET", "/install").body["admin_ok"] is False
     assert api.call("GET", "/install").body["admin_ok"] is True
 
@@ -426,7 +426,7 @@ def test_080_to_08x_with_and_without_worker(sims: Sims, es: Elasticsearch, tenan
     time.sleep(2)  # no worker: nothing happens
     assert api.call("GET", f"/import/task/{celery_id}/status").body == {"id": celery_id, "status": "PENDING",
                                                                         "progress": None}
-    # The POST wrote its orchestrator task, listed like any other (tracardi-facts.md §9).
+    # The POST wrote its orchestrator task, listed like any other (docs/tracardi.md §9).
     [orchestrator] = api.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
     assert (orchestrator["name"], orchestrator["id"], orchestrator["task_id"]) == (
         ORCHESTRATOR_NAME, celery_id, celery_id)

@@ -1,4 +1,4 @@
-"""Parsing and classification of the index inventory (tracardi-facts.md §2)."""
+"""Parsing and classification of the index inventory (docs/tracardi.md §2)."""
 
 from __future__ import annotations
 

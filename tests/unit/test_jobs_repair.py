@@ -84,7 +84,7 @@ def test_plan_for_the_faithful_082_listing() -> None:
     assert plan.destinations()["08x.01506.tracardi-entity"] == "0820.ffe49.tracardi-entity-2026-q3"
 
 
-# 0.8.2.1's own partitioning (tracardi-facts §9, tracardi-resources.md): every repaired name is one
+# 0.8.2.1's own partitioning (docs/tracardi.md §9, docs/tracardi-resources.md): every repaired name is one
 # 0.8.2.1 itself writes, and the index parser (retention) reads its partition.
 @pytest.mark.parametrize(
     ("resource", "source_partition", "expected"),

@@ -1,6 +1,6 @@
 """Property tests: over random inventories and histories, the plan never lists a forbidden name.
 
-What is forbidden is computed here a third time, from tracardi-facts.md §7 directly, independently of
+What is forbidden is computed here a third time, from docs/tracardi.md §7 directly, independently of
 both the selection and the safety filter in `retention.py`.
 """
 

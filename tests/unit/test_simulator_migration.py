@@ -1,4 +1,4 @@
-"""The simulator's migration map and GET /migration listing (tracardi-facts.md §8), computed without I/O."""
+"""The simulator's migration map and GET /migration listing (docs/tracardi.md §8), computed without I/O."""
 
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def test_skip_partitioned_fault() -> None:
 def test_0820_faithful_lists_no_partitioned_and_unsuffixed_entity_console_log() -> None:
     schemas = list_migration(STEP_08X_0820, SRC_08X, DST_0820, ["production"], all_08x(), FAITHFUL, {}, DAY)
     assert len(schemas) == 35 - 6
-    # 0.8.2.1 marks its prod- entries production: false (tracardi-facts.md §9)
+    # 0.8.2.1 marks its prod- entries production: false (docs/tracardi.md §9)
     assert all(s["copy_index"]["from_index"].startswith("prod-") for s in schemas)
     assert not any(s["copy_index"]["production"] for s in schemas)
     to = {s["copy_index"]["from_index"]: s["copy_index"]["to_index"] for s in schemas}

@@ -1,4 +1,4 @@
-"""The simulator's version table and index naming (tracardi-facts.md §1-2, tracardi-resources.md)."""
+"""The simulator's version table and index naming (docs/tracardi.md §1-2, docs/tracardi-resources.md)."""
 
 from __future__ import annotations
 

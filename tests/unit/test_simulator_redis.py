@@ -1,5 +1,5 @@
 """The simulator's Redis side and start-up rules without a server: where each version connects, the
-RESP encoding, redis-py's error text, and PERFORMANCE_TRACKING (tracardi-facts.md §9)."""
+RESP encoding, redis-py's error text, and PERFORMANCE_TRACKING (docs/tracardi.md §9)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Answer shapes of the simulated API that are pure data: 422 bodies per version and the task listing's
-query (tracardi-facts.md §8, §9)."""
+query (docs/tracardi.md §8, §9)."""
 
 from __future__ import annotations
 

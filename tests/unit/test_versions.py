@@ -194,7 +194,7 @@ def test_identifiers_of_tracardi_versions(tag: str, application: str, db: str, t
 
 
 def test_tenant_table_of_the_facts() -> None:
-    # tracardi-facts.md §1; 0.8.0 hashes its version string, the others their db version.
+    # docs/tracardi.md §1; 0.8.0 hashes its version string, the others their db version.
     assert {db: v._md5_prefix(db) for db in ("08x", "0820", "082x")} == {
         "08x": "01506",
         "0820": "ffe49",

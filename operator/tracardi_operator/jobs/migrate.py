@@ -1,6 +1,6 @@
 """The migration Job: drive Tracardi's own migration of both contexts, repair what it skipped, verify.
 
-Steps (tracardi-facts.md §5, §8; migration-transforms §5):
+Steps (docs/tracardi.md §5, §8; docs/tracardi-migration-transforms.md §5):
 1. wait for the new version's API; it must report the target (db version, tenant);
 2. log in; `GET /migrations` must offer the source db version (else MigrationNotOffered);
 3. per context, staging then production: list the copies, `POST /migration` with their ids, and wait

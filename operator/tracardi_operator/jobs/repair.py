@@ -1,10 +1,10 @@
-"""Repair of what Tracardi 0.8.2's own 08x→0820 migration skips or mislays (migration-transforms §5).
+"""Repair of what Tracardi 0.8.2's own 08x→0820 migration skips or mislays (docs/tracardi-migration-transforms.md §5).
 
 What lives here: `plan_repair` (pure: which source index to copy where, with which transform) and
 `execute_repair` (I/O: one `_reindex` per copy, `op_type: create` and `conflicts: proceed`, so a rerun
 neither duplicates nor overwrites anything, then the task's outcome checked for failures).
 
-Destinations are the partitions 0.8.2.1 itself writes (its default `*_PARTITIONING`, tracardi-facts
+Destinations are the partitions 0.8.2.1 itself writes (its default `*_PARTITIONING`, docs/tracardi.md
 §9): event, log and console-log by month (`-YYYY-M`); profile, session and entity by quarter
 (`-YYYY-qN`); item and user-log by year (`-YYYY-year`). So the repaired data sits where 0.8.2.1 would
 have written it, and is named as retention and 0.8.2.1's own index listing expect:
@@ -49,7 +49,7 @@ MONTH = "month"
 QUARTER = "quarter"
 YEAR = "year"
 
-# resource → how 0.8.2.1 partitions it (tracardi-resources.md, default *_PARTITIONING)
+# resource → how 0.8.2.1 partitions it (docs/tracardi-resources.md, default *_PARTITIONING)
 REPAIRABLE: Mapping[str, str] = {
     "event": MONTH,
     "profile": QUARTER,

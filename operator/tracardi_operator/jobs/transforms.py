@@ -1,4 +1,4 @@
-"""The 08x→0820 document transforms (tracardi-migration-transforms.md §2.1, §2.3, §2.4), twice:
+"""The 08x→0820 document transforms (docs/tracardi-migration-transforms.md §2.1, §2.3, §2.4), twice:
 as pure Python functions over `_source` documents, and as painless scripts Elasticsearch runs in the
 repair's `_reindex`. Both implement the same rules; an integration test runs both on the same documents.
 

@@ -46,7 +46,7 @@ DOCUMENTS_MISSING = "DocumentsMissing"
 WRONG_MAPPING = "WrongMapping"
 DUPLICATE_IDS = "DuplicateIds"
 _ROUTING_PROBLEMS = frozenset({NOT_LISTED, NOT_COPIED, NOT_READABLE})
-# Tracardi's resource base names are lower-case words joined by '-' or '_' (tracardi-resources.md);
+# Tracardi's resource base names are lower-case words joined by '-' or '_' (docs/tracardi-resources.md);
 # anything else that merely fits the general index grammar (a `.bak` copy) is not a source.
 _RESOURCE = re.compile(r"^[a-z]+(?:[-_][a-z]+)*$")
 
