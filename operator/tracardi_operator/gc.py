@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from tracardi_operator import retention as rt
 from tracardi_operator import versions
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
@@ -153,6 +155,46 @@ def same_cluster(mine: str, theirs: str | None) -> bool:
     """Whether another installation may be on this cluster. One that has not recorded its cluster yet
     counts as on every cluster: unknown must keep, never expose."""
     return theirs is None or theirs == mine
+
+
+def cluster_live(
+    inst: TracardiInstallation,
+    identity: str | None,
+    installations: Iterable[Mapping[str, Any]],
+    images: Mapping[tuple[str, str], Sequence[str]],
+) -> tuple[set[VersionId], set[str]]:
+    """The live pairs of `inst` and of every installation that may share its cluster `identity`
+    (None: unknown, so every installation counts), from the listed installations (raw objects) and
+    the images their Deployments run by (namespace, name); and the others (namespace/name) that
+    recorded this cluster and serve one of `inst`'s live pairs. A refused object keeps whatever its
+    status names; Deployments of no listed installation keep the versions they run, wherever they are.
+    """
+    left = {where: list(found) for where, found in images.items()}
+    mine = live_pairs(inst, left.pop((inst.namespace, inst.name), ()))
+    live: set[VersionId] = set(mine)
+    shared: set[str] = set()
+    for raw in installations:
+        meta = raw.get("metadata") or {}
+        where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if where == (inst.namespace, inst.name):
+            continue
+        their_images = left.pop(where, [])
+        recorded = recorded_cluster(raw)
+        if identity is not None and not same_cluster(identity, recorded):
+            continue
+        try:
+            other = TracardiInstallation.model_validate(raw)
+        except ValidationError:
+            # Fail closed: whatever a refused object's status names stays live.
+            live |= live_pairs_unparsed(raw, their_images)
+            continue
+        theirs = live_pairs(other, their_images)
+        live |= theirs
+        if recorded is not None and theirs & mine:
+            shared.add(f"{where[0]}/{where[1]}")
+    for found in left.values():
+        live |= live_pairs_unparsed({}, found)
+    return live, shared
 
 
 def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: dt.datetime) -> RetentionStatus:

@@ -261,32 +261,9 @@ class Runtime:
             # An invalid policy governs nothing (its own status says why).
             policies = _validated(TracardiRetentionPolicy, self._listing("policies", fresh=fresh))
             images = _images_by_instance(self._listing("deployments", fresh=fresh))
-            mine = gc.live_pairs(inst, images.pop((inst.namespace, inst.name), ()))
-            live: set[VersionId] = set(mine)
+            live, found = gc.cluster_live(inst, identity, self._listing("installations", fresh=fresh), images)
             shared.clear()
-            for raw in self._listing("installations", fresh=fresh):
-                meta = raw.get("metadata") or {}
-                where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-                if where == (inst.namespace, inst.name):
-                    continue
-                their_images = images.pop(where, ())
-                recorded = gc.recorded_cluster(raw)
-                if identity is not None and not gc.same_cluster(identity, recorded):
-                    continue
-                try:
-                    other = TracardiInstallation.model_validate(raw)
-                except ValidationError:
-                    # Fail closed: whatever a refused object's status names stays live.
-                    live |= gc.live_pairs_unparsed(raw, their_images)
-                    continue
-                theirs = gc.live_pairs(other, their_images)
-                live |= theirs
-                if recorded is not None and theirs & mine:
-                    shared.add(f"{where[0]}/{where[1]}")
-            # Deployments of no installation we could read (being deleted, or not listed yet) keep the
-            # versions they run, wherever they are.
-            for left in images.values():
-                live |= gc.live_pairs_unparsed({}, left)
+            shared.update(found)
             return policies, live
 
         policies, live = inputs()
