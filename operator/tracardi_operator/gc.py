@@ -111,10 +111,14 @@ def live_pairs(inst: TracardiInstallation, images: Iterable[str] = ()) -> set[Ve
     tags = [inst.status.current_version or "", *(image_tag(i) or "" for i in images)]
     pairs |= {pair for pair in (pair_of_tag(tag, records) for tag in tags if tag) if pair is not None}
     up = inst.status.upgrade
-    if up is not None and up.step != "Completed" and up.to_db_version and up.to_tenant:
-        pairs.add(VersionId(up.to_db_version, up.to_tenant))
-    if up is not None and up.step != "Completed" and up.from_db_version and up.from_tenant:
-        pairs.add(VersionId(up.from_db_version, up.from_tenant))
+    if up is not None and up.step != "Completed":
+        # Until the install Job reports the new version's tenant (toTenant), the tag tells it: the
+        # indices being installed must not be taken for an abandoned or superseded copy of that pair.
+        for db, tenant, tag in ((up.to_db_version, up.to_tenant, up.to_version),
+                                (up.from_db_version, up.from_tenant, up.from_version)):
+            pair = VersionId(db, tenant) if db and tenant else pair_of_tag(tag, records) if tag else None
+            if pair is not None:
+                pairs.add(pair)
     return pairs
 
 
@@ -133,16 +137,22 @@ def live_pairs_unparsed(raw: Mapping[str, Any], images: Iterable[str] = ()) -> s
                 and record.get("dbVersion") and record.get("tenant"):
             pairs.add(VersionId(str(record["dbVersion"]), str(record["tenant"])))
     upgrade = status.get("upgrade") or {}
-    for db, tenant in (("fromDbVersion", "fromTenant"), ("toDbVersion", "toTenant")):
+    for db, tenant, tag in (("fromDbVersion", "fromTenant", "fromVersion"), ("toDbVersion", "toTenant", "toVersion")):
         if upgrade.get(db) and upgrade.get(tenant):
             pairs.add(VersionId(str(upgrade[db]), str(upgrade[tenant])))
+        elif isinstance(upgrade.get(tag), str):
+            pair = pair_of_tag(upgrade[tag])
+            if pair is not None:
+                pairs.add(pair)
     return pairs
 
 
 def cluster_key(inst: TracardiInstallation) -> tuple[str, ...]:
-    """The key the inventory cache is kept under: the hosts as spelled. Only a cache key: whether two
-    installations share a cluster is decided by the cluster's own identity (`same_cluster`)."""
-    return tuple(sorted(h.rstrip("/") for h in inst.spec.elasticsearch.hosts))
+    """The key the inventory cache is kept under: the namespace and the hosts as spelled (a Service
+    name such as http://es:9200 resolves in the installation's namespace, so the same spelling in two
+    namespaces may be two clusters). Only a cache key: whether two installations share a cluster is
+    decided by the cluster's own identity (`same_cluster`)."""
+    return (inst.namespace, *sorted(h.rstrip("/") for h in inst.spec.elasticsearch.hosts))
 
 
 def recorded_cluster(raw: Mapping[str, Any]) -> str | None:
