@@ -16,6 +16,7 @@ import pytest
 class Devenv:
     kubeconfig: Path
     elasticsearch_url: str
+    redis_url: str
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -35,7 +36,7 @@ def devenv() -> Iterator[Devenv]:
     state = State.default()
     was_up = lifecycle.is_up(state)
     values = lifecycle.up(state)
-    yield Devenv(Path(values["KUBECONFIG"]), values["ELASTICSEARCH_URL"])
+    yield Devenv(Path(values["KUBECONFIG"]), values["ELASTICSEARCH_URL"], values["REDIS_URL"])
     if not was_up:
         lifecycle.down(state)
 

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -65,8 +66,9 @@ class Tracardi:
 
 
 @pytest.fixture
-def tracardi(es_url: str, tmp_path: Path) -> Iterator[Any]:
+def tracardi(es_url: str, devenv: Any, tmp_path: Path) -> Iterator[Any]:
     started: list[Tracardi] = []
+    redis = urllib.parse.urlsplit(devenv.redis_url)
 
     def start(tag: str, tenant: str, worker: bool = True, **extra: str) -> Tracardi:
         host, port = loopback()
@@ -79,7 +81,10 @@ def tracardi(es_url: str, tmp_path: Path) -> Iterator[Any]:
             "PRODUCTION": "no",
             "INSTALLATION_TOKEN": TOKEN,
             "TRACARDI_SIM_POLL": "0.3",
-            "PERFORMANCE_TRACKING": "no",
+            # As the operator sets them: both Redis variables, telemetry off only where it means off.
+            "REDIS_HOST": devenv.redis_url,
+            "REDIS_PORT": str(redis.port),
+            **({"PERFORMANCE_TRACKING": "no"} if tag.startswith(("0.8.0", "0.8.1")) else {}),
             **extra,
         }
         t = Tracardi(tag, tenant, f"http://{host}:{port}")
@@ -222,6 +227,18 @@ def migrate(
     )
 
 
+def _task_documents(es_url: str, tenant: str) -> int:
+    """Task documents of the 0.8.1 simulator (both contexts): every POST /migration adds some."""
+    es_call(es_url, "POST", f"/*08x.{tenant}.tracardi-task/_refresh")
+    return int(es_call(es_url, "GET", f"/*08x.{tenant}.tracardi-task/_count")["count"])
+
+
+def _writes(es_url: str, tenant: str) -> int:
+    """Documents ever indexed into the 0.8.1 indices but the task index: a copy run again adds to it."""
+    stats = es_call(es_url, "GET", f"/*08x.{tenant}.tracardi-*/_stats/indexing")["indices"]
+    return sum(int(v["total"]["indexing"]["index_total"]) for name, v in stats.items() if "tracardi-task" not in name)
+
+
 def tenant(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:5]}"
 
@@ -245,9 +262,21 @@ def test_install_080_seed_install_081_and_migrate(es_url: str, tracardi: Any, tm
     assert contexts["staging"]["sourceDocs"] + contexts["production"]["sourceDocs"] >= seeded
     assert "repaired" not in result
 
+    # A rerun of the completed Job (more copies than Tracardi lists by default) posts and copies nothing.
+    copies = contexts["staging"]["resources"] + contexts["production"]["resources"]
+    assert copies > 50
+    tasks_before = _task_documents(es_url, new.tenant)
+    writes_before = _writes(es_url, new.tenant)
+    code, again, stderr = migrate(es_url, tmp_path, new, source, target)
+    assert code == 0, (again, stderr[-3000:])
+    assert _task_documents(es_url, new.tenant) == tasks_before, "no POST /migration: no new task"
+    assert _writes(es_url, new.tenant) == writes_before, "nothing copied again"
+    assert "migration.already-started" in stderr
+
     # the install Job with a wrong installation token fails with its reason
     other = tracardi("0.8.1", tenant("c"), worker=False, INSTALLATION_TOKEN="something-else")
-    code, result, _ = run_job(es_url, tmp_path, "install", "--api-url", other.url, "--timeout", "60")
+    code, result, _ = run_job(es_url, tmp_path, "install", "--api-url", other.url, "--timeout", "60",
+                              "--no-flattened-check")
     assert code != 0
     assert result["error"] == "InstallTokenRejected"
 
