@@ -37,6 +37,9 @@ Component = Literal["api", "api-production", "gui", "worker", "install", "migrat
 ServingComponent = Literal["api", "api-production", "gui", "worker"]
 
 TELEMETRY_VARIABLE = "PERFORMANCE_TRACKING"
+JOB_UID = 65532
+"""The UID the operator's image runs as (its USER); the Jobs run the same image."""
+TMP_VOLUME = "tmp"
 Slot = Literal["primary", "candidate"]
 
 SERVING_COMPONENTS: tuple[ServingComponent, ...] = ("api", "api-production", "gui", "worker")
@@ -391,7 +394,59 @@ def _container(installation: TracardiInstallation, component: ServingComponent, 
         container["resources"] = resources.to_k8s()
     if mounts and component != "gui":
         container["volumeMounts"] = mounts
+    container["securityContext"] = container_security(installation, component)
     return container
+
+
+# Tracardi's images run as root. What each needs of root's capabilities, nothing more: the APIs bind
+# port 80; the GUI's nginx binds port 80, prepares its cache directories and drops to its own user.
+_CAPABILITIES_NEEDED: dict[str, list[str]] = {
+    "api": ["NET_BIND_SERVICE"],
+    "api-production": ["NET_BIND_SERVICE"],
+    "gui": ["CHOWN", "DAC_OVERRIDE", "NET_BIND_SERVICE", "SETGID", "SETUID"],
+    "worker": [],
+}
+
+
+def container_security(installation: TracardiInstallation, component: ServingComponent) -> dict[str, Any]:
+    """The container securityContext: the baseline-compatible default, each field the spec sets winning."""
+    default: dict[str, Any] = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], **({"add": needed} if (needed := _CAPABILITIES_NEEDED[component]) else {})},
+    }
+    own = installation.spec.security.container
+    chosen = own.model_dump(by_alias=True, mode="json", exclude_none=True) if own else {}
+    return {**default, **chosen}
+
+
+def pod_security(installation: TracardiInstallation) -> dict[str, Any]:
+    """The pod securityContext: seccomp RuntimeDefault, each field the spec sets winning."""
+    own = installation.spec.security.pod
+    chosen = own.model_dump(by_alias=True, mode="json", exclude_none=True) if own else {}
+    return {"seccompProfile": {"type": "RuntimeDefault"}, **chosen}
+
+
+def scheduling(installation: TracardiInstallation) -> dict[str, Any]:
+    """nodeSelector, tolerations, affinity and priorityClassName of every Tracardi pod, as set in the spec."""
+    spec = installation.spec.scheduling
+    out: dict[str, Any] = {}
+    if spec.node_selector:
+        out["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        out["tolerations"] = [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in spec.tolerations]
+    if spec.node_affinity is not None:
+        affinity: dict[str, Any] = {}
+        if spec.node_affinity.required:
+            affinity["requiredDuringSchedulingIgnoredDuringExecution"] = {"nodeSelectorTerms": [
+                t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in spec.node_affinity.required]}
+        if spec.node_affinity.preferred:
+            affinity["preferredDuringSchedulingIgnoredDuringExecution"] = [
+                t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in spec.node_affinity.preferred]
+        if affinity:
+            out["affinity"] = {"nodeAffinity": affinity}
+    if spec.priority_class_name:
+        out["priorityClassName"] = spec.priority_class_name
+    return out
 
 
 def deployment(
@@ -416,7 +471,11 @@ def deployment(
     if replicas is None:
         replicas = 1 if slot == "candidate" else _spec_replicas(installation, component)
     volumes, _ = _ca_volume(installation)
-    pod_spec: dict[str, Any] = {"containers": [_container(installation, component, version)]}
+    pod_spec: dict[str, Any] = {
+        "securityContext": pod_security(installation),
+        "containers": [_container(installation, component, version)],
+        **scheduling(installation),
+    }
     if volumes and component != "gui":
         pod_spec["volumes"] = volumes
     pull_secrets = installation.spec.images.pull_secrets
@@ -489,12 +548,24 @@ def _job(
         ],
         # The Job writes its JSON result (or failure reason) there; the logs stand in if it could not.
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        # The operator's own image: the `restricted` Pod Security Standard, with a writable /tmp only.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": JOB_UID,
+            "runAsGroup": JOB_UID,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [*mounts, {"name": TMP_VOLUME, "mountPath": "/tmp"}],  # noqa: S108 - a private emptyDir
     }
-    if mounts:
-        container["volumeMounts"] = mounts
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
-    if volumes:
-        pod_spec["volumes"] = volumes
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "containers": [container],
+        "volumes": [*volumes, {"name": TMP_VOLUME, "emptyDir": {"sizeLimit": "64Mi"}}],
+        **scheduling(installation),
+    }
     if settings.job_service_account is not None:
         pod_spec["serviceAccountName"] = settings.job_service_account
     job_spec: dict[str, Any] = {

@@ -290,7 +290,8 @@ def test_elasticsearch_credentials_tls_and_tuning() -> None:
         ("TRACARDI_ES_API_KEY", "apiKey"),
     ]:
         assert job_env[name] == {"secretKeyRef": {"name": "es-creds", "key": key, "optional": True}}
-    assert job["spec"]["template"]["spec"]["volumes"] == pod["volumes"]
+    assert job["spec"]["template"]["spec"]["volumes"] == [*pod["volumes"], {"name": "tmp", "emptyDir": {
+        "sizeLimit": "64Mi"}}]
 
 
 def test_selectors_exclude_version_and_separate_slots() -> None:
@@ -514,3 +515,112 @@ def test_install_job_without_the_flattened_check() -> None:
     settings = dataclasses.replace(SETTINGS, flattened_check=False)
     job = b.install_job(make_installation(), b.InstallRequest("0.8.1", "08x", "http://api"), settings)
     assert container_of(job)["args"] == ["job", "install", "--api-url", "http://api", "--no-flattened-check"]
+
+
+# Pod Security Standards (https://kubernetes.io/docs/concepts/security/pod-security-standards/), the
+# checks that concern what the builders set, written out here rather than taken from the builders.
+_BASELINE_CAPABILITIES = {"AUDIT_WRITE", "CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "MKNOD",
+                          "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"}
+
+
+def baseline_violations(pod: dict[str, Any]) -> list[str]:
+    found = []
+    for c in pod["containers"]:
+        sc = c.get("securityContext") or {}
+        if sc.get("privileged"):
+            found.append("privileged")
+        if set((sc.get("capabilities") or {}).get("add") or []) - _BASELINE_CAPABILITIES:
+            found.append("capabilities beyond the baseline set")
+    if (pod.get("securityContext") or {}).get("seccompProfile", {}).get("type") == "Unconfined":
+        found.append("seccomp Unconfined")
+    return found
+
+
+def restricted_violations(pod: dict[str, Any]) -> list[str]:
+    found = baseline_violations(pod)
+    pod_sc = pod.get("securityContext") or {}
+    for c in pod["containers"]:
+        sc = c.get("securityContext") or {}
+        if sc.get("allowPrivilegeEscalation") is not False:
+            found.append(f"{c['name']}: allowPrivilegeEscalation != false")
+        if "ALL" not in ((sc.get("capabilities") or {}).get("drop") or []):
+            found.append(f"{c['name']}: capabilities not dropping ALL")
+        if set((sc.get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}:
+            found.append(f"{c['name']}: capabilities added beyond NET_BIND_SERVICE")
+        if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot"))):
+            found.append(f"{c['name']}: runAsNonRoot != true")
+        if sc.get("runAsUser", pod_sc.get("runAsUser")) == 0:
+            found.append(f"{c['name']}: runAsUser 0")
+        seccomp = (sc.get("seccompProfile") or pod_sc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            found.append(f"{c['name']}: seccompProfile not set")
+    return found
+
+
+def pod_of(manifest: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = manifest["spec"]["template"]["spec"]
+    return pod
+
+
+def test_jobs_meet_the_restricted_standard_with_a_writable_tmp_only() -> None:
+    installation = make_installation(elasticsearch={"hosts": ["https://es:9200"],
+                                                    "caSecretRef": {"name": "ca", "key": "c"}})
+    for job in (b.install_job(installation, b.InstallRequest("0.8.1", "08x", "http://api"), SETTINGS),
+                b.migration_job(installation, b.MigrationRequest("0.8.0", "080", "fa73a", "0.8.1", "08x", "01506",
+                                                                 "http://api"), SETTINGS)):
+        pod = pod_of(job)
+        assert restricted_violations(pod) == []
+        container = container_of(job)
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["runAsUser"] == 65532
+        assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+        assert {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}} in pod["volumes"]
+
+
+def test_tracardi_pods_meet_baseline_by_default() -> None:
+    installation = make_installation()
+    for component in b.SERVING_COMPONENTS:
+        pod = pod_of(b.deployment(installation, component, "0.8.1"))
+        assert baseline_violations(pod) == []
+        sc = pod["containers"][0]["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert pod["securityContext"] == {"seccompProfile": {"type": "RuntimeDefault"}}
+    assert container_of(b.deployment(installation, "worker", "0.8.1"))["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]}
+
+
+def test_a_uid_in_the_spec_makes_tracardi_pods_restricted() -> None:
+    installation = make_installation(security={
+        "pod": {"runAsUser": 10001, "runAsGroup": 10001, "runAsNonRoot": True, "fsGroup": 10001},
+        "container": {"capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}},
+    })
+    for component in ("api", "api-production", "worker"):
+        pod = pod_of(b.deployment(installation, component, "0.8.1"))
+        assert restricted_violations(pod) == [], component
+        assert pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, "defaults stay"
+    default = pod_of(b.deployment(make_installation(), "api", "0.8.1"))
+    assert any("runAsNonRoot" in v for v in restricted_violations(default)), "without a UID: not restricted"
+
+
+def test_scheduling_reaches_every_pod() -> None:
+    installation = make_installation(scheduling={
+        "nodeSelector": {"pool": "tracardi"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "tracardi", "effect": "NoSchedule"}],
+        "nodeAffinity": {"required": [{"matchExpressions": [{"key": "zone", "operator": "In",
+                                                             "values": ["a", "b"]}]}]},
+        "priorityClassName": "tracardi-high",
+    })
+    manifests = [b.deployment(installation, c, "0.8.1") for c in b.SERVING_COMPONENTS]
+    manifests.append(b.install_job(installation, b.InstallRequest("0.8.1", "08x", "http://api"), SETTINGS))
+    for manifest in manifests:
+        pod = pod_of(manifest)
+        assert pod["nodeSelector"] == {"pool": "tracardi"}
+        assert pod["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "tracardi",
+                                       "effect": "NoSchedule"}]
+        terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+        assert terms == [{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a", "b"]}]}]
+        assert pod["priorityClassName"] == "tracardi-high"
+    plain = pod_of(b.deployment(make_installation(), "api", "0.8.1"))
+    assert not {"nodeSelector", "tolerations", "affinity", "priorityClassName"} & set(plain)
