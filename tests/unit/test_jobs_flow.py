@@ -14,7 +14,7 @@ import pytest
 from tracardi_operator.indices import VersionId
 from tracardi_operator.jobs.common import Deadline, JobError, Log, compact, finish, write_termination_message
 from tracardi_operator.jobs.install import AdminCredentials, run_install
-from tracardi_operator.jobs.migrate import MigrationRequest, match_tasks, run_tracardi_migration
+from tracardi_operator.jobs.migrate import MigrationRequest, includes_production, match_tasks, run_tracardi_migration
 from tracardi_operator.tracardi_api import (
     TASK_LISTING_LIMIT,
     InstallStatus,
@@ -323,3 +323,12 @@ def test_deadline_pauses_are_bounded() -> None:
     attempts = list(limit.pauses(first=1.0, cap=4.0))
     assert attempts[-1] < 10
     assert limit.expired
+
+
+def test_production_entries_are_known_by_their_name_not_by_the_flag() -> None:
+    # 0.8.2.1 lists its prod- entries with production: false; its staging listing holds none of them.
+    staging = MigrationEntry("s", "08x.01506.tracardi-flow", "0820.ffe49.tracardi-flow", False, False, "reindex", False)
+    flagged_false = MigrationEntry("p", "prod-08x.01506.tracardi-flow", "prod-0820.ffe49.tracardi-flow", False, False,
+                                   "reindex", False)
+    assert not includes_production([staging])
+    assert includes_production([staging, flagged_false])

@@ -120,7 +120,8 @@ def unique_ids(entries: Sequence[MigrationEntry]) -> list[str]:
 
 def includes_production(entries: Sequence[MigrationEntry]) -> bool:
     """0.8.1 ignores x-context: its staging listing already lists the production copies."""
-    return any(entry.production for entry in entries)
+    # By the name, not by the `production` flag: 0.8.2.1 marks its prod- entries production: false.
+    return any(entry.from_index.startswith("prod-") for entry in entries)
 
 
 def run_tracardi_migration(
