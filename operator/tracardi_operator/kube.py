@@ -179,6 +179,15 @@ class Kube:
             out[key] = list(data.get("items", []))
         return out
 
+    def failed_create(self, namespace: str, name: str) -> str:
+        """The newest FailedCreate Event's message about object `name` (a Job), "" when there is none."""
+        events = self.core.list_namespaced_event(
+            namespace, field_selector=f"involvedObject.name={name},reason=FailedCreate"
+        ).items
+        newest = max(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp,
+                     default=None)
+        return str(newest.message or "FailedCreate") if newest is not None else ""
+
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
         """Every installation (all namespaces), every retention policy, or every Deployment the
         operator manages (retention reads the versions they run as evidence of what is live)."""

@@ -28,6 +28,8 @@ class DeploymentState:
     """The controller has seen the newest spec and every replica is updated and ready."""
     stalled: bool = False
     """The rollout made no progress within its progressDeadlineSeconds (ProgressDeadlineExceeded)."""
+    refused: str = ""
+    """Why the apiserver refuses its pods (condition ReplicaFailure, e.g. Pod Security admission)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,10 @@ class JobState:
     """The JSON the Job's program wrote as its termination message, when it did."""
     message: str = ""
     """Why the Job failed, as Kubernetes or the program says it."""
+    pods: int = 0
+    """Pods the Job has (none while the apiserver refuses to create them)."""
+    refused: str = ""
+    """Why the apiserver refuses its pods (its FailedCreate Event), filled in by the reconcile pass."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,9 @@ def _deployment(obj: Mapping[str, Any]) -> DeploymentState:
         rolled_out=seen and updated == replicas and ready == replicas and total == replicas,
         stalled=any(c.get("type") == "Progressing" and c.get("status") == "False"
                     and c.get("reason") == "ProgressDeadlineExceeded" for c in status.get("conditions") or []),
+        refused=next((str(c.get("message") or c.get("reason") or "FailedCreate")
+                      for c in status.get("conditions") or []
+                      if c.get("type") == "ReplicaFailure" and c.get("status") == "True"), ""),
     )
 
 
@@ -108,12 +117,12 @@ def _job(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> JobState:
     conds = {c.get("type"): c for c in status.get("conditions", []) or [] if c.get("status") == "True"}
     result, text = _termination_result(pods)
     if "Complete" in conds:
-        return JobState(name, "Succeeded", result, text)
+        return JobState(name, "Succeeded", result, text, len(pods))
     if "Failed" in conds:
         c = conds["Failed"]
         why = text or f"{c.get('reason', 'Failed')}: {c.get('message', '')}".strip(": ")
-        return JobState(name, "Failed", result, why)
-    return JobState(name, "Running", result, text)
+        return JobState(name, "Failed", result, why, len(pods))
+    return JobState(name, "Running", result, text, len(pods))
 
 
 def observe(children: Mapping[str, Sequence[Mapping[str, Any]]]) -> Observed:

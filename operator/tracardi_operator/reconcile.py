@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -27,7 +28,7 @@ from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
-from tracardi_operator.observe import observe
+from tracardi_operator.observe import Observed, observe
 from tracardi_operator.rollout import Context, Decision, decide
 from tracardi_operator.settings import Settings
 
@@ -158,7 +159,7 @@ class Runtime:
         except ValidationError as e:
             self._invalid(body, e)
             return None
-        observed = observe(self.kube.list_children(namespace, name))
+        observed = self._with_refusals(namespace, observe(self.kube.list_children(namespace, name)))
         adapter = self._adapter(inst)
         shards_available = self._shards_available(inst, adapter)
         ctx = Context(
@@ -180,6 +181,15 @@ class Runtime:
             inst.status = decision.status
             self._retention(inst, body, adapter, ctx.now)
         return decision.requeue_after
+
+    def _with_refusals(self, namespace: str, observed: Observed) -> Observed:
+        """A running Job without pods may be one whose pods the apiserver refuses: only its Events say
+        why (Deployments say it in their ReplicaFailure condition)."""
+        jobs = dict(observed.jobs)
+        for name, job in observed.jobs.items():
+            if job.phase == "Running" and job.pods == 0:
+                jobs[name] = dataclasses.replace(job, refused=self.kube.failed_create(namespace, name))
+        return dataclasses.replace(observed, jobs=jobs)
 
     def policy_status(self, name: str, generation: int | None) -> None:
         """Which installations a policy governs, for `kubectl get trp -o yaml`."""

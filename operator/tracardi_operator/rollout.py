@@ -130,8 +130,33 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: Context) -> Deci
     else:
         _resolve(s, observed)
     _stalled(s, observed)
+    _refused(s, observed)
     _ready(s, observed)
     return s.finish()
+
+
+REFUSED_HINT = ("the namespace's Pod Security level refuses them? Label it for a lower level, or set "
+                "spec.security (a UID for `restricted`)")
+
+
+def _refused(s: _Step, observed: Observed) -> None:
+    """Pods the apiserver refuses to create (Pod Security admission, a quota) never come: say so at
+    once, with the apiserver's words, rather than wait for a progress deadline. A failed Job's Degraded
+    stays the more specific word; this clears once the pods are created."""
+    refused = [(name, d.refused) for name, d in sorted(observed.deployments.items()) if d.refused]
+    refused += [(name, j.refused) for name, j in sorted(observed.jobs.items()) if j.refused]
+    degraded = conditions.find(s.status.conditions, DEGRADED)
+    if degraded is not None and degraded.status == "True" and degraded.reason not in ("PodsRefused",
+                                                                                      "RolloutStalled"):
+        return
+    if not refused:
+        if degraded is not None and degraded.reason == "PodsRefused":
+            s.cond(DEGRADED, False, "AsExpected", "the pods are created again")
+        return
+    message = "; ".join(f"{name}: {why}" for name, why in refused)[:2000] + f" ({REFUSED_HINT})"
+    if degraded is None or degraded.reason != "PodsRefused" or degraded.message != message:
+        s.event("Warning", "PodsRefused", message)
+    s.cond(DEGRADED, True, "PodsRefused", message)
 
 
 def _stalled(s: _Step, observed: Observed) -> None:

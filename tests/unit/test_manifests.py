@@ -163,6 +163,7 @@ def test_the_operator_gets_exactly_what_it_needs() -> None:
         *(("", "pods", v) for v in read),
         ("", "secrets", "get"),
         ("", "events", "create"),
+        ("", "events", "list"),
         *(("", "namespaces", v) for v in read),
         *(("apiextensions.k8s.io", "customresourcedefinitions", v) for v in read),
     }

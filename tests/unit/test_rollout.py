@@ -68,6 +68,7 @@ class World:
     now: dt.datetime = T0
     retry: str | None = None
     rollout_ready: bool = True
+    refusing: str = ""  # the apiserver's answer to every pod it is asked to create ("" creates them)
 
     def observed(self) -> Observed:
         deps = {}
@@ -75,14 +76,20 @@ class World:
         for i, (name, d) in enumerate(sorted(self.deployments.items())):
             replicas = d["spec"]["replicas"]
             version = d["spec"]["template"]["metadata"]["labels"][labels.LABEL_VERSION]
-            ready = replicas if self.rollout_ready else 0
-            deps[name] = DeploymentState(name, version, replicas, ready, ready, self.rollout_ready)
+            rolled_out = self.rollout_ready and not self.refusing
+            ready = replicas if rolled_out else 0
+            deps[name] = DeploymentState(name, version, replicas, ready, ready, rolled_out,
+                                         refused=self.refusing if replicas else "")
             if ready:
                 ips[name] = (f"127.0.1.{i + 1}",)
         jobs = {}
         for name, job in self.jobs.items():
+            if self.refusing:
+                jobs[name] = JobState(name, "Running", None, "", pods=0, refused=self.refusing)
+                continue
             phase, result = self.job_outcome(job)
-            jobs[name] = JobState(name, phase, result, "" if result is None else json.dumps(result))  # type: ignore[arg-type]
+            jobs[name] = JobState(name, phase, result, "" if result is None else json.dumps(result),  # type: ignore[arg-type]
+                                  pods=1)
         return Observed(deps, jobs, ips)
 
     def step(self) -> Decision:
@@ -730,3 +737,49 @@ def test_a_stalled_rollout_is_degraded_with_one_event_and_recovers() -> None:
     w.converge()
     assert w.condition("Degraded")["status"] == "False"
     assert w.status["currentVersion"] == "0.8.2.2"
+
+
+PSA = ('pods "acme-api-5d9c" is forbidden: violates PodSecurity "restricted:latest": runAsNonRoot != true '
+       '(pod or container "api" must set securityContext.runAsNonRoot=true)')
+
+
+def test_pods_the_apiserver_refuses_are_degraded_at_once_with_its_words() -> None:
+    w = World(body("0.8.0"), refusing=PSA)
+    for _ in range(3):
+        w.step()
+    degraded = w.condition("Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "PodsRefused")
+    assert "violates PodSecurity" in degraded["message"]
+    assert "spec.security" in degraded["message"]
+    assert w.status["phase"] == "Degraded"
+    assert [r for r, _ in w.events].count("PodsRefused") == 1, "one Warning, not one per pass"
+    w.refusing = ""  # the namespace's level was lowered, or a UID set
+    w.converge()
+    assert w.condition("Degraded")["status"] == "False"
+    assert w.status["currentVersion"] == "0.8.0"
+
+
+def test_a_job_whose_pods_are_refused_is_degraded_and_not_failed() -> None:
+    w = installed("0.8.0")
+    w.bump("0.8.1")
+    while not w.jobs:
+        w.step()
+    w.refusing = 'pods "acme-install-08x-x" is forbidden: violates PodSecurity "restricted:latest"'
+    w.step()
+    assert w.condition("Degraded")["reason"] == "PodsRefused"
+    assert w.status["upgrade"]["step"] != "Failed"
+    w.refusing = ""
+    w.converge()
+    assert w.status["currentVersion"] == "0.8.1"
+
+
+def test_observe_reads_the_replica_failure_of_a_deployment() -> None:
+    from tracardi_operator.observe import observe
+
+    deployment = {"metadata": {"name": "acme-api", "generation": 1}, "spec": {"replicas": 1, "template": {
+        "metadata": {"labels": {labels.LABEL_VERSION: "0.8.0"}}}},
+        "status": {"observedGeneration": 1, "conditions": [
+            {"type": "ReplicaFailure", "status": "True", "reason": "FailedCreate", "message": PSA}]}}
+    assert observe({"deployments": [deployment]}).deployments["acme-api"].refused == PSA
+    deployment["status"]["conditions"][0]["status"] = "False"
+    assert observe({"deployments": [deployment]}).deployments["acme-api"].refused == ""
