@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 from kubernetes import client, config
 
-from tracardi_operator import health, metrics
+from tracardi_operator import health, leader, metrics
 from tracardi_operator.kube import GROUP, INSTALLATIONS, POLICIES, VERSION, Kube
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from tracardi_operator.reconcile import Runtime
@@ -79,6 +79,18 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
     memo["policies"] = asyncio.create_task(runtime.policy_statuses())
+    if cfg.leader_election:
+        elector = leader.Elector(
+            api, cfg.lease_namespace, cfg.identity, on_lost=_exit_on_lost_lease,
+            on_change=lambda leading: registry.set_leader(cfg.identity, leading),
+        )
+        runtime.leading = elector.leading
+        registry.set_leader(cfg.identity, False)
+        memo["elector"] = elector
+        memo["election"] = asyncio.create_task(elector.run())
+    else:
+        runtime.leading.set()
+        registry.set_leader(cfg.identity, True)
     # Only event handlers: kopf keeps no state on the objects and adds no finalizer to them.
     settings.posting.level = logging.WARNING  # our own Events say what happened; kopf's only on errors
     settings.watching.server_timeout = 300
@@ -89,13 +101,23 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
              cfg.job_image, cfg.api_addressing, ",".join(cfg.namespaces) or "all", cfg.health_port)
 
 
+def _exit_on_lost_lease() -> None:
+    """Another replica may lead from now on: stop at once, as controller-runtime does; the kubelet
+    restarts the container, which then stands by."""
+    logging.shutdown()
+    os._exit(1)
+
+
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for key in ("heartbeat", "policies"):
+    for key in ("heartbeat", "policies", "election"):
         task = memo.get(key)
         if task is not None:
             task.cancel()
     await _runtime(memo).stop_loops()
+    elector = memo.get("elector")
+    if elector is not None:
+        await asyncio.to_thread(elector.release)  # after the loops stopped: the standby takes over now
     server = memo.get("health")
     if server is not None:
         await server.stop()

@@ -42,6 +42,7 @@ class Metrics:
     gc_indices_deleted: Counter
     installations_paused: Gauge
     last_watch_event_age: Gauge
+    leader: Gauge
     clock: Callable[[], float] = time.monotonic
     started_at: float = 0.0
     last_watch_event_at: float | None = None
@@ -97,6 +98,9 @@ class Metrics:
         else:
             self._paused.discard((namespace, installation))
 
+    def set_leader(self, identity: str, leading: bool) -> None:
+        self.leader.labels(identity=identity).set(1 if leading else 0)
+
     def forget_installation(self, namespace: str, installation: str) -> None:
         """Drop a deleted installation's series, so that deleted installations do not pile up."""
         self._paused.discard((namespace, installation))
@@ -148,6 +152,12 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
         last_watch_event_age=Gauge(
             f"{PREFIX}_last_watch_event_age_seconds",
             "Seconds since the last watch event (since start-up while none arrived).",
+            registry=registry,
+        ),
+        leader=Gauge(
+            f"{PREFIX}_leader",
+            "1 while this replica holds the leader Lease and reconciles, 0 while it stands by.",
+            ["identity"],
             registry=registry,
         ),
         clock=clock,

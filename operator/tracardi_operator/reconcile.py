@@ -53,6 +53,8 @@ class Runtime:
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _listings: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
 
     def wake(self, namespace: str, name: str) -> None:
         event = self.wakeups.get((namespace, name))
@@ -109,6 +111,7 @@ class Runtime:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._policies_changed.wait(), timeout=every)
             self._policies_changed.clear()
+            await self.leading.wait()
             try:
                 for raw in await asyncio.to_thread(self.kube.list_cluster, "policies"):
                     meta = raw.get("metadata", {})
@@ -123,6 +126,7 @@ class Runtime:
         failures = 0
         try:
             while True:
+                await self.leading.wait()  # a standby replica keeps its loops but acts on nothing
                 wake.clear()
                 try:
                     delay = await asyncio.to_thread(self.reconcile_once, namespace, name)

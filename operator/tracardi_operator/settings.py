@@ -6,6 +6,7 @@ Nothing reads the environment anywhere else; tests build `Settings(...)` directl
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -33,6 +34,11 @@ class Settings:
     log_level: str = "INFO"
     job_deadline_seconds: int = 3600
     """activeDeadlineSeconds of install and migration Jobs."""
+    leader_election: bool = True
+    """Only the holder of the Lease `tracardi-operator` in `lease_namespace` reconciles."""
+    lease_namespace: str = "default"
+    identity: str = "tracardi-operator"
+    """This replica's name in the Lease: the pod's name in a cluster."""
     flattened_check: bool = True
     """The install Job first checks that Elasticsearch knows the `flattened` field type Tracardi's
     templates need. Off only for Tracardi stand-ins on an OSS Elasticsearch (the local environment)."""
@@ -53,6 +59,9 @@ class Settings:
         fmt = e.get("LOG_FORMAT", "text")
         if fmt not in ("text", "json"):
             raise ValueError(f"LOG_FORMAT must be text or json, not {fmt!r}")
+        election = e.get("TRACARDI_OPERATOR_LEADER_ELECTION", "on")
+        if election not in ("on", "off"):
+            raise ValueError(f"TRACARDI_OPERATOR_LEADER_ELECTION must be on or off, not {election!r}")
         check = e.get("TRACARDI_OPERATOR_FLATTENED_CHECK", "on")
         if check not in ("on", "off"):
             raise ValueError(f"TRACARDI_OPERATOR_FLATTENED_CHECK must be on or off, not {check!r}")
@@ -67,4 +76,17 @@ class Settings:
             log_level=e.get("LOG_LEVEL", "INFO").upper(),
             job_deadline_seconds=int(e.get("TRACARDI_OPERATOR_JOB_DEADLINE_SECONDS", cls.job_deadline_seconds)),
             flattened_check=check == "on",
+            leader_election=election == "on",
+            lease_namespace=e.get("TRACARDI_OPERATOR_LEASE_NAMESPACE") or e.get("POD_NAMESPACE") or _sa_namespace()
+            or "default",
+            identity=e.get("TRACARDI_OPERATOR_IDENTITY") or e.get("POD_NAME") or socket.gethostname(),
         )
+
+
+def _sa_namespace() -> str | None:
+    """The namespace of the pod's ServiceAccount, when running in a pod."""
+    try:
+        with open(os.path.join(os.path.dirname(_SA_TOKEN), "namespace")) as f:
+            return f.read().strip() or None
+    except OSError:
+        return None

@@ -53,6 +53,7 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._out: Any = None
         self.starts = 0
+        self.extra_env: dict[str, str] = {}
 
     def _close(self) -> None:
         if self._out is not None:
@@ -72,6 +73,7 @@ class OperatorProcess:
             "TRACARDI_OPERATOR_FLATTENED_CHECK": "off",
             "PYTHONUNBUFFERED": "1",  # the log is read while the operator runs
         })
+        env.update(self.extra_env)
         self.log = self.log_dir / f"operator-{self.starts}.log"
         self._close()
         self._out = open(self.log, "wb")  # noqa: SIM115 - lives as long as the process

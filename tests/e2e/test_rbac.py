@@ -117,6 +117,8 @@ class ServiceAccountOperator(OperatorProcess):
 
     def __init__(self, devenv: Any, log_dir: Path, kubeconfig: Path) -> None:
         super().__init__(dataclasses.replace(devenv, kubeconfig=kubeconfig), log_dir)
+        # The Lease lives where the manifests let the ServiceAccount hold it: its own namespace.
+        self.extra_env = {"TRACARDI_OPERATOR_LEASE_NAMESPACE": SA_NAMESPACE}
 
     def start(self) -> None:
         # Outside a pod the operator logs in with $KUBECONFIG; with KUBERNETES_SERVICE_HOST set it could

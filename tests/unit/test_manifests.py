@@ -102,7 +102,8 @@ def test_kustomize_build(directory: str, tmp_path: Path) -> None:
     if directory == "manifests":
         assert kinds == sorted(
             ["CustomResourceDefinition"] * 2
-            + ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"]
+            + ["Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+               "Deployment", "Service"]
         )
         (built_deployment,) = (doc for doc in built if doc["kind"] == "Deployment")
         assert built_deployment["spec"]["template"]["spec"]["containers"][0]["image"] == "tracardi-operator:0.1.0"
@@ -128,7 +129,8 @@ def test_no_wildcards_in_any_role() -> None:
 def test_every_rule_says_why() -> None:
     text = (MANIFESTS / "rbac.yaml").read_text().splitlines()
     rule_starts = [i for i, line in enumerate(text) if re.match(r"^\s*- apiGroups:", line)]
-    assert len(rule_starts) == len(cluster_role()["rules"])
+    role = base()[("Role", "tracardi-operator-leader-election")]
+    assert len(rule_starts) == len(cluster_role()["rules"]) + len(role["rules"])
     for i in rule_starts:
         assert "#" in text[i] or text[i - 1].lstrip().startswith("#"), f"rule at line {i + 1} has no comment"
 
@@ -188,10 +190,23 @@ def test_binding_binds_the_operator_service_account() -> None:
 # ---- Deployment and Service ----------------------------------------------------------------------
 
 
-def test_one_replica_replaced_not_rolled() -> None:
+def test_two_replicas_that_elect_a_leader_in_their_own_namespace_only() -> None:
     spec = deployment()["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    env = {e["name"]: e for e in container()["env"]}
+    assert env["POD_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+    assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    role = base()[("Role", "tracardi-operator-leader-election")]
+    assert role["metadata"]["namespace"] == "tracardi-operator"
+    assert grants(role["rules"]) == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    assert not any("coordination.k8s.io" in rule["apiGroups"] for rule in cluster_role()["rules"])
+    binding = base()[("RoleBinding", "tracardi-operator-leader-election")]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tracardi-operator",
+                                    "namespace": "tracardi-operator"}]
+    settings = Settings.from_env({"POD_NAME": "op-1", "POD_NAMESPACE": "tracardi-operator"})
+    assert (settings.identity, settings.lease_namespace, settings.leader_election) == (
+        "op-1", "tracardi-operator", True)
 
 
 def test_restricted_security_context() -> None:
@@ -221,7 +236,7 @@ def test_probes_and_resources() -> None:
 
 def test_settings_in_env_are_the_ones_the_operator_reads() -> None:
     c = container()
-    env = {e["name"]: e["value"] for e in c["env"]}
+    env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
     settings = Settings.from_env(env)
     assert c["args"] == ["run"]
     assert settings.job_image == "tracardi-operator:0.1.0"  # the operator's own image, as in `images`

@@ -1,0 +1,180 @@
+"""Leader election on a coordination.k8s.io/v1 Lease: of all replicas, only the holder reconciles.
+
+What lives here: `next_lease`, the pure rule (take a free or expired Lease, renew our own, leave a
+valid foreign one alone), and `Elector`, which applies it every `retry` seconds with optimistic
+concurrency (a replace carries the resourceVersion it read, so two candidates never both win), sets
+`leading` while it holds the Lease, calls `on_lost` when it could not renew within `renew_deadline`,
+and releases the Lease on a clean shutdown so that a standby takes over within one `retry`.
+
+The timings are those of controller-runtime's defaults: a holder that stops renewing (a crash, a
+partition) is replaced `duration` + `retry` seconds after its last renewal at the latest; a holder
+that cannot renew for `renew_deadline` (< `duration`) stops acting before anyone else may start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+log = logging.getLogger("tracardi_operator.leader")
+
+LEASE_NAME = "tracardi-operator"
+
+
+@dataclass(frozen=True)
+class Timings:
+    duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry: float = 2.0
+
+
+@dataclass(frozen=True)
+class LeaseRecord:
+    holder: str | None
+    acquired_at: dt.datetime | None
+    renewed_at: dt.datetime | None
+    duration_seconds: int
+    transitions: int = 0
+    resource_version: str | None = None
+
+
+def next_lease(current: LeaseRecord | None, me: str, now: dt.datetime, timings: Timings) -> LeaseRecord | None:
+    """The Lease to write to hold it now, or None while another holder's Lease is valid."""
+    duration = int(timings.duration)
+    if current is None:
+        return LeaseRecord(me, now, now, duration, 0)
+    if current.holder == me:
+        return replace(current, renewed_at=now, duration_seconds=duration,
+                       acquired_at=current.acquired_at or now)
+    free = not current.holder
+    expired = current.renewed_at is None or now >= current.renewed_at + dt.timedelta(
+        seconds=current.duration_seconds)
+    if not (free or expired):
+        return None
+    return replace(current, holder=me, acquired_at=now, renewed_at=now, duration_seconds=duration,
+                   transitions=current.transitions + 1)
+
+
+def released(current: LeaseRecord) -> LeaseRecord:
+    """Our Lease handed back: no holder, so the next candidate takes it at once."""
+    return replace(current, holder=None, duration_seconds=1)
+
+
+def _record(lease: Any) -> LeaseRecord:
+    spec = lease.spec
+    return LeaseRecord(
+        holder=spec.holder_identity or None,
+        acquired_at=spec.acquire_time,
+        renewed_at=spec.renew_time,
+        duration_seconds=int(spec.lease_duration_seconds or 0),
+        transitions=int(spec.lease_transitions or 0),
+        resource_version=lease.metadata.resource_version,
+    )
+
+
+def _body(name: str, namespace: str, record: LeaseRecord) -> client.V1Lease:
+    return client.V1Lease(
+        metadata=client.V1ObjectMeta(name=name, namespace=namespace, resource_version=record.resource_version),
+        spec=client.V1LeaseSpec(
+            holder_identity=record.holder or "",
+            acquire_time=record.acquired_at,
+            renew_time=record.renewed_at,
+            lease_duration_seconds=record.duration_seconds,
+            lease_transitions=record.transitions,
+        ),
+    )
+
+
+def _now() -> dt.datetime:
+    # MicroTime: the API keeps microseconds.
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Elector:
+    api: client.ApiClient
+    namespace: str
+    identity: str
+    on_lost: Callable[[], None]
+    timings: Timings = Timings()
+    name: str = LEASE_NAME
+    on_change: Callable[[bool], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.leases = client.CoordinationV1Api(self.api)
+        self.leading = asyncio.Event()
+        self._last_renewal = 0.0
+
+    def try_hold(self) -> bool:
+        """One attempt to acquire or renew; True when we hold the Lease afterwards."""
+        try:
+            lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            lease = None
+        current = _record(lease) if lease is not None else None
+        wanted = next_lease(current, self.identity, _now(), self.timings)
+        if wanted is None:
+            return False
+        body = _body(self.name, self.namespace, wanted)
+        try:
+            if lease is None:
+                self.leases.create_namespaced_lease(self.namespace, body, _request_timeout=(5, 5))
+            else:
+                self.leases.replace_namespaced_lease(self.name, self.namespace, body, _request_timeout=(5, 5))
+        except ApiException as e:
+            if e.status in (409, 422):  # another candidate wrote first: it won this round
+                return False
+            raise
+        return True
+
+    async def run(self) -> None:
+        """Hold the Lease for as long as this process lives; `on_lost` when renewal fails too long."""
+        while True:
+            try:
+                held = await asyncio.to_thread(self.try_hold)
+            except Exception as e:
+                log.warning("leader election: the Lease could not be read or written: %s", type(e).__name__)
+                held = False
+            if held:
+                self._last_renewal = time.monotonic()
+                if not self.leading.is_set():
+                    log.info("leader election: %s now leads (Lease %s/%s)", self.identity, self.namespace, self.name)
+                    self.leading.set()
+                    if self.on_change is not None:
+                        self.on_change(True)
+            elif self.leading.is_set() and time.monotonic() - self._last_renewal >= self.timings.renew_deadline:
+                log.error("leader election: %s lost the Lease (no renewal for %.0fs); stopping",
+                          self.identity, self.timings.renew_deadline)
+                self.leading.clear()
+                if self.on_change is not None:
+                    self.on_change(False)
+                self.on_lost()
+                return
+            await asyncio.sleep(self.timings.retry)
+
+    def release(self) -> None:
+        """Hand the Lease back (a clean shutdown), so that a standby need not wait for it to expire."""
+        if not self.leading.is_set():
+            return
+        self.leading.clear()
+        try:
+            lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
+            current = _record(lease)
+            if current.holder != self.identity:
+                return
+            self.leases.replace_namespaced_lease(
+                self.name, self.namespace, _body(self.name, self.namespace, released(current)),
+                _request_timeout=(5, 5))
+            log.info("leader election: %s released the Lease", self.identity)
+        except Exception as e:
+            log.warning("leader election: could not release the Lease: %s", type(e).__name__)

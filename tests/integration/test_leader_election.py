@@ -1,0 +1,72 @@
+"""Leader election against devenv's real apiserver: two electors on one Lease in a test namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from tracardi_operator.leader import Elector, Timings
+
+FAST = Timings(duration=3, renew_deadline=2, retry=0.25)
+
+
+def _elector(kube_api: Any, namespace: str, identity: str, lost: list[str]) -> Elector:
+    return Elector(kube_api, namespace, identity, on_lost=lambda: lost.append(identity), timings=FAST,
+                   name="tracardi-operator-test")
+
+
+async def _until(check: Any, timeout: float) -> float:
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise AssertionError("timed out")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kube_api: Any, namespace: str) -> None:
+    async def scenario() -> None:
+        lost: list[str] = []
+        a, b = _elector(kube_api, namespace, "a", lost), _elector(kube_api, namespace, "b", lost)
+        task_a = asyncio.create_task(a.run())
+        await _until(a.leading.is_set, 10)
+        task_b = asyncio.create_task(b.run())
+        await asyncio.sleep(2 * FAST.duration)
+        assert a.leading.is_set()
+        assert not b.leading.is_set(), "never two leaders"
+        # A clean shutdown hands the Lease over within one retry.
+        task_a.cancel()
+        await asyncio.to_thread(a.release)
+        handover = await _until(b.leading.is_set, 5)
+        assert handover < 2 * FAST.retry + 1
+        # A leader that stops renewing (a crash) is replaced once its Lease expires.
+        task_b.cancel()
+        c = _elector(kube_api, namespace, "c", lost)
+        task_c = asyncio.create_task(c.run())
+        takeover = await _until(c.leading.is_set, 10)
+        assert FAST.duration - 1 <= takeover <= FAST.duration + 2 * FAST.retry + 1
+        task_c.cancel()
+        assert lost == []
+
+    asyncio.run(scenario())
+
+
+def test_a_leader_that_cannot_renew_stops(kube_api: Any, namespace: str) -> None:
+    async def scenario() -> None:
+        lost: list[str] = []
+        a = _elector(kube_api, namespace, "a", lost)
+        task = asyncio.create_task(a.run())
+        await _until(a.leading.is_set, 10)
+        # Someone else takes the Lease over (as after a partition): a's renewals are refused from now on.
+        b = _elector(kube_api, namespace, "b", lost)
+        lease = a.leases.read_namespaced_lease(a.name, namespace)
+        lease.spec.holder_identity = "b"
+        a.leases.replace_namespaced_lease(a.name, namespace, lease)
+        await _until(lambda: bool(lost), FAST.renew_deadline + 3)
+        assert lost == ["a"]
+        assert not a.leading.is_set()
+        await asyncio.wait_for(task, 5)
+        del b
+
+    asyncio.run(scenario())

@@ -1,0 +1,46 @@
+"""The leader election rule (pure): who may write the Lease, and what."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from tracardi_operator.leader import LeaseRecord, Timings, next_lease, released
+
+T0 = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+T = Timings(duration=15, renew_deadline=10, retry=2)
+
+
+def at(seconds: float) -> dt.datetime:
+    return T0 + dt.timedelta(seconds=seconds)
+
+
+def test_a_missing_lease_is_taken() -> None:
+    assert next_lease(None, "a", T0, T) == LeaseRecord("a", T0, T0, 15, 0)
+
+
+def test_the_holder_renews_and_keeps_its_acquire_time() -> None:
+    held = LeaseRecord("a", T0, T0, 15, 3, "rv1")
+    renewed = next_lease(held, "a", at(5), T)
+    assert renewed == LeaseRecord("a", T0, at(5), 15, 3, "rv1")
+
+
+def test_a_valid_foreign_lease_is_left_alone_until_it_expires() -> None:
+    held = LeaseRecord("a", T0, T0, 15, 0, "rv1")
+    assert next_lease(held, "b", at(14.9), T) is None
+    taken = next_lease(held, "b", at(15), T)
+    assert taken == LeaseRecord("b", at(15), at(15), 15, 1, "rv1"), "a takeover counts as a transition"
+
+
+def test_a_released_lease_is_taken_at_once() -> None:
+    held = LeaseRecord("a", T0, at(10), 15, 2, "rv2")
+    handed_back = released(held)
+    assert handed_back.holder is None
+    assert next_lease(handed_back, "b", at(10.1), T) == LeaseRecord("b", at(10.1), at(10.1), 15, 3, "rv2")
+
+
+def test_a_lease_never_renewed_is_free() -> None:
+    assert next_lease(LeaseRecord("a", None, None, 15), "b", T0, T) is not None
+
+
+def test_the_holder_stops_before_anyone_may_start() -> None:
+    assert T.renew_deadline < T.duration
