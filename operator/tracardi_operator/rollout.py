@@ -728,15 +728,10 @@ def _abandon(s: _Step, up: UpgradeStatus, current: str) -> None:
     serves as before. A target already installed is recorded Abandoned: it never served, so it is no
     rollback target and takes no keepSupersededVersions slot; its indices (half-copied, perhaps) are
     never migrated into again (see _target_is_fresh) and retention reclaims them as garbage."""
-    _delete_candidates(s, up.to_db_version or "")
-    _converge_primary(s, current)
-    if up.to_tenant and up.to_db_version and not any(
-            r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
-        s.status.versions.insert(len(s.status.versions) - 1, VersionRecord(
-            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Abandoned",
-            installed_at=s.ctx.now, superseded_at=s.ctx.now,
-        ))
-    up.step = "Completed"
+    _go_back(s, up, current, VersionRecord(
+        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "", state="Abandoned",
+        installed_at=s.ctx.now, superseded_at=s.ctx.now,
+    ))
     up.message = f"abandoned: spec.version is back to {current}"
     s.cond(DEGRADED, False, "UpgradeAbandoned", up.message)
     s.cond(PROGRESSING, False, "UpToDate", f"{current} is running")
@@ -747,16 +742,11 @@ def _roll_back_switch(s: _Step, up: UpgradeStatus, current: str) -> None:
     """spec.version set back while switching: the target may have served production, so it is a
     rollback. The target is recorded Superseded (with supersededAt: a rollback target, aged and kept
     by the policy like any other) and the old version serves again."""
-    _delete_candidates(s, up.to_db_version or "")
-    _converge_primary(s, current)
-    if up.to_tenant and up.to_db_version and not any(
-            r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
-        s.status.versions.insert(len(s.status.versions) - 1, VersionRecord(
-            version=up.to_version, db_version=up.to_db_version, tenant=up.to_tenant, state="Superseded",
-            installed_at=s.ctx.now, superseded_at=s.ctx.now, migrated_from=up.from_version or None,
-            migration_verified=_verified(up),
-        ))
-    up.step = "Completed"
+    _go_back(s, up, current, VersionRecord(
+        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "", state="Superseded",
+        installed_at=s.ctx.now, superseded_at=s.ctx.now, migrated_from=up.from_version or None,
+        migration_verified=_verified(up),
+    ))
     up.message = f"rolled back to {current} while switching to {up.to_version}"
     message = (f"rolled back to {current} while {up.to_version} was being switched in: data written to "
                f"{up.to_version} since it served is not carried back")
@@ -770,6 +760,17 @@ def _target_applied(s: _Step, observed: Observed, version: str) -> bool:
     served with it)."""
     names = [builders.workload_name(s.inst.name, c) for c in builders.SERVING_COMPONENTS]
     return any((d := observed.deployments.get(n)) is not None and d.version == version for n in names)
+
+
+def _go_back(s: _Step, up: UpgradeStatus, current: str, target: VersionRecord) -> None:
+    """The upgrade ends without switching: candidates removed, `current` serves, and the target, if it
+    was installed (its tenant is known), recorded as `target` says, once."""
+    _delete_candidates(s, up.to_db_version or "")
+    _converge_primary(s, current)
+    if up.to_tenant and up.to_db_version and not any(
+            r.db_version == up.to_db_version and r.tenant == up.to_tenant for r in s.status.versions):
+        s.status.versions.insert(len(s.status.versions) - 1, target)
+    up.step = "Completed"
 
 
 def _verified(up: UpgradeStatus) -> bool:
