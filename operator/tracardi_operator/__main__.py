@@ -1,14 +1,35 @@
 """`tracardi-operator`: `run` starts the operator; `job install|migrate` are what its Jobs run;
-`apply-crds` installs the CRDs from crds/ into the cluster of $KUBECONFIG."""
+`apply-crds` installs the CRDs shipped in the package (tracardi_operator/crds, a generated copy of crds/)
+into the cluster of $KUBECONFIG."""
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import getpass
 import logging
+import os
+import secrets
+import socket
 import sys
-from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
 
-CRDS = Path(__file__).resolve().parent.parent.parent / "crds"
+
+def operator_identity(env: Mapping[str, str], uid: int, hostname: str, now: datetime.datetime) -> str:
+    """Who this operator process is, for kopf (its progress annotations and peering). kopf's own guess
+    calls getpass.getuser(), which raises KeyError when the UID has no passwd entry, as in the image
+    (USER 65532) or under any runAsUser a cluster picks. Here: $POD_ID if set (kopf's own convention),
+    else `<user>@<host>/<time>/<random>` as kopf builds it, the user being the UID when it has no name.
+    In a pod the host name is the pod's name."""
+    if env.get("POD_ID"):
+        return env["POD_ID"]
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{uid}"
+    host = env.get("HOSTNAME") or hostname
+    return f"{user}@{host}/{now.strftime('%Y%m%d%H%M%S')}/{secrets.token_hex(2)}"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -25,7 +46,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     logging.getLogger().setLevel(settings.log_level)
     memo = kopf.Memo(settings=settings)
+    identity = operator_identity(os.environ, os.getuid(), socket.gethostname(), datetime.datetime.now(datetime.UTC))
+    logging.getLogger("tracardi_operator").info("operator identity: %s", identity)
     kopf.run(
+        identity=identity,  # type: ignore[arg-type]  # kopf's Identity is a NewType of str
         standalone=True,
         clusterwide=not settings.namespaces,
         namespaces=settings.namespaces,
@@ -34,16 +58,30 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cluster_client(env: Mapping[str, str]) -> Any:
+    """$KUBECONFIG (or ~/.kube/config) when given or present, else the pod's ServiceAccount (in-cluster)."""
+    from kubernetes import client, config
+
+    if not env.get("KUBECONFIG") and env.get("KUBERNETES_SERVICE_HOST"):
+        config.load_incluster_config()
+        return client.ApiClient()
+    return config.new_client_from_config()
+
+
 def _apply_crds(_: argparse.Namespace) -> int:
     import yaml
-    from kubernetes import config
 
+    from tracardi_operator.crdgen import packaged_crds
     from tracardi_operator.kube import Kube
 
-    kube = Kube(config.new_client_from_config())
-    for path in sorted(CRDS.glob("tracardi.com_*.yaml")):
-        kube.apply(yaml.safe_load(path.read_text()))
-        print(f"applied {path.name}")
+    crds = packaged_crds()
+    if not crds:
+        print("no CRDs in the installed package (tracardi_operator/crds)", file=sys.stderr)
+        return 1
+    kube = Kube(_cluster_client(os.environ))
+    for name, text in crds.items():
+        kube.apply(yaml.safe_load(text))
+        print(f"applied {name}")
     return 0
 
 
@@ -51,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tracardi-operator", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("run", help="run the operator").set_defaults(func=_run)
-    sub.add_parser("apply-crds", help="apply crds/ to the cluster of $KUBECONFIG").set_defaults(func=_apply_crds)
+    sub.add_parser("apply-crds", help="apply the packaged CRDs to the cluster (in a pod: in-cluster)").set_defaults(
+        func=_apply_crds)
     job = sub.add_parser("job", help="what the install and migration Jobs run")
     from tracardi_operator.jobs import cli as job_cli
 

@@ -1,7 +1,11 @@
 """Generate the CustomResourceDefinitions in crds/ from the pydantic models.
 
-    python -m tracardi_operator.crdgen            # (re)write crds/*.yaml
-    python -m tracardi_operator.crdgen --check    # exit 1 if crds/ differs from what models.py generates
+    python -m tracardi_operator.crdgen            # (re)write crds/*.yaml and the package's copy
+    python -m tracardi_operator.crdgen --check    # exit 1 if either differs from what models.py generates
+
+Two identical copies, both generated and both drift-checked: crds/ is the kustomize base manifests/
+includes; `tracardi_operator/crds/` is package data, so that `tracardi-operator apply-crds` finds the
+CRDs in an installed package (the image) through importlib.resources (`packaged_crds`).
 
 pydantic's JSON schema is turned into a Kubernetes *structural* schema: `$ref`s inlined, `Optional[X]`
 reduced to X (an unset field is omitted, never null), titles and null defaults dropped, and anything
@@ -219,6 +223,19 @@ def render(kind: ResourceKind) -> str:
     return HEADER + body
 
 
+PACKAGE_CRDS = Path(__file__).resolve().parent / "crds"
+DEFAULT_OUTPUT_DIRS = (Path("crds"), PACKAGE_CRDS)
+
+
+def packaged_crds() -> dict[str, str]:
+    """File name -> content of the CRDs shipped inside the installed package."""
+    from importlib import resources
+
+    folder = resources.files("tracardi_operator").joinpath("crds")
+    return {entry.name: entry.read_text(encoding="utf-8") for entry in sorted(folder.iterdir(), key=lambda e: e.name)
+            if entry.name.startswith("tracardi.com_") and entry.name.endswith(".yaml")}
+
+
 def rendered_files() -> dict[str, str]:
     """File name -> content of every CRD."""
     return {file_name(kind): render(kind) for kind in RESOURCE_KINDS}
@@ -243,29 +260,35 @@ def stale_files(directory: Path) -> dict[str, str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracardi_operator.crdgen", description=__doc__.split("\n")[0])
-    parser.add_argument("--output-dir", type=Path, default=Path("crds"), help="where the CRDs live (default: crds)")
+    parser.add_argument("--output-dir", type=Path, action="append",
+                        help="where the CRDs live; repeatable (default: crds and the package's tracardi_operator/crds)")
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the files are out of date")
     arguments = parser.parse_args(argv)
-    directory: Path = arguments.output_dir
+    directories: list[Path] = arguments.output_dir or list(DEFAULT_OUTPUT_DIRS)
 
     if arguments.check:
-        differences = stale_files(directory)
-        for name, diff in sorted(differences.items()):
-            print(f"{directory / name} is out of date with models.py:", file=sys.stderr)
-            print(diff[:20000], file=sys.stderr)
-        if differences:
+        stale = False
+        for directory in directories:
+            differences = stale_files(directory)
+            for name, diff in sorted(differences.items()):
+                print(f"{directory / name} is out of date with models.py:", file=sys.stderr)
+                print(diff[:20000], file=sys.stderr)
+            stale = stale or bool(differences)
+            if not differences:
+                print(f"{directory}: CRDs are up to date")
+        if stale:
             print(
-                "Regenerate with `python -m tracardi_operator.crdgen` (or `make crds`) and commit crds/.",
+                "Regenerate with `python -m tracardi_operator.crdgen` (or `make crds`) and commit both copies.",
                 file=sys.stderr,
             )
             return 1
-        print(f"{directory}: CRDs are up to date")
         return 0
 
-    directory.mkdir(parents=True, exist_ok=True)
-    for name, content in sorted(rendered_files().items()):
-        (directory / name).write_text(content)
-        print(f"wrote {directory / name}")
+    for directory in directories:
+        directory.mkdir(parents=True, exist_ok=True)
+        for name, content in sorted(rendered_files().items()):
+            (directory / name).write_text(content)
+            print(f"wrote {directory / name}")
     return 0
 
 

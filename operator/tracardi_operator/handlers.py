@@ -74,7 +74,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     registry = metrics.new_metrics()
     runtime = Runtime(settings=cfg, kube=Kube(api), metrics=registry)
     memo["runtime"] = runtime
-    server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, port=cfg.health_port)
+    server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, port=cfg.health_port,
+                                 host=cfg.health_host)
     memo["health"] = server
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())

@@ -26,6 +26,9 @@ class Settings:
     """How Jobs reach a Tracardi API: Service DNS inside a cluster, pod addresses outside one."""
     health_port: int = 8080
     """Port of /metrics, /healthz and /readyz."""
+    health_host: str = "0.0.0.0"  # noqa: S104 - the kubelet and Prometheus reach the pod on its own IP
+    """Address they listen on: every address of the pod by default; devenv, whose pods share the host's
+    network, gives each pod's own (loopback) IP."""
     resync_seconds: float = 300.0
     """How often an idle installation is looked at again (retention ages, lost events), with jitter."""
     watch_stale_seconds: float = 900.0
@@ -70,6 +73,7 @@ class Settings:
             namespaces=tuple(n.strip() for n in e.get("TRACARDI_OPERATOR_NAMESPACES", "").split(",") if n.strip()),
             api_addressing=resolved,
             health_port=int(e.get("TRACARDI_OPERATOR_HEALTH_PORT", cls.health_port)),
+            health_host=e.get("TRACARDI_OPERATOR_HEALTH_HOST") or cls.health_host,
             resync_seconds=float(e.get("TRACARDI_OPERATOR_RESYNC_SECONDS", cls.resync_seconds)),
             watch_stale_seconds=float(e.get("TRACARDI_OPERATOR_WATCH_STALE_SECONDS", cls.watch_stale_seconds)),
             log_format=fmt,  # type: ignore[arg-type]
