@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv debs devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
+.PHONY: help venv debs image devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -20,13 +20,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP) ## the Python environment (.venv)
 
-# Debian packages the tests use: Lua interpreters for the Argo CD health check (Argo CD runs Lua 5.1), and
-# redis-server for devenv's Redis (each package provides a command of the same name).
-DEBS := lua5.1 lua5.4 redis-server
+# Debian packages the tests use: Lua interpreters for the Argo CD health check (Argo CD runs Lua 5.1),
+# redis-server for devenv's Redis, buildah (builds the image without a daemon; devenv's node agent runs its
+# pods from it) and mmdebstrap (devenv's stand-in for the public Python base). Each package provides a
+# command of the same name.
+DEBS := lua5.1 lua5.4 redis-server buildah mmdebstrap
 debs: ## install the Debian packages the tests need (once; needs root)
 	@missing=""; for p in $(DEBS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then echo "==> apt-get install$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+image: $(STAMP) debs ## build the Dockerfile with buildah: tracardi-operator:dev and :<version> (devenv's stand-in base the first time)
+	@$(PY) -m devenv.image build
 
 devenv-up: $(STAMP) ## build what is missing and start the local cluster and Elasticsearch
 	@$(PY) -m devenv up
@@ -37,10 +42,10 @@ devenv-down: $(STAMP) ## stop everything devenv started
 devenv-status: $(STAMP) ## what runs, where
 	@$(PY) -m devenv status
 
-crds: $(STAMP) ## regenerate crds/ from the pydantic models
+crds: $(STAMP) ## regenerate crds/ and the package's copy from the pydantic models
 	@$(PY) -m tracardi_operator.crdgen
 
-check-crds: $(STAMP) ## fail when crds/ differs from what the models generate
+check-crds: $(STAMP) ## fail when crds/ or the package's copy differs from what the models generate
 	@$(PY) -m tracardi_operator.crdgen --check
 
 lint: $(STAMP) ## ruff and mypy --strict
@@ -51,7 +56,7 @@ unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 
 test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
-	@$(MAKE) --no-print-directory lint check-crds
+	@$(MAKE) --no-print-directory lint check-crds image
 	@echo "==> devenv (built and started if needed; the tests reuse it)"
 	@$(PY) -m devenv up
 	@echo "==> tests"

@@ -14,6 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from devenv import procs
 from devenv.nodeagent import rules, runtime
+from devenv.nodeagent.images import ImageStore
 from devenv.nodeagent.kube import Kube, WatchExpiredError, now_rfc3339
 from devenv.nodeagent.logs import LogServer, ensure_certificate
 from devenv.nodeagent.node import NodeKeeper
@@ -220,7 +221,7 @@ def run(opts: Options, stop: threading.Event) -> None:
     kube = Kube(str(opts.kubeconfig))
     ctx = Context(kube=kube, node_name=opts.node_name, pods_dir=state.pods, repo_root=REPO_ROOT, stop=stop,
                   ips=IpPool(*(opts.pod_ips or (None, None))),
-                  simulator_available=simulator_present(REPO_ROOT))
+                  simulator_available=simulator_present(REPO_ROOT), images=ImageStore(state.root / "images"))
     runner = PodRunner(ctx)
     logs_port = procs.free_port() if opts.logs_port is None else opts.logs_port
     if logs_port:

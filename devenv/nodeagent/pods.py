@@ -10,6 +10,8 @@ import logging
 import os
 import shlex
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from kubernetes.client.rest import ApiException
 
-from devenv.nodeagent import rules, runtime
+from devenv.nodeagent import chroot, rules, runtime
+from devenv.nodeagent.images import ImageStore
 from devenv.nodeagent.kube import Kube, now_rfc3339, retry
 from devenv.nodeagent.rules import EnvError, Json, ProbeSpec, ProbeTracker, Runner, RunnerKind
 
@@ -73,6 +76,7 @@ class Context:
     stop: threading.Event
     ips: IpPool
     simulator_available: Callable[[], bool]
+    images: ImageStore | None = None  # None: every operator image runs as a local process
 
     @property
     def python(self) -> str:
@@ -299,8 +303,20 @@ class PodWorker:
 
     # -- starting and ending containers ----------------------------------------------------------------------
 
+    def _image_config(self, c: Container) -> rules.ImageConfig | None:
+        """The operator's image when it was built here (then its containers run from it), else None."""
+        if self.ctx.images is None or rules.parse_image(c.image).name != rules.OPERATOR_IMAGE:
+            return None
+        try:
+            return self.ctx.images.find(c.image)
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            log.warning("%s/%s: cannot look up image %s (%s): running it as a local process",
+                        self.ref, c.name, c.image, exc)
+            return None
+
     def _start(self, c: Container) -> None:
-        runner = rules.runner_for(c.image, self.ctx.simulator_available())
+        image = self._image_config(c)
+        runner = rules.runner_for(c.image, self.ctx.simulator_available(), image_built=image is not None)
         c.runner = runner
         c.container_id = f"devenv://{self.uid[:8]}-{c.name}-{c.restart_count}"
         if runner.kind is RunnerKind.NONE:
@@ -334,24 +350,93 @@ class PodWorker:
             log.info("%s/%s: %s", self.ref, c.name, message)
             return
         server = self.ctx.kube.server
+        base = f"{self.namespace}_{self.pod_name}_{c.name}"
+        log_path = self.ctx.pods_dir / f"{base}.log"
+        # The container's /dev/termination-log: a file of its own, named to the process by env.
+        termination_log = self.ctx.pods_dir / f"{base}.termination-log"
+        termination_log.unlink(missing_ok=True)
+        if image is not None:
+            try:
+                launch, c.env, what = self._image_launch(c, image, pod_env, termination_log)
+            except (EnvError, OSError, subprocess.SubprocessError) as exc:
+                c.state = {"waiting": {"reason": "CreateContainerError", "message": str(exc)}}
+                c.next_start = time.monotonic() + CONFIG_RETRY_SECONDS
+                log.info("%s/%s: %s", self.ref, c.name, exc)
+                return
+            # The launcher gets the agent's PATH only; the container's env is in its spec.
+            self._exec(c, launch, {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8"}, log_path, base, what)
+            return
         c.env = rules.process_env(
             pod_env, venv_bin=str(self.ctx.repo_root / ".venv" / "bin"), system_path=os.environ.get("PATH", ""),
             home=os.environ.get("HOME", "/root"), apiserver_host=server.host, apiserver_port=server.port,
             hostname=self.pod_name, sa_dir=str(self.sa_dir) if self.sa_dir else None)
         argv = rules.container_argv(runner, c.spec, c.env, self.ip, self.ctx.python)
         assert argv is not None
-        base = f"{self.namespace}_{self.pod_name}_{c.name}"
-        log_path = self.ctx.pods_dir / f"{base}.log"
-        # The container's /dev/termination-log: a file of its own, named to the process by env.
-        termination_log = self.ctx.pods_dir / f"{base}.termination-log"
-        termination_log.unlink(missing_ok=True)
         c.env["TERMINATION_MESSAGE_PATH"] = str(termination_log)
+        self._exec(c, argv, c.env, log_path, base, shlex.join(argv))
+
+    def _image_launch(self, c: Container, image: rules.ImageConfig, pod_env: dict[str, str],
+                      termination_log: Path) -> tuple[list[str], dict[str, str], str]:
+        """The argv that starts `c` from its image (`chroot`'s spec written beside its log), the
+        container's env, and a description for the agent's log."""
+        assert self.ctx.images is not None
+        server = self.ctx.kube.server
+        env = rules.image_env(image, pod_env, apiserver_host=server.host, apiserver_port=server.port,
+                              hostname=self.pod_name)
+        argv = rules.image_argv(image, c.spec, env)
+        rootfs = self.ctx.images.rootfs(image)
+
+        def etc(name: str) -> str:
+            try:
+                return (rootfs / "etc" / name).read_text(errors="replace")
+            except OSError:
+                return ""
+
+        who = rules.run_as(self.pod, c.spec, image.user, etc("passwd"), etc("group"))
+        mounts, unsupported = rules.container_mounts(self.pod, c.spec)
+        for what in unsupported:
+            log.warning("%s/%s: volume %s is not supported by devenv; not mounted", self.ref, c.name, what)
+        binds: list[chroot.Bind] = []
+        for m in mounts:
+            if m.kind == "emptyDir":
+                source = self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}.volumes" / m.source
+                source.mkdir(parents=True, exist_ok=True)
+                source.chmod(0o777)  # as the kubelet makes an emptyDir
+            elif m.kind == "serviceaccount":
+                if self.sa_dir is None:
+                    continue
+                source = self.sa_dir
+            else:
+                termination_log.touch()
+                termination_log.chmod(0o666)
+                source = termination_log
+            binds.append(chroot.Bind(str(source), m.target, m.read_only))
+        run_dir = self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}_{c.name}.rootfs"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        for d in ("upper", "work", "root"):
+            (run_dir / d).mkdir(parents=True)
+        spec = chroot.Spec(
+            lower=str(rootfs), upper=str(run_dir / "upper"), work=str(run_dir / "work"), root=str(run_dir / "root"),
+            argv=argv, env=env, uid=who.uid, gid=who.gid, groups=list(who.groups),
+            cwd=str(c.spec.get("workingDir") or image.working_dir or "/"),
+            read_only=rules.read_only_root(c.spec), no_new_privs=rules.no_new_privileges(c.spec), binds=binds,
+            hostname=self.pod_name)
+        spec_path = run_dir / "spec.json"
+        spec.dump(spec_path)
+        launch = ["unshare", "--mount", "--uts", "--propagation", "private", "--",
+                  sys.executable, "-m", "devenv.nodeagent.chroot", str(spec_path)]
+        what = (f"{shlex.join(argv)} from image {image.id[:12]} as {who.uid}:{who.gid}"
+                f"{' (read-only root)' if spec.read_only else ''}")
+        return launch, env, what
+
+    def _exec(self, c: Container, argv: list[str], env: dict[str, str], log_path: Path, base: str,
+              what: str) -> None:
         started_at = now_rfc3339()
         if c.log_proc is not None:
             c.previous_offset = c.log_proc.log_offset
             c.previous_end = log_path.stat().st_size if log_path.exists() else None
         try:
-            c.proc = runtime.start_process(argv, c.env, self.ctx.repo_root, log_path,
+            c.proc = runtime.start_process(argv, env, self.ctx.repo_root, log_path,
                                            self.ctx.pods_dir / f"{base}.pid",
                                            f"{self.ctx.node_name}:{self.ref}/{c.name}")
         except OSError as exc:
@@ -362,7 +447,7 @@ class PodWorker:
             self._ended(c, ended, 128)
             return
         c.log_proc = c.proc
-        log.info("%s/%s: started pid %d: %s", self.ref, c.name, c.proc.pid, shlex.join(argv)[:300])
+        log.info("%s/%s: started pid %d: %s", self.ref, c.name, c.proc.pid, what[:400])
         c.started_at = started_at
         c.running_since = time.monotonic()
         c.state = {"running": {"startedAt": started_at}}
@@ -501,7 +586,7 @@ class PodWorker:
                               ("namespace", self.namespace)):
             tmp = d / f".{name}.tmp"
             tmp.write_text(content)
-            tmp.chmod(0o600)
+            tmp.chmod(0o644)  # the kubelet's defaultMode: the container's non-root user reads it
             tmp.replace(d / name)
         self.sa_dir = d
         self.token_refresh_at = time.monotonic() + TOKEN_SECONDS * 0.8
@@ -561,6 +646,9 @@ class PodWorker:
 
     def _release(self) -> None:
         self.ctx.ips.release(self.uid)
+        for leftover in [*self.ctx.pods_dir.glob(f"{self.namespace}_{self.pod_name}_*.rootfs"),
+                         self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}.volumes"]:
+            shutil.rmtree(leftover, ignore_errors=True)
         if self.sa_dir is not None:
             shutil.rmtree(self.sa_dir, ignore_errors=True)
             self.sa_dir = None

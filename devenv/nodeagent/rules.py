@@ -55,7 +55,8 @@ def parse_image(image: str) -> ImageRef:
 
 
 class RunnerKind(Enum):
-    OPERATOR = "operator"  # the container's command and args, as a local process
+    IMAGE = "image"  # chroot into the image's root filesystem (the image was built here: `make image`)
+    OPERATOR = "operator"  # the container's command and args, as a local process of .venv
     SIMULATOR = "simulator"  # python -m devenv.simulator <role>
     NONE = "none"  # Running and Ready, no process
 
@@ -67,11 +68,13 @@ class Runner:
     tag: str = ""
 
 
-def runner_for(image: str, simulator_available: bool) -> Runner:
-    """Which runner a container of `image` gets (the README's "How the node agent runs pods")."""
+def runner_for(image: str, simulator_available: bool, image_built: bool = False) -> Runner:
+    """Which runner a container of `image` gets (the README's "How the node agent runs pods"): the
+    operator's image runs from its root filesystem when it exists here (`image_built`), else as a local
+    process of the project's virtualenv."""
     ref = parse_image(image)
     if ref.name == OPERATOR_IMAGE:
-        return Runner(RunnerKind.OPERATOR, tag=ref.tag)
+        return Runner(RunnerKind.IMAGE if image_built else RunnerKind.OPERATOR, tag=ref.tag)
     last_two = "/".join(ref.repository.split("/")[-2:])
     role = SIMULATOR_ROLES.get(last_two)
     if role is not None and simulator_available:
@@ -114,6 +117,161 @@ def container_argv(
         # Kubernetes semantics: command replaces the entrypoint; args alone go to the entrypoint.
         return command + args if command else [OPERATOR_IMAGE, *args]
     return None
+
+
+# -- containers from an image's root filesystem ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageConfig:
+    """What a container runtime takes from an image (its OCI config): ENTRYPOINT, CMD, WORKDIR, ENV, USER."""
+
+    id: str
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ()
+    working_dir: str = ""
+    env: tuple[str, ...] = ()  # NAME=value
+    user: str = ""
+
+    @classmethod
+    def from_oci(cls, image_id: str, config: Json) -> ImageConfig:
+        return cls(id=image_id, entrypoint=tuple(config.get("Entrypoint") or ()), cmd=tuple(config.get("Cmd") or ()),
+                   working_dir=str(config.get("WorkingDir") or ""), env=tuple(config.get("Env") or ()),
+                   user=str(config.get("User") or ""))
+
+
+def image_argv(image: ImageConfig, container: Json, env: Mapping[str, str]) -> list[str]:
+    """The kubelet's rule: `command` replaces ENTRYPOINT (and drops CMD); `args` replace CMD; `$(VAR)` is
+    expanded in both against the container's env."""
+    command = [expand(c, env) for c in container.get("command") or []]
+    args = [expand(a, env) for a in container.get("args") or []]
+    if command:
+        return command + args
+    argv = list(image.entrypoint) + (args if container.get("args") else list(image.cmd))
+    if not argv:
+        raise EnvError("no command specified: the image has neither ENTRYPOINT nor CMD and the container no command")
+    return argv
+
+
+def image_env(image: ImageConfig, pod_env: Mapping[str, str], *, apiserver_host: str, apiserver_port: int,
+              hostname: str) -> dict[str, str]:
+    """A container's environment as a runtime builds it: the image's ENV, then HOSTNAME and the
+    `kubernetes` Service's variables (the apiserver), then the container's env on top."""
+    result: dict[str, str] = {}
+    for item in image.env:
+        name, _, value = item.partition("=")
+        result[name] = value
+    result.setdefault("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    result.update({
+        "HOSTNAME": hostname,
+        "KUBERNETES_SERVICE_HOST": apiserver_host,
+        "KUBERNETES_SERVICE_PORT": str(apiserver_port),
+        "KUBERNETES_SERVICE_PORT_HTTPS": str(apiserver_port),
+        "KUBERNETES_PORT": f"tcp://{apiserver_host}:{apiserver_port}",
+    })
+    result.update(pod_env)
+    return result
+
+
+@dataclass(frozen=True)
+class Identity:
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+
+
+def _passwd_lookup(passwd: str, name: str) -> tuple[int, int] | None:
+    for line in passwd.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 4 and fields[0] == name and fields[2].isdigit() and fields[3].isdigit():
+            return int(fields[2]), int(fields[3])
+    return None
+
+
+def _group_lookup(group: str, name: str) -> int | None:
+    for line in group.splitlines():
+        fields = line.split(":")
+        if len(fields) >= 3 and fields[0] == name and fields[2].isdigit():
+            return int(fields[2])
+    return None
+
+
+def run_as(pod: Json, container: Json, image_user: str, passwd: str = "", group: str = "") -> Identity:
+    """Who a container's process is: runAsUser/runAsGroup of the container, else of the pod, else the
+    image's USER (`uid[:gid]` or names from the image's /etc/passwd and /etc/group); fsGroup and
+    supplementalGroups as supplementary groups. Refuses runAsNonRoot with UID 0, as the kubelet does."""
+    pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
+    c_sc = container.get("securityContext") or {}
+    user_part, _, group_part = image_user.partition(":")
+    image_uid: int | None = None
+    image_gid: int | None = None
+    if user_part.isdigit():
+        image_uid = int(user_part)
+    elif user_part:
+        found = _passwd_lookup(passwd, user_part)
+        if found is None:
+            raise EnvError(f"unable to find user {user_part}: no matching entries in passwd file")
+        image_uid, image_gid = found
+    if group_part.isdigit():
+        image_gid = int(group_part)
+    elif group_part:
+        gid = _group_lookup(group, group_part)
+        if gid is None:
+            raise EnvError(f"unable to find group {group_part}: no matching entries in group file")
+        image_gid = gid
+    uid = c_sc.get("runAsUser", pod_sc.get("runAsUser", image_uid if image_uid is not None else 0))
+    gid = c_sc.get("runAsGroup", pod_sc.get("runAsGroup", image_gid if image_gid is not None else 0))
+    non_root = c_sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot", False))
+    if non_root and int(uid) == 0:
+        raise EnvError("container has runAsNonRoot and image will run as root")
+    extra = [int(g) for g in pod_sc.get("supplementalGroups") or []]
+    if pod_sc.get("fsGroup") is not None:
+        extra.insert(0, int(pod_sc["fsGroup"]))
+    groups = tuple(dict.fromkeys([int(gid), *extra]))
+    return Identity(uid=int(uid), gid=int(gid), groups=groups)
+
+
+def read_only_root(container: Json) -> bool:
+    return bool((container.get("securityContext") or {}).get("readOnlyRootFilesystem"))
+
+
+def no_new_privileges(container: Json) -> bool:
+    """allowPrivilegeEscalation: false sets no_new_privs on the process."""
+    return (container.get("securityContext") or {}).get("allowPrivilegeEscalation") is False
+
+
+SA_MOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+@dataclass(frozen=True)
+class Mount:
+    target: str  # inside the container
+    source: str  # volume name for kind "emptyDir", a host path otherwise
+    kind: str  # emptyDir | serviceaccount | termination-log
+    read_only: bool = False
+
+
+def container_mounts(pod: Json, container: Json) -> tuple[list[Mount], list[str]]:
+    """The mounts a container from an image gets: its emptyDir volumeMounts, the ServiceAccount directory
+    (unless automount is off, or a volumeMount of its own covers the path) and its termination-message
+    file. Also returns the volumeMounts that are not supported here (named in the pod's log)."""
+    volumes = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or []}
+    mounts: list[Mount] = []
+    unsupported: list[str] = []
+    for vm in container.get("volumeMounts") or []:
+        volume = volumes.get(str(vm.get("name"))) or {}
+        path = str(vm.get("mountPath") or "")
+        if "emptyDir" in volume:
+            mounts.append(Mount(path, str(vm["name"]), "emptyDir", bool(vm.get("readOnly"))))
+        elif path == SA_MOUNT_PATH and "projected" in volume:
+            continue  # the admission plugin's kube-api-access volume: served by the token directory below
+        else:
+            unsupported.append(f"{vm.get('name')} at {path}")
+    if wants_service_account_token(pod):
+        mounts.append(Mount(SA_MOUNT_PATH, "", "serviceaccount", True))
+    mounts.append(Mount(str(container.get("terminationMessagePath") or "/dev/termination-log"), "",
+                        "termination-log"))
+    return mounts, unsupported
 
 
 # -- env ---------------------------------------------------------------------------------------------------
