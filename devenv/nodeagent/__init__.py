@@ -6,7 +6,11 @@ It registers the Node (Ready, capacity 32 CPU / 64Gi / 250 pods, InternalIP 127.
 Lease every 10 s (`node`), binds unscheduled pods of the default scheduler to it when nodeSelector and
 taints allow (`agent.Binder`), and runs the pods bound to it, one thread per pod (`pods`):
 
-- image `*/tracardi-operator[:tag]`: the container's command+args (args alone go to the
+- image `*/tracardi-operator[:tag]` built here (buildah has it; `make image`): from the image's root
+  filesystem (`images`, `chroot`): overlay, chroot, the container's UID/GID, the image's
+  ENTRYPOINT/CMD/Env/WorkingDir with the container's command/args/env, the ServiceAccount token at
+  /var/run/secrets/kubernetes.io/serviceaccount, emptyDir volumes, read-only root when asked;
+- the same image not built here: the container's command+args (args alone go to the
   `tracardi-operator` entrypoint) as a local process, cwd = the repository, PATH with `.venv/bin` first;
 - `tracardi/tracardi-api|update-worker|tracardi-gui`: `python -m devenv.simulator <role> --tag <tag>
   --host <podIP> --port <first containerPort or 80>` (while `devenv/simulator/__main__.py` exists);
@@ -20,9 +24,11 @@ Decisions:
   `$(VAR)` expansion) on a small container-like base (PATH, HOME, HOSTNAME, LANG, PYTHONUNBUFFERED,
   KUBERNETES_SERVICE_HOST/PORT of the apiserver); the agent's own environment (KUBECONFIG) is not
   inherited. A missing secret/configmap leaves the container waiting (CreateContainerConfigError), retried.
-- ServiceAccount token: /var/run/secrets cannot be per pod, so unless automountServiceAccountToken is
-  false the agent writes `token` (TokenRequest bound to the pod, 1 h, refreshed at 80 %), `ca.crt` and
-  `namespace` into `.devenv/pods/<ns>_<pod>.serviceaccount/` and sets TRACARDI_OPERATOR_SA_DIR to it.
+- ServiceAccount token: unless automountServiceAccountToken is false the agent writes `token`
+  (TokenRequest bound to the pod, 1 h, refreshed at 80 %), `ca.crt` and `namespace` (mode 0644) into
+  `.devenv/pods/<ns>_<pod>.serviceaccount/`: bind-mounted at /var/run/secrets/kubernetes.io/serviceaccount
+  for a container from an image; named by TRACARDI_OPERATOR_SA_DIR for a local process (/var/run/secrets
+  cannot be per process).
 - Output: `.devenv/pods/<ns>_<pod>_<container>.log`, appended per run after a `---` header line; the
   terminated state's message is `output: <file>` plus, on failure, the last lines. `kubectl logs`
   (also --previous, --tail, -f) is served over HTTPS on the port in daemonEndpoints (`logs`).
@@ -38,5 +44,7 @@ Decisions:
   pod processes and leaves the pods in the API for the next agent.
 
 Modules: `rules` (pure decisions, unit tested), `kube` (the only API calls), `runtime` (processes, pid
-files, probes), `pods` (the per-pod worker), `node`, `logs`, `agent` (wiring, watches, shutdown).
+files, probes), `images` (buildah's images and their unpacked root filesystems), `chroot` (starts one
+container from a root filesystem), `pods` (the per-pod worker), `node`, `logs`, `agent` (wiring,
+watches, shutdown).
 """

@@ -1,0 +1,204 @@
+"""The operator as shipped: the image built by `make image`, deployed by `kubectl apply -k devenv/manifests`
+(manifests/ with the image `tracardi-operator:dev` and devenv's two settings), carries an installation
+0.8.0 -> 0.8.1 -> 0.8.2.1. The node agent runs the operator and its Jobs from the image's root filesystem:
+checked from /proc, they run as the image's UID 65532 with the manifests' ServiceAccount token mounted
+where Kubernetes mounts it; the operator's log has no 403. `apply-crds` inside the image finds the CRDs
+of the installed package. The session's local-process operator is stopped meanwhile (two operators would
+act twice) and started again afterwards."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devenv.nodeagent.images import ImageStore
+from devenv.paths import State
+from tests.e2e.conftest import REPO, Installations, OperatorProcess, wait_for
+
+IMAGE = "tracardi-operator:dev"
+UID = 65532
+OPERATOR_NS = "tracardi-operator"
+
+
+def _kubectl(devenv: Any, *args: str, check: bool = True) -> str:
+    state = State.default()
+    done = subprocess.run([str(state.bin / "kubectl"), *args], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KUBECONFIG": str(devenv.kubeconfig)}, check=False)
+    if check and done.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)}: {done.stderr}")
+    return done.stdout
+
+
+def _status(pid: int) -> dict[str, str]:
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:
+        return {}
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def _pid_of(pods_dir: Path, namespace: str, pod: str, container: str) -> int | None:
+    try:
+        return int((pods_dir / f"{namespace}_{pod}_{container}.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class UidSampler:
+    """Reads the UID and GID of every container process of a namespace from /proc while it runs
+    (Job pods live for seconds)."""
+
+    def __init__(self, pods_dir: Path, namespace: str) -> None:
+        self.pods_dir, self.namespace = pods_dir, namespace
+        self.seen: dict[str, tuple[str, str]] = {}  # <pod>_<container> -> (Uid line, Gid line)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> UidSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            for pidfile in self.pods_dir.glob(f"{self.namespace}_*.pid"):
+                try:
+                    pid = int(pidfile.read_text().split()[0])
+                except (OSError, ValueError, IndexError):
+                    continue
+                status = _status(pid)
+                # Between unshare and the container's exec the process is still root: only the final one counts.
+                if status.get("Uid", "").split("\t")[0] not in ("", "0"):
+                    key = pidfile.name.removeprefix(f"{self.namespace}_").removesuffix(".pid")
+                    self.seen[key] = (status["Uid"], status["Gid"])
+
+
+SA = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _inside(pid: int, path: str) -> str:
+    """A file as the process sees it (its root, its mounts; /var/run is a link to /run in the image)."""
+    return subprocess.run(["chroot", f"/proc/{pid}/root", "cat", path], capture_output=True, text=True,
+                          check=True, timeout=10).stdout
+
+
+def _token_subject(token: str) -> str:
+    payload = token.split(".")[1]
+    return str(json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["sub"])
+
+
+def _deployment_ready(apps: Any) -> bool:
+    d = apps.read_namespaced_deployment("tracardi-operator", OPERATOR_NS)
+    want = d.spec.replicas
+    return bool(d.status.ready_replicas == want and d.status.updated_replicas == want
+                and d.status.observed_generation == d.metadata.generation)
+
+
+def _apply_crds_in_the_image(devenv: Any, kube_api: Any, namespace: str) -> str:
+    """`tracardi-operator apply-crds` in a pod of the image, with a ServiceAccount that may apply CRDs."""
+    from kubernetes import client
+
+    core, rbac = client.CoreV1Api(kube_api), client.RbacAuthorizationV1Api(kube_api)
+    name = f"{namespace}-crd-installer"
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "crd-installer"}})
+    rbac.create_cluster_role({"metadata": {"name": name}, "rules": [{
+        "apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+        "verbs": ["get", "create", "patch"]}]})
+    rbac.create_cluster_role_binding({
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [{"kind": "ServiceAccount", "name": "crd-installer", "namespace": namespace}]})
+    try:
+        core.create_namespaced_pod(namespace, {
+            "metadata": {"name": "apply-crds"},
+            "spec": {"serviceAccountName": "crd-installer", "restartPolicy": "Never",
+                     "containers": [{"name": "apply", "image": IMAGE, "args": ["apply-crds"],
+                                     "securityContext": {"readOnlyRootFilesystem": True}}]}})
+
+        def finished() -> str | None:
+            phase = core.read_namespaced_pod("apply-crds", namespace).status.phase
+            return phase if phase in ("Succeeded", "Failed") else None
+
+        phase = wait_for(finished, 120, "the apply-crds pod")
+        log = _kubectl(devenv, "-n", namespace, "logs", "apply-crds")
+        assert phase == "Succeeded", log
+        return log
+    finally:
+        rbac.delete_cluster_role_binding(name)
+        rbac.delete_cluster_role(name)
+
+
+def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespace: str, es: Any,
+                                             operator: OperatorProcess, clean_es: None) -> None:
+    from kubernetes import client
+
+    state = State.default()
+    if ImageStore(state.root / "images").find(IMAGE) is None:
+        pytest.skip(f"{IMAGE} is not built here: `make image` (make test builds it)")
+    apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
+    started = time.monotonic()
+    operator.stop()  # one operator at a time
+    try:
+        assert "applied tracardi.com_tracardiinstallations.yaml" in _apply_crds_in_the_image(devenv, kube_api,
+                                                                                              namespace)
+        _kubectl(devenv, "apply", "-k", str(REPO / "devenv" / "manifests"))
+        wait_for(lambda: _deployment_ready(apps), 120, "the operator Deployment to be Ready")
+        pods = [p for p in core.list_namespaced_pod(OPERATOR_NS, label_selector="app.kubernetes.io/component"
+                                                    "=operator").items if p.status.phase == "Running"]
+        assert pods
+        for pod in pods:
+            assert pod.spec.service_account_name == "tracardi-operator"
+            pid = _pid_of(state.pods, OPERATOR_NS, pod.metadata.name, "operator")
+            assert pid is not None
+            status = _status(pid)
+            assert status["Uid"].split("\t") == [str(UID)] * 4
+            assert status["Gid"].split("\t") == [str(UID)] * 4
+        subject = _token_subject(_inside(pid, f"{SA}/token"))
+        assert subject == "system:serviceaccount:tracardi-operator:tracardi-operator"
+        assert _inside(pid, f"{SA}/namespace") == OPERATOR_NS
+        assert Path(f"/proc/{pid}/root/opt/venv/bin/tracardi-operator").exists(), "runs from the image's rootfs"
+
+        installations = Installations(kube_api, namespace, devenv.elasticsearch_url)
+        with UidSampler(state.pods, namespace) as sampler:
+            t = time.monotonic()
+            installations.create("acme", "0.8.0")
+            installations.wait_settled("acme", "0.8.0")
+            print(f"  shipped: 0.8.0 in {time.monotonic() - t:.1f}s", file=sys.stderr)
+            for version in ("0.8.1", "0.8.2.1"):
+                t = time.monotonic()
+                installations.patch_spec("acme", {"version": version})
+                installations.wait_settled("acme", version, timeout=600)
+                print(f"  shipped: -> {version} in {time.monotonic() - t:.1f}s", file=sys.stderr)
+        jobs = installations.jobs()
+        assert len([j for j in jobs if "-install-" in j]) == 3, jobs
+        assert len([j for j in jobs if "-migrate-" in j]) == 2, jobs
+        for job in jobs:
+            runs = {k: v for k, v in sampler.seen.items() if k.startswith(f"{job}-")}
+            assert runs, f"no process of Job {job} was seen"
+            for key, (uid, gid) in runs.items():
+                assert uid.split("\t") == [str(UID)] * 4, f"{key}: Uid {uid}"
+                assert gid.split("\t") == [str(UID)] * 4, f"{key}: Gid {gid}"
+
+        for pod in pods:
+            log = _kubectl(devenv, "-n", OPERATOR_NS, "logs", f"pod/{pod.metadata.name}")
+            assert f"operator identity: uid65532@{pod.metadata.name}/" in log, "the pod's own host name"
+            forbidden = [line for line in log.splitlines() if "403" in line or "Forbidden" in line]
+            assert not forbidden, "\n".join(forbidden[:10])
+        print(f"  shipped e2e: {time.monotonic() - started:.1f}s", file=sys.stderr)
+    finally:
+        _kubectl(devenv, "-n", OPERATOR_NS, "delete", "deployment", "tracardi-operator", "--ignore-not-found",
+                 "--wait=true", check=False)
+        wait_for(lambda: not core.list_namespaced_pod(OPERATOR_NS).items, 60, "the operator's pods to go")
+        operator.start()
