@@ -5,10 +5,11 @@ exactly one migration Job for 080 → 08x, every seeded document readable in 08x
 migration started once.
 
 "Started once" is read from the simulator's task documents in the 08x task indices (both contexts):
-a POST /migration becomes one orchestrator document (`type: migration-orchestrator`) queued for the
-08x worker (`celery.queue` = `08x.01506`), and the worker turns it into one copy task
-(`type: upgrade`) per listed source index. 0.8.1 lists both contexts in one listing, so one POST
-migrates both: exactly one orchestrator, and exactly one copy task per source index."""
+a POST /migration becomes one orchestrator document (`celery.kind: orchestrator`, named
+`Migration plan orchestrator` as in Tracardi) queued for the 08x worker (`celery.queue` = `08x.01506`),
+and the worker turns it into one copy task (`celery.kind: copy`) per listed source index. 0.8.1 lists
+both contexts in one listing, so one POST migrates both: exactly one orchestrator, and exactly one
+copy task per source index."""
 
 from __future__ import annotations
 
@@ -96,9 +97,9 @@ def test_killed_at_every_step_converges_with_one_migration(
     assert_all_readable(es, "0.8.1", seeded)
 
     docs = task_documents(es)
-    orchestrators = [d for d in docs if d["type"] == "migration-orchestrator"]
+    orchestrators = [d for d in docs if d["celery"]["kind"] == "orchestrator"]
     assert len(orchestrators) == 1, f"Tracardi's migration was started {len(orchestrators)} times"
-    copies = Counter(d["params"]["copy_index"]["from_index"] for d in docs if d["type"] == "upgrade")
+    copies = Counter(d["params"]["copy_index"]["from_index"] for d in docs if d["celery"]["kind"] == "copy")
     twice = {index: n for index, n in copies.items() if n != 1}
     assert not twice, f"copies started more than once: {twice}"
     assert {i.startswith("prod-") for i in copies} == {True, False}, "both contexts copied"
