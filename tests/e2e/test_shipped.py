@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -140,6 +141,41 @@ def _apply_crds_in_the_image(devenv: Any, kube_api: Any, namespace: str) -> str:
         rbac.delete_cluster_role(name)
 
 
+def _holder(kube_api: Any) -> str | None:
+    from kubernetes import client
+
+    lease = client.CoordinationV1Api(kube_api).read_namespaced_lease("tracardi-operator", OPERATOR_NS)
+    return str(lease.spec.holder_identity) if lease.spec.holder_identity else None
+
+
+def _delete_the_leader_mid_migration(kube_api: Any, installations: Installations) -> float:
+    """Delete the leader's pod while the migration Job runs; seconds until another pod holds the Lease."""
+    from kubernetes import client
+
+    def migrating() -> bool:
+        jobs = installations.batch.list_namespaced_job(installations.namespace).items
+        return any("-migrate-08x-to-0820" in j.metadata.name and (j.status.active or 0) > 0 for j in jobs)
+
+    wait_for(migrating, 300, "the 08x -> 0820 migration Job running", interval=0.2)
+    leader = _holder(kube_api)
+    assert leader is not None
+    client.CoreV1Api(kube_api).delete_namespaced_pod(leader, OPERATOR_NS)
+    deleted = time.monotonic()
+    wait_for(lambda: (h := _holder(kube_api)) is not None and h != leader, 60, "another replica holding the Lease",
+             interval=0.2)
+    return time.monotonic() - deleted
+
+
+def _orchestrators(es: Any, db: str, tenant: str) -> list[str]:
+    """The context of every POST /migration the version `db`.`tenant` received (its orchestrator tasks)."""
+    index = f"{db}.{tenant}.tracardi-task,prod-{db}.{tenant}.tracardi-task"
+    es.indices.refresh(index=index, ignore_unavailable=True)
+    hits = es.search(index=index, query={"bool": {"filter": [
+        {"term": {"celery.queue": f"{db}.{tenant}"}}, {"term": {"celery.kind": "orchestrator"}}]}},
+        size=100, ignore_unavailable=True)["hits"]["hits"]
+    return [h["_source"]["celery"]["context"] for h in hits]
+
+
 def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespace: str, es: Any,
                                              operator: OperatorProcess, clean_es: None) -> None:
     from kubernetes import client
@@ -179,8 +215,15 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
             for version in ("0.8.1", "0.8.2.1"):
                 t = time.monotonic()
                 installations.patch_spec("acme", {"version": version})
+                if version == "0.8.2.1":
+                    takeover = _delete_the_leader_mid_migration(kube_api, installations)
+                    print(f"  shipped: the standby took over {takeover:.1f}s after the leader pod was deleted",
+                          file=sys.stderr)
+                    assert takeover <= 20
                 installations.wait_settled("acme", version, timeout=600)
                 print(f"  shipped: -> {version} in {time.monotonic() - t:.1f}s", file=sys.stderr)
+        orchestrators = _orchestrators(es, "0820", "ffe49")
+        assert sorted(orchestrators) == ["production", "staging"], "one POST /migration per context"
         jobs = installations.jobs()
         assert len([j for j in jobs if "-install-" in j]) == 3, jobs
         assert len([j for j in jobs if "-migrate-" in j]) == 2, jobs
@@ -194,7 +237,7 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
         for pod in pods:
             log = _kubectl(devenv, "-n", OPERATOR_NS, "logs", f"pod/{pod.metadata.name}")
             assert f"operator identity: uid65532@{pod.metadata.name}/" in log, "the pod's own host name"
-            forbidden = [line for line in log.splitlines() if "403" in line or "Forbidden" in line]
+            forbidden = [line for line in log.splitlines() if re.search(r"(?<!\d)403(?!\d)|Forbidden", line)]
             assert not forbidden, "\n".join(forbidden[:10])
         print(f"  shipped e2e: {time.monotonic() - started:.1f}s", file=sys.stderr)
     finally:
