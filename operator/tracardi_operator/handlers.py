@@ -152,7 +152,7 @@ async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: 
     runtime.touch()
     instance = labels.get(LABEL_INSTANCE)
     if instance and namespace:
-        runtime.wake(namespace, instance)
+        runtime.wake_labelled(namespace, instance)
 
 
 @kopf.on.event(GROUP, VERSION, POLICIES)

@@ -11,6 +11,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tracardi_operator.labels import label_value
+
 FIELD_MANAGER = "tracardi-operator"
 GROUP = "tracardi.com"
 VERSION = "v1alpha1"
@@ -163,7 +165,8 @@ class Kube:
 
     def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
         """Deployments, Jobs and Pods of one installation, as plain dicts (one list call per kind)."""
-        selector = f"app.kubernetes.io/instance={instance},app.kubernetes.io/managed-by={FIELD_MANAGER}"
+        # The builders label children with the installation's name as a label value (at most 63 characters).
+        selector = f"app.kubernetes.io/instance={label_value(instance)},app.kubernetes.io/managed-by={FIELD_MANAGER}"
         out: dict[str, list[dict[str, Any]]] = {}
         for key, prefix, plural in (
             ("deployments", "/apis/apps/v1", "deployments"),

@@ -26,7 +26,7 @@ from tracardi_operator import retention as rt
 from tracardi_operator.elastic import ElasticAdapter, build_client
 from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube
-from tracardi_operator.labels import ANNOTATION_RETRY
+from tracardi_operator.labels import ANNOTATION_RETRY, label_value
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import Observed, observe
 from tracardi_operator.rollout import Context, Decision, decide
@@ -60,6 +60,16 @@ class Runtime:
         event = self.wakeups.get((namespace, name))
         if event is not None:
             event.set()
+
+    def wake_labelled(self, namespace: str, instance: str) -> None:
+        """Wake the installation whose children carry `instance` as their instance label: its name, or
+        for a name longer than a label value allows, the name cut to fit (`labels.label_value`)."""
+        if (namespace, instance) in self.wakeups:
+            self.wake(namespace, instance)
+            return
+        for ns, name in list(self.wakeups):
+            if ns == namespace and label_value(name) == instance:
+                self.wake(ns, name)
 
     def touch(self) -> None:
         self.last_watch_event = time.monotonic()
