@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from devenv import controlplane, procs, redis
@@ -155,3 +156,46 @@ def status(state: State) -> int:
     for k, v in env.items():
         print(f"{k}={v}")
     return 0 if is_up(state) else 1
+
+
+# -- faults: one component stopped and started again, as a cluster's own restarts would -------------------
+
+
+def stop_apiserver(state: State, grace: float = 3.0) -> list[str]:
+    """Stop kube-apiserver alone (etcd, the controller manager and the node agent go on), SIGKILL after
+    `grace` seconds (it drains watches for longer); return its command line, for `start_apiserver` to
+    start it again with the same ports and certificates."""
+    pid = procs.read_pid(state, "kube-apiserver")
+    if not procs.alive(pid):
+        raise procs.DevenvError("kube-apiserver is not running")
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    procs.stop(state, "kube-apiserver", timeout=grace)
+    return argv
+
+
+def start_apiserver(state: State, argv: list[str], timeout: float = 120) -> None:
+    """Start kube-apiserver with the command line `stop_apiserver` returned; return once /readyz is 200."""
+    from devenv import certs
+
+    procs.start(state, "kube-apiserver", argv)
+    server = f"https://127.0.0.1:{json.loads(_ports_file(state).read_text())['apiserver']}"
+    pki = certs.Pki(state.pki)
+    procs.wait_for(state, "kube-apiserver", lambda: controlplane.get(pki, server, "/readyz")[0] == 200, timeout,
+                   "ready (/readyz)", interval=0.2)
+
+
+def stop_elasticsearch(state: State) -> None:
+    """Stop Elasticsearch (its data stays); `start_elasticsearch` starts it again on the same port."""
+    from devenv import elasticsearch
+
+    elasticsearch.stop(state)
+
+
+def start_elasticsearch(state: State, timeout: float = 180) -> None:
+    """Start Elasticsearch again on the port devenv gave it; return once its health is yellow or green."""
+    from devenv import elasticsearch
+
+    port = int(json.loads(_ports_file(state).read_text())["elasticsearch"])
+    nodes = elasticsearch._recorded_node_count(state)
+    url = elasticsearch.start(state, port, nodes=nodes)
+    elasticsearch.wait_ready(state, url, timeout=timeout)
