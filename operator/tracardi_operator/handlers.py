@@ -72,10 +72,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     api = _api_client()
     api.configuration.retries = 3
     registry = metrics.new_metrics()
-    runtime = Runtime(settings=cfg, kube=Kube(api), metrics=registry)
+    runtime = Runtime(settings=cfg, kube=Kube(api, observe=registry.api_request), metrics=registry)
     memo["runtime"] = runtime
-    server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, port=cfg.health_port,
-                                 host=cfg.health_host)
+    server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, grace=cfg.health_grace_seconds,
+                                 port=cfg.health_port, host=cfg.health_host)
     memo["health"] = server
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
@@ -132,12 +132,13 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.event(GROUP, VERSION, INSTALLATIONS)
 async def installation_changed(type: str | None, namespace: str | None, name: str, memo: Any,
-                         **_: Any) -> None:
+                               meta: Mapping[str, Any], **_: Any) -> None:
     """Every event of an installation: start its loop if it has none (the initial listing, a new
     object), wake it, or end it when the object is gone. No finalizer is involved: deleting an
     installation never waits for the operator."""
     runtime = _runtime(memo)
     runtime.touch()
+    runtime.saw(namespace or "", name, meta.get("resourceVersion"), deleted=type == "DELETED")
     if type == "DELETED":
         runtime.forget(namespace or "", name)
         return

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -38,13 +39,37 @@ REQUEST_TIMEOUT = (5.0, 60.0)
 hung connection would stall an installation's loop for good."""
 
 
-def _default_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> None:
+def resource_of(url: str) -> str:
+    """The resource a Kubernetes API request addresses, for counting: `pods`, `deployments`,
+    `tracardiinstallations/status`, ...; `other` for anything else (discovery, /version)."""
+    path = urllib.parse.urlsplit(url).path.strip("/").split("/")
+    if path[:1] == ["api"] and len(path) >= 3:
+        rest = path[2:]
+    elif path[:1] == ["apis"] and len(path) >= 4:
+        rest = path[3:]
+    else:
+        return "other"
+    if rest[:1] == ["namespaces"] and len(rest) >= 3:
+        rest = rest[2:]
+    if not rest:
+        return "other"
+    return rest[0] + (f"/{rest[2]}" if len(rest) >= 3 else "")
+
+
+RequestObserver = Callable[[str, str], None]
+"""Told (verb, resource) of every request the operator's own client sends."""
+
+
+def _default_timeout(api: client.ApiClient, timeout: tuple[float, float],
+                     observe: RequestObserver | None = None) -> None:
     rest = api.rest_client
     request = rest.request
 
     def with_timeout(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
         if not kwargs.get("_request_timeout"):
             kwargs["_request_timeout"] = timeout
+        if observe is not None:
+            observe(method.upper(), resource_of(url))
         return request(method, url, *args, **kwargs)
 
     rest.request = with_timeout
@@ -53,9 +78,10 @@ def _default_timeout(api: client.ApiClient, timeout: tuple[float, float]) -> Non
 class Kube:
     """Thin, typed calls over one shared ApiClient (built once at start-up)."""
 
-    def __init__(self, api: client.ApiClient, timeout: tuple[float, float] = REQUEST_TIMEOUT) -> None:
+    def __init__(self, api: client.ApiClient, timeout: tuple[float, float] = REQUEST_TIMEOUT,
+                 observe: RequestObserver | None = None) -> None:
         self.api = api
-        _default_timeout(api, timeout)
+        _default_timeout(api, timeout, observe)
         self.core = client.CoreV1Api(api)
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
@@ -155,6 +181,21 @@ class Kube:
     def ping(self) -> None:
         """One cheap authorised request: list at most one installation."""
         self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATIONS, limit=1)
+    def installation_versions(self, namespaces: tuple[str, ...] = ()) -> dict[tuple[str, str], str]:
+        """(namespace, name) → resourceVersion of every installation (in `namespaces`, when given): one
+        listing of their metadata only."""
+        data = self.api.call_api(
+            f"/apis/{GROUP}/{VERSION}/{INSTALLATIONS}", "GET",
+            header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
+            response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
+        )
+        out = {}
+        for item in data.get("items", []):
+            meta = item.get("metadata") or {}
+            if not namespaces or meta.get("namespace") in namespaces:
+                out[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta.get("resourceVersion", ""))
+        return out
+
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTALLATIONS, name))

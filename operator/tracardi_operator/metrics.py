@@ -43,6 +43,7 @@ class Metrics:
     installations_paused: Gauge
     last_watch_event_age: Gauge
     leader: Gauge
+    api_requests: Counter
     clock: Callable[[], float] = time.monotonic
     started_at: float = 0.0
     last_watch_event_at: float | None = None
@@ -98,6 +99,9 @@ class Metrics:
         else:
             self._paused.discard((namespace, installation))
 
+    def api_request(self, verb: str, resource: str) -> None:
+        self.api_requests.labels(verb=verb, resource=resource).inc()
+
     def set_leader(self, identity: str, leading: bool) -> None:
         self.leader.labels(identity=identity).set(1 if leading else 0)
 
@@ -152,6 +156,12 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
         last_watch_event_age=Gauge(
             f"{PREFIX}_last_watch_event_age_seconds",
             "Seconds since the last watch event (since start-up while none arrived).",
+            registry=registry,
+        ),
+        api_requests=Counter(
+            f"{PREFIX}_api_requests",
+            "Kubernetes API requests the operator's own client sent (kopf's watches not included).",
+            ["verb", "resource"],
             registry=registry,
         ),
         leader=Gauge(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes import client
 
-from tracardi_operator.kube import REQUEST_TIMEOUT, Kube
+from tracardi_operator.kube import REQUEST_TIMEOUT, Kube, resource_of
 
 
 def test_every_request_gets_a_timeout_unless_it_has_one() -> None:
@@ -21,3 +22,28 @@ def test_every_request_gets_a_timeout_unless_it_has_one() -> None:
     api.rest_client.request("GET", "http://x/")
     api.rest_client.request("GET", "http://x/", _request_timeout=3)
     assert seen == [REQUEST_TIMEOUT, 3]
+
+
+@pytest.mark.parametrize(("url", "resource"), [
+    ("https://k:6443/api/v1/namespaces/shop/pods?labelSelector=x", "pods"),
+    ("https://k:6443/api/v1/namespaces/shop/pods/acme-api-1", "pods"),
+    ("https://k:6443/apis/apps/v1/deployments", "deployments"),
+    ("https://k:6443/apis/apps/v1/namespaces/shop/deployments/acme-api", "deployments"),
+    ("https://k:6443/apis/tracardi.com/v1alpha1/namespaces/shop/tracardiinstallations/acme/status",
+     "tracardiinstallations/status"),
+    ("https://k:6443/apis/tracardi.com/v1alpha1/tracardiretentionpolicies", "tracardiretentionpolicies"),
+    ("https://k:6443/api/v1/namespaces/shop", "namespaces"),
+    ("https://k:6443/version", "other"),
+    ("https://k:6443/apis", "other"),
+])
+def test_requests_are_counted_by_resource(url: str, resource: str) -> None:
+    assert resource_of(url) == resource
+
+
+def test_every_request_of_the_client_is_observed() -> None:
+    seen: list[tuple[str, str]] = []
+    api = client.ApiClient(client.Configuration())
+    api.rest_client.request = lambda *args, **kwargs: None  # type: ignore[method-assign]
+    Kube(api, observe=lambda verb, resource: seen.append((verb, resource)))
+    api.rest_client.request("get", "https://k/api/v1/namespaces/a/events")
+    assert seen == [("GET", "events")]
