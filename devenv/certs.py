@@ -47,6 +47,8 @@ _CLIENTS = {
     "admin": ("devenv-admin", "system:masters"),
     "controller-manager": ("system:kube-controller-manager", None),
     "apiserver-kubelet-client": ("kube-apiserver-kubelet-client", "system:masters"),
+    "kube-proxy": ("system:kube-proxy", None),  # bound to system:node-proxier by the apiserver's bootstrap RBAC
+    "coredns": ("system:coredns", None),  # bound to the ClusterRole system:coredns (network.py), as kubeadm does
 }
 
 

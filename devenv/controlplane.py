@@ -3,7 +3,9 @@ and runs etcd, kube-apiserver and kube-controller-manager from it as separate pr
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import ssl
 import subprocess
 import threading
@@ -20,7 +22,7 @@ from devenv.paths import REPO_ROOT, State
 
 CLUSTER_MODULE = REPO_ROOT / "devenv" / "cluster"
 KUBERNETES_VERSION = "v1.35.4"  # keep in step with cluster/go.mod
-SERVICE_CIDR = "10.0.0.0/16"  # room for the Services of a whole test session
+SERVICE_CIDR = "10.0.0.0/16"  # without the routed network (network.py gives each devenv its own /16)
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
 
 
@@ -47,24 +49,83 @@ def binary(state: State) -> Path:
     return state.bin / "devenv-cluster"
 
 
+def coredns_binary(state: State) -> Path:
+    return state.bin / "devenv-coredns"
+
+
+KUBE_PROXY_PATCH = CLUSTER_MODULE / "patches" / "kube_proxy_table.go.overlay"
+COREDNS_MODULE = REPO_ROOT / "devenv" / "coredns"
+
+
 def _sources() -> list[Path]:
-    return [CLUSTER_MODULE / n for n in ("go.mod", "go.sum", "main.go")]
+    return [CLUSTER_MODULE / n for n in ("go.mod", "go.sum", "main.go")] + [KUBE_PROXY_PATCH]
+
+
+def _coredns_sources() -> list[Path]:
+    return [COREDNS_MODULE / n for n in ("go.mod", "go.sum", "main.go")]
+
+
+def _fresh(out: Path, sources: list[Path]) -> bool:
+    return out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
 
 
 def build(state: State) -> Path:
-    """Build `devenv-cluster` unless it is newer than its sources; print progress while compiling.
-    `bin/kubectl` links to it (the binary dispatches on its name)."""
+    """Build `devenv-cluster` (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl) and
+    `devenv-coredns` unless they are newer than their sources; print progress while compiling.
+    `bin/kubectl` links to `devenv-cluster` (the binary dispatches on its name)."""
     out = binary(state)
-    if not (out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in _sources())):
-        _compile(state, out)
+    if not _fresh(out, _sources()):
+        _compile_cluster(state, out)
     link = state.bin / "kubectl"
     if not link.is_symlink():
         link.unlink(missing_ok=True)
         link.symlink_to(out.name)
+    dns = coredns_binary(state)
+    if not _fresh(dns, _coredns_sources()):
+        _go_build(state, "CoreDNS", "build-coredns", COREDNS_MODULE, dns, ["-ldflags", "-s -w"])
     return out
 
 
-def _compile(state: State, out: Path) -> None:
+def _kube_proxy_modfile(state: State) -> Path:
+    """A `go build -modfile` for the cluster module in which k8s.io/kubernetes is replaced by a tree of
+    symbolic links to the module cache, except kube-proxy's nftables package: a copy whose table name
+    comes from $DEVENV_KUBE_PROXY_TABLE (the constant removed from proxier.go, `KUBE_PROXY_PATCH` added).
+    Go refuses to overlay files inside the module cache, hence the tree."""
+    found = subprocess.run(["go", "mod", "download", "-json", f"k8s.io/kubernetes@{KUBERNETES_VERSION}"],
+                           cwd=CLUSTER_MODULE, capture_output=True, text=True, check=False)
+    if found.returncode != 0:
+        raise procs.DevenvError(f"control plane build: go mod download k8s.io/kubernetes failed:\n{found.stdout}"
+                                f"{found.stderr}")
+    upstream = Path(json.loads(found.stdout)["Dir"])
+    patched = ("pkg", "proxy", "nftables")
+    source = (upstream.joinpath(*patched) / "proxier.go").read_text()
+    constant = '\tkubeProxyTable = "kube-proxy"\n'
+    if source.count(constant) != 1:
+        raise procs.DevenvError(f"control plane build: {upstream.joinpath(*patched)}/proxier.go does not declare "
+                                "kubeProxyTable as expected; update the kube-proxy patch for this release")
+    tree = state.bin / "kubernetes-src"
+    shutil.rmtree(tree, ignore_errors=True)
+    here, there = tree, upstream
+    for level, name in enumerate(patched):
+        here.mkdir(parents=True)
+        for entry in there.iterdir():
+            if entry.name != name:
+                (here / entry.name).symlink_to(entry)
+        here, there = here / name, there / name
+        if level == len(patched) - 1:
+            here.mkdir()
+            for entry in there.iterdir():
+                if entry.is_file() and entry.suffix == ".go" and not entry.name.endswith("_test.go"):
+                    (here / entry.name).write_text(entry.read_text())
+            (here / "proxier.go").write_text(source.replace(constant, ""))
+            shutil.copyfile(KUBE_PROXY_PATCH, here / "zz_devenv_table.go")
+    modfile = state.bin / "cluster.go.mod"
+    modfile.write_text((CLUSTER_MODULE / "go.mod").read_text() + f"\nreplace k8s.io/kubernetes => {tree}\n")
+    shutil.copyfile(CLUSTER_MODULE / "go.sum", state.bin / "cluster.go.sum")
+    return modfile
+
+
+def _compile_cluster(state: State, out: Path) -> None:
     state.ensure()
     major, minor = KUBERNETES_VERSION.lstrip("v").split(".")[:2]
     stamp = {
@@ -78,31 +139,34 @@ def _compile(state: State, out: Path) -> None:
     ldflags = ["-s", "-w"]
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         ldflags += [f"-X {pkg}.{k}={v}" for k, v in stamp.items()]
-    log = state.log("build-cluster")
-    procs.say(f"building the control plane (Kubernetes {KUBERNETES_VERSION}); log {log}")
+    modfile = _kube_proxy_modfile(state)
+    _go_build(state, f"the control plane (Kubernetes {KUBERNETES_VERSION})", "build-cluster", CLUSTER_MODULE, out,
+              ["-tags", "selinux,notest", "-modfile", str(modfile), "-ldflags", " ".join(ldflags)])
+
+
+def _go_build(state: State, what: str, log_name: str, module: Path, out: Path, flags: list[str]) -> None:
+    """`go build -v -trimpath` of `module` into `out` (CGO off), with a progress line every 15 s."""
+    state.ensure()
+    log = state.log(log_name)
+    procs.say(f"building {what}; log {log}")
     env = dict(os.environ, CGO_ENABLED="0")
-    cmd = [
-        "go", "build", "-v", "-trimpath", "-tags", "selinux,notest",
-        "-ldflags", " ".join(ldflags), "-o", str(out) + ".tmp", ".",
-    ]
+    cmd = ["go", "build", "-v", "-trimpath", *flags, "-o", str(out) + ".tmp", "."]
     started = time.monotonic()
     with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=CLUSTER_MODULE, env=env, stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=module, env=env, stdout=f, stderr=subprocess.STDOUT)
         done = threading.Event()
 
         def progress() -> None:
             while not done.wait(15):
                 n = len(log.read_text(errors="replace").splitlines())
-                procs.say(f"  ... compiling, {n} packages so far, {time.monotonic() - started:.0f}s")
+                procs.say(f"  ... compiling {what}, {n} packages so far, {time.monotonic() - started:.0f}s")
 
         t = threading.Thread(target=progress, daemon=True)
         t.start()
         rc = proc.wait()
         done.set()
     if rc != 0:
-        raise procs.DevenvError(
-            f"control plane build failed (go build exit {rc}); log {log}:\n{procs.tail(log)}"
-        )
+        raise procs.DevenvError(f"{what}: build failed (go build exit {rc}); log {log}:\n{procs.tail(log)}")
     os.replace(str(out) + ".tmp", out)
     procs.say(f"built {out} in {time.monotonic() - started:.0f}s")
 
@@ -143,7 +207,7 @@ def get(pki: certs.Pki, server: str, path: str, timeout: float = 3.0) -> tuple[i
         return int(e.code), e.read().decode(errors="replace")
 
 
-def start(state: State, ports: Ports) -> str:
+def start(state: State, ports: Ports, service_cidr: str = SERVICE_CIDR) -> str:
     """Start etcd, kube-apiserver and kube-controller-manager; return the apiserver URL once ready."""
     state.ensure()
     pki = certs.ensure(state.pki)
@@ -169,7 +233,7 @@ def start(state: State, ports: Ports) -> str:
         "--authorization-mode=Node,RBAC",
         "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
         f"--service-account-key-file={pki.sa_pub}", f"--service-account-signing-key-file={pki.sa_key}",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         "--allow-privileged=true",
         f"--kubelet-client-certificate={p('apiserver-kubelet-client.crt')}",
         f"--kubelet-client-key={p('apiserver-kubelet-client.key')}",
@@ -196,7 +260,7 @@ def start(state: State, ports: Ports) -> str:
         "--leader-elect=false",
         f"--service-account-private-key-file={pki.sa_key}", f"--root-ca-file={pki.ca_crt}",
         "--use-service-account-credentials=true",
-        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        f"--service-cluster-ip-range={service_cidr}",
         f"--cluster-signing-cert-file={pki.ca_crt}", f"--cluster-signing-key-file={pki.ca_key}",
         "--kube-api-qps=200", "--kube-api-burst=400",
         "--concurrent-deployment-syncs=10", "--concurrent-replicaset-syncs=10",

@@ -4,11 +4,15 @@
 //	devenv-cluster etcd --data-dir DIR --listen-client-url http://127.0.0.1:PORT
 //	devenv-cluster kube-apiserver [upstream flags]
 //	devenv-cluster kube-controller-manager [upstream flags]
+//	devenv-cluster kube-proxy [upstream flags]   (nftables mode; table named by $DEVENV_KUBE_PROXY_TABLE)
 //	devenv-cluster kubectl [args]   (also as a link named kubectl)
 //	devenv-cluster version
 //
 // The Kubernetes components are the upstream command packages at the release pinned in go.mod;
-// etcd is the embedded server of the version that release builds against.
+// etcd is the embedded server of the version that release builds against. kube-proxy is built with
+// one change (controlplane.py, patches/): the name of its nftables table comes from $DEVENV_KUBE_PROXY_TABLE
+// (default "kube-proxy", as upstream), so that the devenvs of several state directories on one host
+// do not overwrite each other's rules.
 package main
 
 import (
@@ -32,6 +36,7 @@ import (
 	kubectlutil "k8s.io/kubectl/pkg/cmd/util"
 	apiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 )
 
 func main() {
@@ -39,7 +44,7 @@ func main() {
 		os.Exit(runKubectl())
 	}
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: devenv-cluster etcd|kube-apiserver|kube-controller-manager|kubectl|version [flags]")
+		fmt.Fprintln(os.Stderr, "usage: devenv-cluster etcd|kube-apiserver|kube-controller-manager|kube-proxy|kubectl|version [flags]")
 		os.Exit(2)
 	}
 	component, args := os.Args[1], os.Args[2:]
@@ -49,6 +54,8 @@ func main() {
 		os.Exit(cli.Run(apiserver.NewAPIServerCommand()))
 	case "kube-controller-manager":
 		os.Exit(cli.Run(controllermanager.NewControllerManagerCommand()))
+	case "kube-proxy":
+		os.Exit(cli.Run(kubeproxy.NewProxyCommand()))
 	case "kubectl":
 		os.Exit(runKubectl())
 	case "etcd":
