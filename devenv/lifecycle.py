@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -12,11 +11,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv import controlplane, procs, redis
+from devenv import controlplane, network, procs, redis
 from devenv.paths import REPO_ROOT, State
 
 NODE_NAME = "devenv"
-ALL_COMPONENTS = ("nodeagent", *reversed(controlplane.COMPONENTS), "elasticsearch", redis.COMPONENT)
+ALL_COMPONENTS = (*network.COMPONENTS, "nodeagent", *reversed(controlplane.COMPONENTS), "elasticsearch",
+                  redis.COMPONENT)
 
 
 def read_env(state: State) -> dict[str, str]:
@@ -33,9 +33,15 @@ def _ports_file(state: State) -> Any:
     return state.root / "ports.json"
 
 
+def components(state: State) -> tuple[str, ...]:
+    """The components this devenv runs: kube-proxy and CoreDNS only with the routed network."""
+    routed = (state.root / "network.json").exists()
+    return tuple(c for c in ALL_COMPONENTS if routed or c not in network.COMPONENTS)
+
+
 def is_up(state: State) -> bool:
     """Every component runs and the apiserver answers /readyz."""
-    if not all(procs.running(state, c) for c in ALL_COMPONENTS):
+    if not all(procs.running(state, c) for c in components(state)):
         return False
     try:
         ports = json.loads(_ports_file(state).read_text())
@@ -45,15 +51,6 @@ def is_up(state: State) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return code == 200
-
-
-def pod_ip_range(state: State) -> str:
-    """Pod addresses of this devenv: 127.0.x.y for the default one, a /16 of its own for any other, so
-    that several devenvs (other state directories) run side by side without address clashes."""
-    if state.root == State(REPO_ROOT / ".devenv").root:
-        return "127.0.1.1-127.0.255.254"
-    second = 1 + int(hashlib.sha256(str(state.root).encode()).hexdigest(), 16) % 254
-    return f"127.{second}.0.1-127.{second}.255.254"
 
 
 def _parallel(*steps: Callable[[], object]) -> None:
@@ -95,6 +92,12 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     from devenv import elasticsearch
 
     _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
+    net = network.setup(state)
+    if net.plan is None:
+        procs.say(network.fallback_message(net))
+    else:
+        procs.say(f"network: pods {net.plan.pod_cidr}, Services {net.plan.service_cidr}, "
+                  f"cluster DNS {net.plan.dns_ip} (routes to lo; kube-proxy table ip {net.plan.table})")
     ports = controlplane.Ports.pick()
     es_port = elasticsearch.free_ports(es_nodes)
     redis_port = redis.free_port()
@@ -104,18 +107,23 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
         procs.say("starting Elasticsearch 7.10.2")
         es_url = elasticsearch.start(state, es_port, nodes=es_nodes)
         procs.say("starting etcd, kube-apiserver, kube-controller-manager")
-        server = controlplane.start(state, ports)
+        server = controlplane.start(
+            state, ports, net.plan.service_cidr if net.plan else controlplane.SERVICE_CIDR)
         procs.say(f"kube-apiserver ready at {server}")
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         procs.start(state, "nodeagent", [
             sys.executable, "-m", "devenv.nodeagent", "--kubeconfig", str(state.kubeconfig),
-            "--state-dir", str(state.root), "--node-name", NODE_NAME, "--pod-ips", pod_ip_range(state),
+            "--state-dir", str(state.root), "--node-name", NODE_NAME, "--pod-ips", net.pod_ips,
+            *(["--cluster-dns", net.plan.dns_ip, "--cluster-domain", network.CLUSTER_DOMAIN] if net.plan else []),
         ], env=env, cwd=REPO_ROOT)
         procs.wait_for(
             state, "nodeagent", lambda: _node_ready(state), 120, f"node {NODE_NAME} Ready and untainted"
         )
-        procs.say("node ready; waiting for Elasticsearch")
+        if net.plan is not None:
+            procs.say("node ready; starting kube-proxy and CoreDNS")
+            network.start(state, net.plan, server, NODE_NAME)
+        procs.say("waiting for Elasticsearch")
         elasticsearch.wait_ready(state, es_url)
     except BaseException:
         down(state, quiet=True)
@@ -126,6 +134,9 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     }))
     values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url, "REDIS_URL": redis_url,
               "REDIS_PORT": str(redis_port)}
+    if net.plan is not None:
+        values |= {"DEVENV_POD_CIDR": net.plan.pod_cidr, "DEVENV_SERVICE_CIDR": net.plan.service_cidr,
+                   "DEVENV_CLUSTER_DNS": net.plan.dns_ip}
     state.env_file.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
     procs.say(f"devenv up in {time.monotonic() - started:.0f}s; source {state.env_file}")
     return values
@@ -142,6 +153,7 @@ def down(state: State, quiet: bool = False) -> list[str]:
     stopped = [c for c in ("operator", *ALL_COMPONENTS) if procs.stop(state, c)]  # operator: make demo
     if state.pods.exists() and _stop_pod_processes(state):
         stopped.append("pod processes")
+    stopped += network.cleanup(state)  # routes and kube-proxy's table, after kube-proxy stopped
     state.env_file.unlink(missing_ok=True)
     if not quiet:
         procs.say("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -150,7 +162,7 @@ def down(state: State, quiet: bool = False) -> list[str]:
 
 def status(state: State) -> int:
     env = read_env(state)
-    for c in ALL_COMPONENTS:
+    for c in components(state):
         pid = procs.read_pid(state, c)
         print(f"{c:26} {'running' if procs.alive(pid) else 'stopped':8} pid={pid} log={state.log(c)}")
     for k, v in env.items():

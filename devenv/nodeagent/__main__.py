@@ -24,8 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs-port", type=int, default=None,
                         help="port of the kubectl-logs endpoint (default: a free one; 0: none)")
     parser.add_argument("--pod-ips", default=None, metavar="FIRST-LAST",
-                        help="loopback range of pod addresses (default 127.0.1.1-127.255.255.254); give each "
-                             "devenv on one machine its own")
+                        help="range of pod addresses: loopback (default 127.0.1.1-127.255.255.254) or within a "
+                             "locally routed private /16; give each devenv on one machine its own")
+    parser.add_argument("--cluster-dns", default=None, metavar="IP",
+                        help="the cluster DNS server pods' resolv.conf names (default: pods get the host's)")
+    parser.add_argument("--cluster-domain", default="cluster.local")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir or State.default().root
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     run(Options(kubeconfig=kubeconfig, state_dir=state_dir, node_name=args.node_name,
-                logs_port=args.logs_port, pod_ips=pod_ips), stop)
+                logs_port=args.logs_port, pod_ips=pod_ips,
+                dns=rules.ClusterDns(args.cluster_dns, args.cluster_domain) if args.cluster_dns else None), stop)
     return 0
 
 

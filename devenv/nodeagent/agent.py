@@ -205,6 +205,7 @@ class Options:
     node_name: str
     logs_port: int | None = None  # None: pick a free port; 0: no logs endpoint
     pod_ips: tuple[str, str] | None = None  # first and last pod address; None: rules' default range
+    dns: rules.ClusterDns | None = None  # the cluster DNS pods' resolv.conf names; None: the host's
 
 
 def simulator_present(repo_root: Path) -> Callable[[], bool]:
@@ -221,7 +222,8 @@ def run(opts: Options, stop: threading.Event) -> None:
     kube = Kube(str(opts.kubeconfig))
     ctx = Context(kube=kube, node_name=opts.node_name, pods_dir=state.pods, repo_root=REPO_ROOT, stop=stop,
                   ips=IpPool(*(opts.pod_ips or (None, None))),
-                  simulator_available=simulator_present(REPO_ROOT), images=ImageStore(state.root / "images"))
+                  simulator_available=simulator_present(REPO_ROOT), images=ImageStore(state.root / "images"),
+                  dns=opts.dns)
     runner = PodRunner(ctx)
     logs_port = procs.free_port() if opts.logs_port is None else opts.logs_port
     if logs_port:

@@ -5,9 +5,9 @@
 Run as root in a private mount namespace (so every mount below vanishes with the container's last
 process) and a UTS namespace of its own (the host name is the pod's name, as in a pod), it mounts an
 overlay of the image's unpacked root filesystem (`lower`) with a per-run upper directory at `root`, then
-/proc, a small /dev (null, zero, full, random, urandom, tty, shm, fd links), the host's /etc/hosts and
-/etc/resolv.conf, and the pod's binds (emptyDir volumes, the ServiceAccount directory, the
-termination-message file); remounts the root read-only when the container asks for
+/proc, a small /dev (null, zero, full, random, urandom, tty, shm, fd links), the host's /etc/hosts, the
+pod's resolv.conf (the host's without cluster DNS), and the pod's binds (emptyDir volumes, the
+ServiceAccount directory, the termination-message file); remounts the root read-only when the container asks for
 readOnlyRootFilesystem; then chroots, drops to the container's UID, GID and groups (no_new_privs when
 privilege escalation is off) and execs the container's argv with exactly its env. The pid stays the same
 from `unshare` to the container's program, so the node agent's pid file and process group hold.
@@ -54,6 +54,7 @@ class Spec:
     no_new_privs: bool = False
     hostname: str = ""  # set in the container's own UTS namespace (unshare --uts): the pod's name
     binds: list[Bind] = field(default_factory=list)
+    resolv_conf: str = ""  # the pod's resolv.conf (a kubelet's); empty: the host's /etc/resolv.conf
 
     def dump(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -128,8 +129,9 @@ def assemble(spec: Spec) -> None:
                          ("stderr", "/proc/self/fd/2")):
         os.symlink(target, posixpath.join(dev, link))
     for host_file in HOST_FILES:
-        if os.path.exists(host_file):
-            _bind(host_file, _mountpoint(root, host_file, True), True)
+        source = spec.resolv_conf if host_file == "/etc/resolv.conf" and spec.resolv_conf else host_file
+        if os.path.exists(source):
+            _bind(source, _mountpoint(root, host_file, True), True)
     for b in spec.binds:
         _bind(b.source, _mountpoint(root, b.target, os.path.isfile(b.source)), b.read_only)
     if spec.read_only:

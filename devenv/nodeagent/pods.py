@@ -77,6 +77,7 @@ class Context:
     ips: IpPool
     simulator_available: Callable[[], bool]
     images: ImageStore | None = None  # None: every operator image runs as a local process
+    dns: rules.ClusterDns | None = None  # cluster DNS (devenv's routed network); None: the host's resolv.conf
 
     @property
     def python(self) -> str:
@@ -373,7 +374,21 @@ class PodWorker:
         argv = rules.container_argv(runner, c.spec, c.env, self.ip, self.ctx.python)
         assert argv is not None
         c.env["TERMINATION_MESSAGE_PATH"] = str(termination_log)
-        self._exec(c, argv, c.env, log_path, base, shlex.join(argv))
+        what = shlex.join(argv)
+        if self.ctx.dns is not None and os.geteuid() == 0:
+            argv = rules.with_resolv_conf(argv, str(self._resolv_conf()))
+        self._exec(c, argv, c.env, log_path, base, what)
+
+    def _resolv_conf(self) -> Path:
+        """The pod's resolv.conf (as a kubelet writes it), in `.devenv/pods/<ns>_<pod>.resolv.conf`."""
+        path = self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}.resolv.conf"
+        try:
+            host = Path(rules.RESOLV_CONF).read_text(errors="replace")
+        except OSError:
+            host = ""
+        path.write_text(rules.resolv_conf(self.pod, self.ctx.dns, host))
+        path.chmod(0o644)
+        return path
 
     def _image_launch(self, c: Container, image: rules.ImageConfig, pod_env: dict[str, str],
                       termination_log: Path) -> tuple[list[str], dict[str, str], str]:
@@ -420,7 +435,7 @@ class PodWorker:
             argv=argv, env=env, uid=who.uid, gid=who.gid, groups=list(who.groups),
             cwd=str(c.spec.get("workingDir") or image.working_dir or "/"),
             read_only=rules.read_only_root(c.spec), no_new_privs=rules.no_new_privileges(c.spec), binds=binds,
-            hostname=self.pod_name)
+            hostname=self.pod_name, resolv_conf=str(self._resolv_conf()))
         spec_path = run_dir / "spec.json"
         spec.dump(spec_path)
         launch = ["unshare", "--mount", "--uts", "--propagation", "private", "--",
@@ -649,6 +664,7 @@ class PodWorker:
         for leftover in [*self.ctx.pods_dir.glob(f"{self.namespace}_{self.pod_name}_*.rootfs"),
                          self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}.volumes"]:
             shutil.rmtree(leftover, ignore_errors=True)
+        (self.ctx.pods_dir / f"{self.namespace}_{self.pod_name}.resolv.conf").unlink(missing_ok=True)
         if self.sa_dir is not None:
             shutil.rmtree(self.sa_dir, ignore_errors=True)
             self.sa_dir = None

@@ -436,14 +436,21 @@ def wants_service_account_token(pod: Json) -> bool:
 
 FIRST_POD_IP = ipaddress.IPv4Address("127.0.1.1")
 LAST_POD_IP = ipaddress.IPv4Address("127.255.255.254")
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
 
 
 def parse_pod_ip_range(text: str) -> tuple[ipaddress.IPv4Address, ipaddress.IPv4Address]:
-    """`FIRST-LAST` inside 127/8 and above 127.0.0.0/24 (where the host's own servers listen)."""
+    """`FIRST-LAST`: inside 127/8 and above 127.0.0.0/24 (where the host's own servers listen), or
+    inside one private network (devenv's routed pod network, 10.x.0.0/16)."""
     first_text, _, last_text = text.partition("-")
     first, last = ipaddress.IPv4Address(first_text.strip()), ipaddress.IPv4Address(last_text.strip())
-    if not (FIRST_POD_IP <= first <= last <= LAST_POD_IP):
-        raise ValueError(f"pod address range {text!r} must lie within {FIRST_POD_IP}-{LAST_POD_IP}")
+    if first in _LOOPBACK or last in _LOOPBACK:
+        if not (FIRST_POD_IP <= first <= last <= LAST_POD_IP):
+            raise ValueError(f"pod address range {text!r} must lie within {FIRST_POD_IP}-{LAST_POD_IP}")
+    elif not (first <= last and first.is_private and last.is_private
+              and ipaddress.IPv4Network(f"{first}/16", strict=False) == ipaddress.IPv4Network(f"{last}/16",
+                                                                                              strict=False)):
+        raise ValueError(f"pod address range {text!r} must lie within one private /16")
     return first, last
 
 
@@ -451,8 +458,9 @@ def next_pod_ip(
     in_use: Collection[str], after: str | None = None,
     first: ipaddress.IPv4Address = FIRST_POD_IP, last: ipaddress.IPv4Address = LAST_POD_IP,
 ) -> str:
-    """The next free loopback address in [first, last] after `after` (round-robin, so a freed address is
-    not handed out again at once), skipping .0/.255 last octets. All of 127/8 routes to `lo` on Linux."""
+    """The next free address in [first, last] after `after` (round-robin, so a freed address is not handed
+    out again at once), skipping .0/.255 last octets. All of 127/8 routes to `lo` on Linux, and so does
+    devenv's routed pod network (a local route)."""
     taken = set(in_use)
     start = ipaddress.IPv4Address(after) + 1 if after else first
     if not first <= start <= last:
@@ -463,7 +471,83 @@ def next_pod_ip(
         ip = ipaddress.IPv4Address(int(first) + (offset + i) % span)
         if int(ip) & 0xFF not in (0, 255) and str(ip) not in taken:
             return str(ip)
-    raise RuntimeError("no free loopback address for a pod")
+    raise RuntimeError("no free address for a pod")
+
+
+# -- cluster DNS -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClusterDns:
+    """The kubelet's --cluster-dns and --cluster-domain."""
+
+    server: str
+    domain: str = "cluster.local"
+
+
+def _host_resolv(text: str) -> tuple[list[str], list[str], list[str]]:
+    nameservers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    for line in text.splitlines():
+        fields = line.split("#", 1)[0].split()
+        if not fields:
+            continue
+        if fields[0] == "nameserver" and len(fields) > 1:
+            nameservers.append(fields[1])
+        elif fields[0] in ("search", "domain"):
+            search = fields[1:]
+        elif fields[0] == "options":
+            options.extend(fields[1:])
+    return nameservers, search, options
+
+
+def resolv_conf(pod: Json, dns: ClusterDns | None, host_resolv: str) -> str:
+    """The /etc/resolv.conf a kubelet writes for a pod (dnsPolicy ClusterFirst, Default, None, and
+    ClusterFirstWithHostNet; dnsConfig merged): with ClusterFirst the cluster DNS server, the search path
+    `<ns>.svc.<domain> svc.<domain> <domain>` followed by the host's, and `ndots:5`. Without cluster DNS
+    (or dnsPolicy Default) the host's nameservers and search path."""
+    spec = pod.get("spec") or {}
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    policy = str(spec.get("dnsPolicy") or "ClusterFirst")
+    if spec.get("hostNetwork") and policy == "ClusterFirst":
+        policy = "Default"  # as the kubelet: host-network pods need ClusterFirstWithHostNet for cluster DNS
+    host_ns, host_search, host_options = _host_resolv(host_resolv)
+    nameservers: list[str] = []
+    search: list[str] = []
+    options: list[str] = []
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and dns is not None:
+        d = dns.domain
+        nameservers = [dns.server]
+        search = [f"{namespace}.svc.{d}", f"svc.{d}", d, *host_search]
+        options = ["ndots:5"]
+    elif policy != "None":
+        nameservers, search, options = host_ns, host_search, host_options
+    config = spec.get("dnsConfig") or {}
+    nameservers += [str(n) for n in config.get("nameservers") or [] if str(n) not in nameservers]
+    search += [str(n) for n in config.get("searches") or [] if str(n) not in search]
+    merged: dict[str, str | None] = {}
+    for opt in options:
+        name, _, value = opt.partition(":")
+        merged[name] = value or None
+    for opt in config.get("options") or []:
+        merged[str(opt.get("name"))] = None if opt.get("value") is None else str(opt.get("value"))
+    lines = [f"nameserver {n}" for n in nameservers[:3]]
+    if search:
+        lines.append("search " + " ".join(dict.fromkeys(search)))
+    if merged:
+        lines.append("options " + " ".join(k if v is None else f"{k}:{v}" for k, v in merged.items()))
+    return "\n".join(lines) + "\n"
+
+
+RESOLV_CONF = "/etc/resolv.conf"
+
+
+def with_resolv_conf(argv: Sequence[str], resolv_conf_path: str) -> list[str]:
+    """A local process with a resolv.conf of its own: a private mount namespace (`unshare --mount`) in
+    which `resolv_conf_path` is bound over /etc/resolv.conf, then exec of `argv` (same pid throughout)."""
+    return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+            f'mount --bind "$0" {RESOLV_CONF} && exec "$@"', resolv_conf_path, *argv]
 
 
 # -- scheduling --------------------------------------------------------------------------------------------

@@ -226,8 +226,7 @@ def test_process_serves_on_its_pod_ip_and_its_probe_makes_it_ready(core: client.
 
     p = wait(ready, 60, "pod Ready")
     ip = p.status.pod_ip
-    assert ip.startswith("127.")
-    assert ip != "127.0.0.1"
+    assert not ip.startswith("127.0.0.")  # the routed pod network's, or a loopback address of devenv's own
     assert p.status.container_statuses[0].ready
     assert p.status.container_statuses[0].state.running is not None
     with urllib.request.urlopen(f"http://{ip}:8080/", timeout=5) as resp:
