@@ -141,6 +141,10 @@ def _apply_crds_in_the_image(devenv: Any, kube_api: Any, namespace: str) -> str:
         rbac.delete_cluster_role(name)
 
 
+LEADER_LOGS: dict[str, str] = {}
+"""The log of the leader pod the test deletes, read just before."""
+
+
 def _holder(kube_api: Any) -> str | None:
     from kubernetes import client
 
@@ -148,7 +152,7 @@ def _holder(kube_api: Any) -> str | None:
     return str(lease.spec.holder_identity) if lease.spec.holder_identity else None
 
 
-def _delete_the_leader_mid_migration(kube_api: Any, installations: Installations) -> float:
+def _delete_the_leader_mid_migration(devenv: Any, kube_api: Any, installations: Installations) -> float:
     """Delete the leader's pod while the migration Job runs; seconds until another pod holds the Lease."""
     from kubernetes import client
 
@@ -159,6 +163,8 @@ def _delete_the_leader_mid_migration(kube_api: Any, installations: Installations
     wait_for(migrating, 300, "the 08x -> 0820 migration Job running", interval=0.2)
     leader = _holder(kube_api)
     assert leader is not None
+    LEADER_LOGS[leader] = _kubectl(devenv, "-n", OPERATOR_NS, "logs", f"pod/{leader}")
+    assert f"leader election: {leader} now leads" in LEADER_LOGS[leader]
     client.CoreV1Api(kube_api).delete_namespaced_pod(leader, OPERATOR_NS)
     deleted = time.monotonic()
     wait_for(lambda: (h := _holder(kube_api)) is not None and h != leader, 60, "another replica holding the Lease",
@@ -216,7 +222,7 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
                 t = time.monotonic()
                 installations.patch_spec("acme", {"version": version})
                 if version == "0.8.2.1":
-                    takeover = _delete_the_leader_mid_migration(kube_api, installations)
+                    takeover = _delete_the_leader_mid_migration(devenv, kube_api, installations)
                     print(f"  shipped: the standby took over {takeover:.1f}s after the leader pod was deleted",
                           file=sys.stderr)
                     assert takeover <= 20
@@ -234,9 +240,15 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
                 assert uid.split("\t") == [str(UID)] * 4, f"{key}: Uid {uid}"
                 assert gid.split("\t") == [str(UID)] * 4, f"{key}: Gid {gid}"
 
-        for pod in pods:
-            log = _kubectl(devenv, "-n", OPERATOR_NS, "logs", f"pod/{pod.metadata.name}")
-            assert f"operator identity: uid65532@{pod.metadata.name}/" in log, "the pod's own host name"
+        # The replicas now: the deleted leader's replacement included (its log was read before it went).
+        now_running = [p.metadata.name for p in core.list_namespaced_pod(
+            OPERATOR_NS, label_selector="app.kubernetes.io/component=operator").items
+            if p.status.phase == "Running" and not p.metadata.deletion_timestamp]
+        logs = {name: _kubectl(devenv, "-n", OPERATOR_NS, "logs", f"pod/{name}") for name in now_running}
+        logs.update(LEADER_LOGS)
+        assert len(logs) >= 3, "both first replicas and the leader's replacement"
+        for name, log in logs.items():
+            assert f"operator identity: uid65532@{name}/" in log, "the pod's own host name"
             forbidden = [line for line in log.splitlines() if re.search(r"(?<!\d)403(?!\d)|Forbidden", line)]
             assert not forbidden, "\n".join(forbidden[:10])
         print(f"  shipped e2e: {time.monotonic() - started:.1f}s", file=sys.stderr)
