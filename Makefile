@@ -48,9 +48,10 @@ crds: $(STAMP) ## regenerate crds/ and the package's copy from the pydantic mode
 check-crds: $(STAMP) ## fail when crds/ or the package's copy differs from what the models generate
 	@$(PY) -m tracardi_operator.crdgen --check
 
-lint: $(STAMP) ## ruff and mypy --strict
+lint: $(STAMP) ## ruff, mypy --strict and the import contract (.importlinter)
 	@echo "==> ruff"; $(VENV)/bin/ruff check .
 	@echo "==> mypy --strict"; $(VENV)/bin/mypy
+	@echo "==> import contract: the decisions import no client"; set -o pipefail; $(VENV)/bin/lint-imports .importlinter | tail -3
 
 unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
