@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracardi_operator import builders, conditions, retention, versions
+from tracardi_operator import builders, conditions, jobresults, retention, versions
 from tracardi_operator.models import (
     JobRecord,
     TracardiInstallation,
@@ -409,9 +409,9 @@ def _run_job(s: _Step, observed: Observed, up: UpgradeStatus, purpose: str, buil
     record.outcome = job.phase
     record.finished_at = s.ctx.now
     if job.phase == "Failed":
-        result = job.result or {}
-        record.reason = str(result.get("error") or f"{purpose}Failed")
-        record.message = str(result.get("message") or job.message or "the Job failed")[:4000]
+        failure = jobresults.parse_failure(job.result)
+        record.reason = failure.error if failure else f"{purpose}Failed"
+        record.message = ((failure.message if failure else "") or job.message or "the Job failed")[:4000]
     else:
         record.message = None
     return record
@@ -451,15 +451,15 @@ def _fail(s: _Step, up: UpgradeStatus, record: JobRecord) -> None:
 def _record_installed(s: _Step, up: UpgradeStatus, record: JobRecord, observed: Observed) -> bool:
     """Take (db version, tenant) from what the new API reported to the install Job."""
     job = observed.jobs.get(record.name)
-    result = job.result if job else None
-    if not result or not result.get("tenant"):
+    result = jobresults.parse_install(job.result if job else None)
+    if result is None or not result.tenant:
         up.step = "Failed"
         record.outcome = "Failed"
         record.reason = "InstallResultMissing"
         record.message = "the install Job succeeded but reported no db version and tenant"
         _fail(s, up, record)
         return False
-    reported_db = str(result.get("dbVersion") or up.to_db_version)
+    reported_db = result.db_version or up.to_db_version
     if reported_db != up.to_db_version:
         record.outcome = "Failed"
         record.reason = "UnexpectedDbVersion"
@@ -467,7 +467,7 @@ def _record_installed(s: _Step, up: UpgradeStatus, record: JobRecord, observed: 
                           f"expected {up.to_db_version}; refusing to go on")
         _fail(s, up, record)
         return False
-    up.to_tenant = str(result["tenant"])
+    up.to_tenant = result.tenant
     return True
 
 
@@ -675,36 +675,32 @@ def _migration_job(s: _Step, observed: Observed, up: UpgradeStatus, candidate_ap
     return _run_job(s, observed, up, "Migrate", build)
 
 
-def _record_verified(up: UpgradeStatus, result: Mapping[str, Any] | None) -> None:
+def _record_verified(up: UpgradeStatus, raw: Mapping[str, Any] | None) -> None:
     """The migration Job's figures: totals per context, and per resource what repair had to copy."""
     up.verified = []
-    if not result:
+    result = jobresults.parse_migration(raw)
+    if result is None:
         return
-    src_db, dst_db = str(result.get("from", up.from_db_version)), str(result.get("to", up.to_db_version))
-    contexts = result.get("contexts") or {}
+    src_db, dst_db = result.from_db or up.from_db_version, result.to_db or up.to_db_version
     for context in ("staging", "production"):
-        figures = contexts.get(context)
-        if not isinstance(figures, Mapping):
+        figures = result.contexts.get(context)
+        if figures is None:
             continue
         prefix = "prod-" if context == "production" else ""
-        src, dst = int(figures.get("sourceDocs", 0)), int(figures.get("destDocs", 0))
-        collapsed = int(figures.get("collapsedIds", 0))  # one id in several merged partitions
+        # One id in several merged partitions, and ids deleted after the cutoff, are no loss.
+        accounted = figures.dest_docs + figures.collapsed_ids
         up.verified.append(VerifiedCount(
             context=context, resource="*", source_index=f"{prefix}{src_db}.{up.from_tenant}.tracardi-*",
-            destination_index=f"{prefix}{dst_db}.{up.to_tenant}.tracardi-*", source_count=src,
-            destination_count=dst, ok=dst + collapsed >= src,
+            destination_index=f"{prefix}{dst_db}.{up.to_tenant}.tracardi-*", source_count=figures.source_docs,
+            destination_count=figures.dest_docs, ok=accounted >= figures.source_docs,
         ))
-        repaired = (result.get("repaired") or {}).get(context) or {}
-        for resource, counts in sorted(repaired.items()):
-            if not isinstance(counts, Mapping):
-                continue
-            total = int(counts.get("total", 0))
-            landed = int(counts.get("created", 0)) + int(counts.get("present", 0))
+        for resource, counts in sorted(result.repaired.get(context, {}).items()):
+            landed = counts.created + counts.present
             up.verified.append(VerifiedCount(
-                context=context, resource=str(resource),
+                context=context, resource=resource,
                 source_index=f"{prefix}{src_db}.{up.from_tenant}.tracardi-{resource}*",
                 destination_index=f"{prefix}{up.to_tenant}.tracardi-{resource} (repaired)",
-                source_count=total, destination_count=landed, ok=landed >= total,
+                source_count=counts.total, destination_count=landed, ok=landed >= counts.total,
             ))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tracardi_operator.jobresults import InstallResult
 from tracardi_operator.jobs.common import Deadline, JobError, Log
 from tracardi_operator.jobs.es import EsClient, EsError
 from tracardi_operator.tracardi_api import (
@@ -91,15 +92,11 @@ def wait_for_api(api: TracardiApi, deadline: Deadline, log: Log) -> VersionDetai
 
 
 def install_result(details: VersionDetails, status: InstallStatus) -> dict[str, Any]:
-    """The Job's result as the operator records it in status.versions."""
-    return {
-        "version": details.version,
-        "dbVersion": details.db_version,
-        "tenant": details.tenant,
-        "schemaOk": status.schema_ok,
-        "adminOk": status.admin_ok,
-        "formOk": status.form_ok,
-    }
+    """The Job's result as the operator records it in status.versions (jobresults.InstallResult)."""
+    return InstallResult(
+        version=details.version, db_version=details.db_version, tenant=details.tenant,
+        schema_ok=status.schema_ok, admin_ok=status.admin_ok, form_ok=status.form_ok,
+    ).dump()
 
 
 def classify_install_error(error: TracardiApiError) -> JobError:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracardi_operator.indices import VersionId
+from tracardi_operator.jobresults import ContextFigures, MigrationResult, RepairFigures
 from tracardi_operator.jobs import observe
 from tracardi_operator.jobs.common import Deadline, JobError, Log
 from tracardi_operator.jobs.es import EsClient, EsError
@@ -341,15 +342,19 @@ def repair_and_verify(
         if repair_applies(request.target.db) and not request.repair:
             hint = " (Tracardi 0.8.2 skips these; --repair Auto copies them)"
         raise JobError("MigrationIncomplete", failure_message(failed) + hint, details={"incomplete": failed})
-    payload: dict[str, Any] = {
+    success = MigrationResult.model_validate({
         "from": request.source.db,
         "to": request.target.db,
-        "contexts": summarize(results),
-    }
+        "contexts": {context: ContextFigures.model_validate(figures)
+                     for context, figures in summarize(results).items()},
+    })
     if repairing:
-        payload["repaired"] = repair_summary(outcomes)
-        payload["mergedSuffix"] = suffix
-    return payload
+        success.repaired = {
+            context: {resource: RepairFigures.model_validate(figures) for resource, figures in resources.items()}
+            for context, resources in repair_summary(outcomes).items()
+        }
+        success.merged_suffix = suffix
+    return success.dump()
 
 
 def held_to(now: Mapping[str, int], cutoff: Mapping[str, int] | None) -> tuple[dict[str, int], dict[str, int]]:
