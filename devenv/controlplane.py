@@ -215,6 +215,7 @@ def start(state: State, ports: Ports, service_cidr: str = SERVICE_CIDR) -> str:
     for name, port in (("etcd", ports.etcd_client), ("kube-apiserver", ports.apiserver)):
         if procs.port_open("127.0.0.1", port):
             raise procs.DevenvError(f"{name}: port {port} is already taken")
+    _match_service_range(state, service_cidr)
     etcd_url = f"http://127.0.0.1:{ports.etcd_client}"
     procs.start(state, "etcd", [
         exe, "etcd", "--data-dir", str(state.data / "etcd"),
@@ -274,6 +275,20 @@ def start(state: State, ports: Ports, service_cidr: str = SERVICE_CIDR) -> str:
         lambda: procs.port_open("127.0.0.1", ports.controller_manager), 60, "serving",
     )
     return server
+
+
+def _match_service_range(state: State, service_cidr: str) -> None:
+    """The cluster's default ServiceCIDR is made once, from the apiserver's flag, and never changed: when
+    this state directory's Service range differs from the one its etcd data was made with (before devenv's
+    network it was always SERVICE_CIDR), the cluster's state starts afresh."""
+    record = state.data / "service-cidr"
+    etcd = state.data / "etcd"
+    previous = record.read_text().strip() if record.exists() else (SERVICE_CIDR if etcd.exists() else service_cidr)
+    if previous != service_cidr and etcd.exists():
+        procs.say(f"the Service range of this devenv is now {service_cidr} (was {previous}): the cluster's state "
+                  f"(data/etcd) starts afresh")
+        shutil.rmtree(etcd)
+    record.write_text(service_cidr + "\n")
 
 
 def stop(state: State) -> list[str]:

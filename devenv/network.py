@@ -252,13 +252,19 @@ def publish_dns(kubeconfig: Path, plan: Plan, node_name: str) -> None:
     from kubernetes.client.rest import ApiException
 
     try:
+        existing = core.read_namespaced_service("kube-dns", "kube-system")
+        if existing.spec.cluster_ip != plan.dns_ip:
+            core.delete_namespaced_service("kube-dns", "kube-system")
+            existing = None
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        existing = None
+    if existing is None:
         core.create_namespaced_service("kube-system", {
             "metadata": {"name": "kube-dns", "labels": labels},
             "spec": {"clusterIP": plan.dns_ip,
                      "ports": [{"name": n, "port": 53, "protocol": p, "targetPort": 53} for n, p in ports]}})
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
     _apply(discovery.create_namespaced_endpoint_slice, discovery.replace_namespaced_endpoint_slice, {
         "metadata": {"name": "kube-dns-devenv", "labels": {
             "kubernetes.io/service-name": "kube-dns", "endpointslice.kubernetes.io/managed-by": "devenv"}},

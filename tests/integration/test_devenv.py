@@ -293,22 +293,28 @@ def _devenv_cli(root: Path, *args: str, timeout: float) -> subprocess.CompletedP
                           text=True, timeout=timeout, check=False)
 
 
-def test_devenv_down_leaves_no_process_or_port_of_ours(devenv: Any) -> None:
-    """A devenv of its own (the session's keeps running), built from the session's binaries."""
+def test_devenv_down_leaves_no_process_port_route_or_rule_of_ours(devenv: Any) -> None:
+    """A devenv of its own (the session's keeps running), built from the session's binaries: down leaves
+    no process, port, route or nft table of it."""
     session = State.default()
     own = State(Path(tempfile.mkdtemp(prefix="devenv-down-", dir="/tmp")))
     assert own.root != session.root
     try:
         own.ensure()
         (own.bin / "devenv-cluster").symlink_to(controlplane.binary(session))
+        (own.bin / "devenv-coredns").symlink_to(controlplane.coredns_binary(session))
         shutil.copy2(elasticsearch.classpath_file(session), elasticsearch.classpath_file(own))
         shutil.copytree(elasticsearch.launcher_dir(session), elasticsearch.launcher_dir(own))
         up = _devenv_cli(own.root, "up", timeout=400)
         assert up.returncode == 0, up.stdout + up.stderr
 
-        from devenv import lifecycle
+        from devenv import lifecycle, network
 
-        components = {c: procs.read_pid(own, c) for c in lifecycle.ALL_COMPONENTS}
+        added = json.loads((own.root / "network.json").read_text()) if os.geteuid() == 0 else {}
+        if added:  # the routed network: two /16 routes to lo and kube-proxy's table
+            assert set(added["routes"]) <= set(network.local_routes())
+            assert network.nft_table_exists(added["table"])
+        components = {c: procs.read_pid(own, c) for c in lifecycle.components(own)}
         assert all(procs.alive(pid) for pid in components.values()), components
         sessions = {pid for pid in components.values() if pid is not None}
         ours = {pid for pid, (sid, cmd) in _processes().items() if sid in sessions or str(own.root) in cmd}
@@ -318,7 +324,8 @@ def test_devenv_down_leaves_no_process_or_port_of_ours(devenv: Any) -> None:
 
         down = _devenv_cli(own.root, "down", timeout=120)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert "stopped: nodeagent" in down.stderr, down.stderr  # procs.say writes to stderr
+        assert "stopped: " in down.stderr, down.stderr  # procs.say writes to stderr
+        assert "nodeagent" in down.stderr.split("stopped: ", 1)[1], down.stderr
 
         def leftovers() -> dict[int, str]:
             return {pid: cmd for pid, (sid, cmd) in _processes().items()
@@ -329,6 +336,11 @@ def test_devenv_down_leaves_no_process_or_port_of_ours(devenv: Any) -> None:
         assert not [p for p in ports if procs.port_open("127.0.0.1", p)], ports
         assert not _listening_ports(ours)
         assert not own.env_file.exists()
+        if added:
+            assert not set(added["routes"]) & set(network.local_routes()), network.local_routes()
+            assert not network.nft_table_exists(added["table"])
+            assert not network.nft_table_exists(added["table"], "ip6")
+            assert not (own.root / "network.json").exists()
     finally:
         _devenv_cli(own.root, "down", timeout=120)
         shutil.rmtree(own.root, ignore_errors=True)
