@@ -97,9 +97,25 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 32
+    await _wait_for_apis(runtime.kube)
     server.mark_ready()
     log.info("started: job image %s, api addressing %s, namespaces %s, health on :%d",
              cfg.job_image, cfg.api_addressing, ",".join(cfg.namespaces) or "all", cfg.health_port)
+
+
+WATCHED_APIS = (f"/apis/{GROUP}/{VERSION}", "/apis/apps/v1", "/apis/batch/v1")
+
+
+async def _wait_for_apis(kube: Kube) -> None:
+    """kopf resolves the resources to watch once, right after start-up, and never again for built-in
+    groups: started while the apiserver is down or starting (after a restart of it, the Lease lost),
+    it would watch nothing for good. So start-up waits until every group it watches is served."""
+    waited = 0
+    while missing := await asyncio.to_thread(kube.unserved, WATCHED_APIS):
+        if waited % 10 == 0:
+            log.warning("waiting for the Kubernetes API to serve %s (%ds)", ", ".join(missing), waited)
+        await asyncio.sleep(1)
+        waited += 1
 
 
 def _exit_on_lost_lease() -> None:

@@ -181,6 +181,22 @@ class Kube:
     def ping(self) -> None:
         """One cheap authorised request: list at most one installation."""
         self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATIONS, limit=1)
+    def unserved(self, paths: tuple[str, ...]) -> list[str]:
+        """Those of the API group versions `paths` (e.g. /apis/batch/v1) whose discovery does not answer
+        with resources yet: an apiserver starting up answers before it serves every group."""
+        missing = []
+        for path in paths:
+            try:
+                data = self.api.call_api(path, "GET", header_params={"Accept": "application/json"},
+                                         response_type="object", auth_settings=["BearerToken"],
+                                         _return_http_data_only=True)
+            except Exception:
+                missing.append(path)
+                continue
+            if not (data or {}).get("resources"):
+                missing.append(path)
+        return missing
+
     def installation_versions(self, namespaces: tuple[str, ...] = ()) -> dict[tuple[str, str], str]:
         """(namespace, name) → resourceVersion of every installation (in `namespaces`, when given): one
         listing of their metadata only."""

@@ -21,7 +21,7 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from tracardi_operator import builders, conditions, gc
+from tracardi_operator import builders, conditions, gc, health
 from tracardi_operator import retention as rt
 from tracardi_operator.elastic import ElasticAdapter, build_client
 from tracardi_operator.indices import VersionId
@@ -48,6 +48,10 @@ class Runtime:
     metrics: Any = None
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     last_watch_event: float = field(default_factory=time.monotonic)
+    watched: dict[Key, str] = field(default_factory=dict)
+    """The resourceVersion of each installation the watch delivered last."""
+    watched_at: dict[Key, float] = field(default_factory=dict)
+    """When the watch last delivered an event of each installation."""
     inventories: gc.InventoryCache = field(default_factory=gc.InventoryCache)
     _adapters: dict[tuple[Any, ...], ElasticAdapter] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
@@ -76,14 +80,36 @@ class Runtime:
         if self.metrics is not None:
             self.metrics.touch()
 
-    async def heartbeat(self, every: float = 60.0) -> None:
-        """Liveness evidence when nothing changes: the API answers (installations' passes count too)."""
+    def saw(self, namespace: str, name: str, resource_version: str | None, deleted: bool = False) -> None:
+        """An installation's watch event: which state of it the watch has delivered, and when."""
+        key = (namespace, name)
+        if deleted:
+            self.watched.pop(key, None)
+        elif resource_version:
+            self.watched[key] = resource_version
+        self.watched_at[key] = time.monotonic()
+
+    async def heartbeat(self, every: float | None = None) -> None:
+        """Liveness evidence when nothing changes: the API answers and the installations' watch has
+        delivered every change a fresh listing shows. A watch that silently stopped delivering stays
+        behind, the clock is not touched, and /healthz fails after `watch_stale_seconds`."""
+        every = every or min(60.0, self.settings.watch_stale_seconds / 3)
+        lagging_since: dict[Key, float] = {}
         while True:
             await asyncio.sleep(every)
             try:
-                await asyncio.to_thread(self.kube.ping)
+                listed = await asyncio.to_thread(self.kube.installation_versions, self.settings.namespaces)
             except Exception as e:
                 log.warning("the Kubernetes API did not answer the heartbeat: %s", _safe(e))
+                continue
+            now = time.monotonic()
+            lagging = health.watch_lagging(listed, self.watched)
+            stuck = health.watch_stuck(lagging_since, lagging, self.watched_at)
+            lagging_since = {k: lagging_since.get(k, now) for k in lagging}
+            if stuck:
+                names = ", ".join(f"{ns}/{n}" for ns, n in sorted(stuck)[:5])
+                log.warning("the installations' watch has not delivered changes of %d installation(s) for %.0fs "
+                            "or more (%s): not alive until it does", len(stuck), every, names)
                 continue
             self.touch()
 
@@ -143,7 +169,6 @@ class Runtime:
                     if delay == GONE:
                         return
                     failures = 0
-                    self.touch()
                 except Exception as e:
                     failures += 1
                     delay = min(300.0, 2.0 ** min(failures, 8))

@@ -32,7 +32,10 @@ class Settings:
     resync_seconds: float = 300.0
     """How often an idle installation is looked at again (retention ages, lost events), with jitter."""
     watch_stale_seconds: float = 900.0
-    """Liveness fails when no watch event arrived for this long."""
+    """Liveness fails when no watch event arrived for this long (the heartbeat, every third of it up to a
+    minute, counts as one while the installations' watch is caught up)."""
+    health_grace_seconds: float = 120.0
+    """Alive during start-up for this long, before the first event."""
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     job_deadline_seconds: int = 3600
@@ -76,6 +79,7 @@ class Settings:
             health_host=e.get("TRACARDI_OPERATOR_HEALTH_HOST") or cls.health_host,
             resync_seconds=float(e.get("TRACARDI_OPERATOR_RESYNC_SECONDS", cls.resync_seconds)),
             watch_stale_seconds=float(e.get("TRACARDI_OPERATOR_WATCH_STALE_SECONDS", cls.watch_stale_seconds)),
+            health_grace_seconds=float(e.get("TRACARDI_OPERATOR_HEALTH_GRACE_SECONDS", cls.health_grace_seconds)),
             log_format=fmt,  # type: ignore[arg-type]
             log_level=e.get("LOG_LEVEL", "INFO").upper(),
             job_deadline_seconds=int(e.get("TRACARDI_OPERATOR_JOB_DEADLINE_SECONDS", cls.job_deadline_seconds)),

@@ -86,3 +86,21 @@ def test_server_serves_metrics_liveness_and_readiness() -> None:
 
 def test_stop_without_start_is_harmless() -> None:
     asyncio.run(HealthServer(new_metrics(), stale_after=1.0).stop())
+
+
+def test_a_watch_behind_a_listing_is_stuck_only_when_it_stays_behind() -> None:
+    from tracardi_operator.health import watch_lagging, watch_stuck
+
+    a, b, c = ("ns", "a"), ("ns", "b"), ("ns", "c")
+    # b changed (rv 7 listed, 5 delivered), c was created and a deleted without the watch telling.
+    listed = {b: "7", c: "1"}
+    seen = {a: "3", b: "5"}
+    assert watch_lagging(listed, seen) == {a, b, c}
+    assert watch_lagging({a: "3", b: "5"}, seen) == set()
+    # The first heartbeat that sees a lag only notes it: a stream may be a moment behind.
+    assert watch_stuck({}, {b}, {b: 10.0}) == set()
+    # Still behind a heartbeat later with no event of it since: stuck. An event in between: not.
+    assert watch_stuck({b: 100.0}, {b}, {b: 10.0}) == {b}
+    assert watch_stuck({b: 100.0}, {b}, {b: 130.0}) == set()
+    assert watch_stuck({c: 100.0}, {c}, {}) == {c}
+    assert watch_stuck({b: 100.0}, set(), {b: 10.0}) == set()
