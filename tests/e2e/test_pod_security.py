@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Installations
+from tests.e2e.test_failures import wait_pods_gone
 
 RESTRICTED_SECURITY = {
     "pod": {"runAsUser": 10001, "runAsGroup": 10001, "runAsNonRoot": True},
@@ -31,6 +32,7 @@ def test_an_installation_becomes_ready_where_pod_security_is_enforced(
     installations.create("acme", "0.8.0", **({"security": security} if security else {}))
     installations.wait_settled("acme", "0.8.0", timeout=300)
     assert "acme-install-080" in installations.jobs(), "the install Job's pod was admitted too"
+    wait_pods_gone(installations)  # nothing left for the operator to write into a terminating namespace
 
 
 def test_restricted_pods_without_a_uid_are_refused_and_said_so_at_once(
@@ -46,3 +48,4 @@ def test_restricted_pods_without_a_uid_are_refused_and_said_so_at_once(
     installations.patch_spec("acme", {"security": RESTRICTED_SECURITY})
     installations.wait_condition("acme", "Degraded", "False", timeout=180)
     installations.wait_settled("acme", "0.8.0", timeout=300)
+    wait_pods_gone(installations)
