@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Installations, wait_for
+from tests.e2e.test_failures import wait_pods_gone
 from tests.e2e.test_retention import Policies, _indices, _log, _owned, _pair_of_index, _states
 
 
@@ -67,6 +68,7 @@ def test_two_spellings_of_one_cluster_keep_each_others_live_indices(
     assert _owned(_indices(es), ("08x.01506",), _pair_of_index) == live_before, "second's indices untouched"
     assert _states(installations.get("first"))["08x.01506"] == "Superseded"
     installations.wait_settled("second", "0.8.1", timeout=60)
+    wait_pods_gone(installations)
 
 
 def test_a_capped_deletion_then_dry_run_refuses_rollback_with_the_missing_names(
@@ -100,3 +102,4 @@ def test_a_capped_deletion_then_dry_run_refuses_rollback_with_the_missing_names(
     assert obj["status"]["currentVersion"] == "0.8.1"
     assert _states(obj)["080.fa73a"] == "Deleting"
     assert set(installations.images().values()) >= {"tracardi/tracardi-api:0.8.1"}
+    wait_pods_gone(installations)

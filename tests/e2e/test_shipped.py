@@ -192,6 +192,10 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
     apps, core = client.AppsV1Api(kube_api), client.CoreV1Api(kube_api)
     started = time.monotonic()
     operator.stop()  # one operator at a time
+    # Installations of earlier tests in namespaces still being deleted would make the new operator's
+    # writes there fail with 403 (a terminating namespace), which this test counts as an RBAC gap.
+    wait_for(lambda: not [n for n in core.list_namespace().items if n.status.phase == "Terminating"], 180,
+             "earlier tests' namespaces to be gone")
     try:
         assert "applied tracardi.com_tracardiinstallations.yaml" in _apply_crds_in_the_image(devenv, kube_api,
                                                                                               namespace)
