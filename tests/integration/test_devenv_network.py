@@ -212,3 +212,24 @@ def test_down_and_a_later_up_leave_no_route_or_table(tmp_path: Path, net: dict[s
     assert not (state.root / "network.json").exists()
     # Our own devenv's network is untouched.
     assert net["DEVENV_POD_CIDR"] in network.local_routes()
+
+
+def test_a_local_process_pod_gets_the_cluster_resolv_conf(
+    kube_api: client.ApiClient, namespace: str, net: dict[str, str]
+) -> None:
+    """The simulator runs as a local process: it sees the pod's resolv.conf in a mount namespace of its own,
+    while the host's /etc/resolv.conf stays as it was."""
+    core = client.CoreV1Api(kube_api)
+    host_before = Path("/etc/resolv.conf").read_text()
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="gui"),
+        spec=client.V1PodSpec(containers=[client.V1Container(
+            name="gui", image="tracardi/tracardi-gui:0.8.1", ports=[client.V1ContainerPort(container_port=8787)])])))
+    pidfile = State.default().pods / f"{namespace}_gui_gui.pid"
+    pid = wait(lambda: pidfile.exists() and int(pidfile.read_text().split()[0]), 60, "the gui process")
+    seen = wait(lambda: Path(f"/proc/{pid}/root/etc/resolv.conf").read_text(), 10, "its resolv.conf")
+    lines = seen.splitlines()
+    assert lines[0] == f"nameserver {net['DEVENV_CLUSTER_DNS']}"
+    assert lines[1].startswith(f"search {namespace}.svc.cluster.local svc.cluster.local cluster.local")
+    assert lines[2] == "options ndots:5"
+    assert Path("/etc/resolv.conf").read_text() == host_before
