@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -139,7 +140,20 @@ class LocalObjectReference(CamelModel):
 # ---------------------------------------------------------------------------------------------------
 # TracardiInstallation spec
 
-ElasticsearchHost = Annotated[str, StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://[^\s,]+$")]
+def _valid_url_port(url: str) -> str:
+    """The schema's pattern admits any port; a port out of range is caught here (InvalidSpec in status)
+    rather than when the first Elasticsearch client is built."""
+    port = urllib.parse.urlsplit(url).port  # raises ValueError when out of 0-65535 or not a number
+    if port == 0:
+        raise ValueError("port 0 is not a port Elasticsearch listens on")
+    return url
+
+
+ElasticsearchHost = Annotated[
+    str,
+    StringConstraints(min_length=8, max_length=2048, pattern=r"^https?://[^\s,]+$"),
+    AfterValidator(_valid_url_port),
+]
 
 
 class ElasticsearchSpec(CamelModel):

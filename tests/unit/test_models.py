@@ -372,3 +372,15 @@ def test_credentials_in_the_redis_url_are_refused_with_a_pointer_to_the_secret()
 def test_redis_port(url: str, port: int) -> None:
     redis = m.RedisSpec(url=url)
     assert (redis.host, redis.port) == (url, port)
+
+
+@pytest.mark.parametrize("host", ["http://es:99999", "http://es:0", "http://es:abc"])
+def test_elasticsearch_hosts_with_an_impossible_port_are_invalid(host: str) -> None:
+    """The schema's pattern admits them; the model refuses them (InvalidSpec) before a client is built."""
+    from pydantic import ValidationError
+
+    from tracardi_operator.models import ElasticsearchSpec
+
+    with pytest.raises(ValidationError, match=r"hosts\.0"):
+        ElasticsearchSpec.model_validate({"hosts": [host]})
+    assert ElasticsearchSpec.model_validate({"hosts": ["http://es:9200"]}).hosts == ["http://es:9200"]
