@@ -21,7 +21,7 @@ from typing import Any
 
 from tracardi_operator.indices import VersionId
 from tracardi_operator.jobs.common import Deadline, JobError, Log, env_required, finish
-from tracardi_operator.jobs.es import es_from_env
+from tracardi_operator.jobs.es import es_from_env, unavailable
 from tracardi_operator.jobs.install import AdminCredentials, run_install
 from tracardi_operator.jobs.migrate import MigrationRequest, run_migrate
 from tracardi_operator.scrubbing import scrub
@@ -77,7 +77,8 @@ def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
             result = _migrate(args, env, log)
         else:
             raise JobError("UsageError", "expected the job command install or migrate")
-    except JobError as error:
+    except JobError as failure:
+        error = _blame_elasticsearch(failure, env)
         message = _scrub(error.message, env)
         log("job.failed", level="error", reason=error.reason, message=message)
         finish({**error.payload(), "message": message}, out=sys.stdout, environ=env)
@@ -89,6 +90,23 @@ def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         return 2
     finish(result, out=sys.stdout, environ=env)
     return 0
+
+
+def _blame_elasticsearch(error: JobError, env: Mapping[str, str]) -> JobError:
+    """A Job that failed while Elasticsearch does not answer failed because of it, whatever the step said
+    (Tracardi's API answers 500 without naming it): then the reason names Elasticsearch, and a retry
+    once it answers again is what helps."""
+    if error.reason.startswith("Elasticsearch") or not env.get("TRACARDI_ES_HOSTS"):
+        return error
+    try:
+        why = unavailable(es_from_env(env))
+    except JobError:
+        return error
+    if why is None:
+        return error
+    return JobError("ElasticsearchUnavailable",
+                    f"Elasticsearch did not answer ({why}) when the Job failed with {error.reason}: {error.message}",
+                    error.details)
 
 
 _SECRET_VARIABLES = (

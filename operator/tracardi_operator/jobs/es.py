@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tracardi_operator.httpjson import decode, read_error
@@ -87,6 +87,15 @@ class EsClient:
 
     def post(self, path: str, body: object = None, **params: str) -> Any:
         return self.request("POST", path, body=body, params=params or None)
+
+
+def unavailable(es: EsClient) -> str | None:
+    """Why Elasticsearch does not answer a cluster health request (two attempts), None when it answers."""
+    try:
+        replace(es, attempts=2, timeout=10.0).request("GET", "/_cluster/health")
+    except EsError as error:
+        return str(error)
+    return None
 
 
 def es_from_env(environ: Mapping[str, str]) -> EsClient:
