@@ -303,6 +303,7 @@ class Runtime:
             identity = self.inventories.get(key, adapter).raw.cluster_uuid
         except Exception as e:
             log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name, _safe(e))
+            self._elasticsearch_unreadable(inst, body, e, now)
             return
         shared: set[str] = set()
 
@@ -404,6 +405,20 @@ class Runtime:
             self.kube.event(body, type_, reason, message)
         if self.metrics is not None and outcome.deleted_indices:
             self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
+
+    def _elasticsearch_unreadable(self, inst: TracardiInstallation, body: dict[str, Any], error: Exception,
+                                  now: dt.datetime) -> None:
+        """Retention could not read Elasticsearch: ClusterIdentified=False says so (nothing is deleted
+        while it is), written once, not on every pass; the next pass that reads it sets it True again."""
+        message = (f"Elasticsearch did not answer ({type(error).__name__}): which indices exist and which "
+                   "cluster it is are unknown, so retention deletes nothing until it answers")
+        updated = conditions.set_condition(
+            inst.status.conditions, conditions.CLUSTER_IDENTIFIED, False, "ElasticsearchUnavailable", message,
+            now=now, observed_generation=inst.metadata.generation,
+        )
+        new = [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in updated]
+        if new != (body.get("status") or {}).get("conditions"):
+            self.kube.patch_status(inst.namespace, inst.name, {"conditions": new})
 
     def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision) -> None:
         ns, name = inst.namespace, inst.name
