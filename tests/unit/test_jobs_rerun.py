@@ -10,7 +10,7 @@ import pytest
 from tests.unit.test_jobs_flow import REQUEST, FakeMigrationApi, deadline, entries, quiet
 from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.migrate import run_tracardi_migration
-from tracardi_operator.tracardi_api import MigrationEntry, TaskStatus, TracardiApiError, UpgradeTask
+from tracardi_operator.tracardi_api import MigrationEntry, TaskListing, TaskStatus, TracardiApiError, UpgradeTask
 
 
 class RerunApi(FakeMigrationApi):
@@ -112,3 +112,36 @@ def test_verification_holds_a_source_to_what_it_had_when_the_copy_began() -> Non
     assert grown == {"080.fa73a.tracardi-event-2026-11": 30, "080.fa73a.tracardi-flow": 0,
                      "080.fa73a.tracardi-new": 2}
     assert held_to(now, None) == (now, {})
+
+
+class SlowWorkerApi(RerunApi):
+    """POST /migration queues an orchestrator at once; the worker lists its copies only `delay` listings
+    later."""
+
+    def __init__(self, delay: int) -> None:
+        super().__init__()
+        self.delay = delay
+        self.queued: list[tuple[str, list[MigrationEntry], int]] = []
+
+    def start_migration(self, from_db: str, tenant: str, ids: Sequence[str], context: str) -> str | None:
+        self.posts.append((context, list(ids)))
+        self.tasks[context].insert(0, UpgradeTask("o", "o", "Migration plan orchestrator", None, None, None))
+        self.queued.append((context, [e for e in self._mine(context) if e.id in ids], len(self.listings)))
+        return "orchestrator"
+
+    def upgrade_tasks(self, context: str, *, limit: int = 50, query: str | None = None) -> TaskListing:
+        for queued in list(self.queued):
+            if len(self.listings) >= queued[2] + self.delay:
+                self.queued.remove(queued)
+                self._spawn(queued[0], queued[1])
+        return super().upgrade_tasks(context, limit=limit, query=query)
+
+
+def test_a_rerun_after_a_post_whose_copies_are_not_listed_yet_waits_for_them() -> None:
+    """The earlier run was killed right after its POST: the orchestrator is queued, its copies not yet
+    listed. The rerun waits for them instead of posting again (which would copy everything twice)."""
+    api = SlowWorkerApi(delay=4)
+    api.start_migration("080", "fa73a", ["same", "e1"], "staging")  # the earlier run, then killed
+    run_tracardi_migration(api, REQUEST, deadline(), quiet())
+    assert api.posts == [("staging", ["same", "e1"])]
+    assert api.spawned == 3

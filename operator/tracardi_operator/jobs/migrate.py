@@ -60,6 +60,8 @@ from tracardi_operator.tracardi_api import (
 )
 
 _FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
+ORCHESTRATOR_NAME = "Migration plan orchestrator"
+"""The task document Tracardi writes for a POST /migration, before its worker writes the copies'."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,16 @@ def _copy_context(
 ) -> None:
     before = list_copy_tasks(api, entries, context)
     earlier = match_tasks(entries, before)
+    if len(earlier) < len(entries) and any(t.name == ORCHESTRATOR_NAME for t in before):
+        # An earlier run posted and died before the worker turned its orchestrator into copies (a Job
+        # killed right after its POST): give the worker the grace period to list them, so that none of
+        # them is taken for a copy never started and posted again.
+        window = Deadline(min(POST_GRACE, deadline.remaining), clock=deadline.clock, sleep=deadline.sleep)
+        for _ in window.pauses(first=1.0, cap=5.0):
+            before = list_copy_tasks(api, entries, context)
+            earlier = match_tasks(entries, before)
+            if len(earlier) == len(entries):
+                break
     if earlier:
         # A rerun: the copies were started by an earlier run of this Job (a retry a person asked for).
         # A copy still running or done is never started twice; one that ended FAILURE or REVOKED, or one
