@@ -45,8 +45,8 @@ class FreezingProxy:
     a pooled connection goes on as before, while a watch stream (whose client only listens) stays open
     and silent for good, as a stream whose events silently stopped coming."""
 
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target_port, self.target_host = target_port, target_host
         self.listener = socket.socket()
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind(("127.0.0.1", 0))
@@ -60,7 +60,7 @@ class FreezingProxy:
         while not self.closed:
             try:
                 client, _ = self.listener.accept()
-                server = socket.create_connection(("127.0.0.1", self.target_port))
+                server = socket.create_connection((self.target_host, self.target_port))
             except OSError:
                 continue
             link = _Link(client, server)
