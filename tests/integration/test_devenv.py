@@ -235,8 +235,8 @@ def test_manifests_pass_a_server_side_dry_run(devenv: Any, kube_api: Any) -> Non
         assert all(line.endswith("(server dry run)") for line in lines), result.stdout
         kinds = sorted(line.split("/", 1)[0].split(".", 1)[0] for line in lines)
         assert kinds == sorted(["namespace", "customresourcedefinition", "customresourcedefinition",
-                                "serviceaccount", "clusterrole", "clusterrolebinding", "service",
-                                "deployment"])
+                                "serviceaccount", "clusterrole", "clusterrolebinding", "role", "rolebinding",
+                                "service", "deployment"])
         # Nothing but the namespace exists afterwards.
         with pytest.raises(ApiException) as absent:
             client.AppsV1Api(kube_api).read_namespaced_deployment("tracardi-operator", name)
