@@ -32,7 +32,8 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=50)
     parser.add_argument("--seed", type=int, default=None, help="replay a run (default: a random seed, printed)")
     parser.add_argument("--runs", type=int, default=1)
-    parser.add_argument("--mean-gap", type=float, default=4.0, help="mean seconds between kills")
+    parser.add_argument("--mean-gap", type=float, default=2.0,
+                        help="mean seconds between kills (after the restart), so that most fall inside the upgrade")
     args = parser.parse_args()
 
     from elasticsearch import Elasticsearch
