@@ -77,6 +77,8 @@ _PASSTHROUGH = {
     "pattern",
     "minItems",
     "maxItems",
+    "minProperties",
+    "maxProperties",
     "uniqueItems",
     "multipleOf",
     "x-kubernetes-validations",

@@ -816,6 +816,15 @@ class TracardiInstallationStatus(CamelModel):
 # TracardiRetentionPolicy
 
 
+# Kubernetes label keys ([prefix/]name) and values; written without backslashes (kept out of CEL rules).
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+
+
 class LabelSelectorRequirement(CamelModel):
     """One expression of a label selector, as in metav1.LabelSelectorRequirement."""
 
@@ -831,9 +840,11 @@ class LabelSelectorRequirement(CamelModel):
         }
     )
 
-    key: str = Field(min_length=1, max_length=317, description="Label key the expression applies to.")
+    key: LabelKey = Field(description="Label key the expression applies to, e.g. tracardi.com/retention.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist"] = Field(description="How the key relates to values.")
-    values: list[str] | None = Field(default=None, description="Values for In and NotIn; empty otherwise.")
+    values: list[LabelValue] | None = Field(
+        default=None, max_length=64, description="Values for In and NotIn; empty otherwise."
+    )
 
     @model_validator(mode="after")
     def _values_match_operator(self) -> Self:
@@ -857,7 +868,25 @@ class LabelSelectorRequirement(CamelModel):
 class LabelSelector(CamelModel):
     """A label query, as in metav1.LabelSelector: all of its terms must hold; an empty one matches all."""
 
-    match_labels: dict[str, str] = Field(default_factory=dict, description="Labels that must have these values.")
+    match_labels: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        description="Labels that must have these values.",
+        json_schema_extra={
+            "maxProperties": 64,
+            "x-kubernetes-validations": [
+                _cel(f"self.all(k, k.matches('{LABEL_KEY_PATTERN}'))",
+                     "every key must be a label key: [prefix/]name, e.g. tracardi.com/retention")
+            ],
+        },
+    )
+
+    @field_validator("match_labels")
+    @classmethod
+    def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
+        bad = [key for key in labels if len(key) > 317 or not re.match(LABEL_KEY_PATTERN, key)]
+        if bad:
+            raise ValueError(f"not a label key: {bad[0]!r} (expected [prefix/]name, e.g. tracardi.com/retention)")
+        return labels
     match_expressions: list[LabelSelectorRequirement] = Field(
         default_factory=list, description="Expressions that must all hold."
     )

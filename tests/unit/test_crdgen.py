@@ -128,6 +128,8 @@ def test_cel_rules() -> None:
     assert set(cel_rules(RETENTION_POLICY)) == {
         ".spec.namespaceSelector.matchExpressions[]",
         ".spec.selector.matchExpressions[]",
+        ".spec.namespaceSelector.matchLabels",
+        ".spec.selector.matchLabels",
     }
     for kind in RESOURCE_KINDS:
         for validations in cel_rules(kind).values():

@@ -384,3 +384,20 @@ def test_elasticsearch_hosts_with_an_impossible_port_are_invalid(host: str) -> N
     with pytest.raises(ValidationError, match=r"hosts\.0"):
         ElasticsearchSpec.model_validate({"hosts": [host]})
     assert ElasticsearchSpec.model_validate({"hosts": ["http://es:9200"]}).hosts == ["http://es:9200"]
+
+
+@pytest.mark.parametrize("selector", [
+    {"matchLabels": {"bad key!": "x"}},
+    {"matchLabels": {"tier": "not a value!"}},
+    {"matchExpressions": [{"key": "bad key!", "operator": "Exists"}]},
+    {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["white space"]}]},
+])
+def test_a_selector_with_a_key_or_value_that_is_no_label_is_refused(selector: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        m.LabelSelector.model_validate(selector)
+
+
+def test_label_keys_with_a_prefix_are_fine() -> None:
+    selector = m.LabelSelector.model_validate({"matchLabels": {"tracardi.com/retention": "standard",
+                                                               "kubernetes.io/metadata.name": "shop"}})
+    assert selector.matches({"tracardi.com/retention": "standard", "kubernetes.io/metadata.name": "shop"})
