@@ -33,7 +33,7 @@ debs: ## install the Debian packages the tests need (once; needs root)
 image: $(STAMP) debs ## build the Dockerfile with buildah: tracardi-operator:dev and :<version> (devenv's stand-in base the first time)
 	@$(PY) -m devenv.image build
 
-devenv-up: $(STAMP) ## build what is missing and start the local cluster and Elasticsearch
+devenv-up: $(STAMP) debs ## build what is missing and start the local cluster and Elasticsearch
 	@$(PY) -m devenv up
 
 devenv-down: $(STAMP) ## stop everything devenv started
