@@ -350,6 +350,17 @@ Recheck = Callable[[], Fresh]
 DeletingRecorder = Callable[[Mapping[VersionId, Sequence[str]]], None]
 
 
+@dataclass(frozen=True)
+class _Reread:
+    """One reading of the inputs right before acting: what they plan, and whether acting may go on."""
+
+    outcome: GcOutcome
+    plan: rt.RetentionPlan
+    policies: Sequence[TracardiRetentionPolicy]
+    inventory: _Cached
+    go: bool
+
+
 def run(
     inst: TracardiInstallation,
     adapter: ElasticAdapter,
@@ -385,35 +396,31 @@ def run(
             "nothing is deleted")
         return outcome
 
-    def replan() -> rt.RetentionPlan | None:
-        """The plan from inputs read now; None when it must not go on at all."""
-        if recheck is None:
-            return plan
-        fresh = recheck()
-        current = fresh.installation
-        if current is None or current.metadata.generation != inst.metadata.generation \
-                or current.metadata.labels != inst.metadata.labels:
-            # Gone, or the spec (retention.enabled, a version change) or labels changed since this
-            # pass read them: the pass their change woke decides, after the rollout has seen it.
-            return None
-        entry = cache.get(key, adapter, fresh=True)
-        if entry.raw.cluster_uuid != cached.raw.cluster_uuid:
-            return None  # the hosts now lead to another cluster
-        _, again = _assess(current, entry, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
-        return None if again.dry_run else again
-
-    if recheck is not None:
+    def reread() -> _Reread | None:
+        """The outcome and plan from inputs read now; None when the installation is gone. `go` is False
+        when the run must stop: its spec (retention.enabled, a version change) or labels changed since
+        this pass read them (the pass their change woke decides, after the rollout has seen it), its
+        hosts now lead to another cluster, or the plan became a dry run."""
+        assert recheck is not None
         fresh = recheck()
         current = fresh.installation
         if current is None:
+            return None
+        entry = cache.get(key, adapter, fresh=True)
+        again, fresh_plan = _assess(current, entry, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
+        go = (current.metadata.generation == inst.metadata.generation
+              and current.metadata.labels == inst.metadata.labels
+              and entry.raw.cluster_uuid == cached.raw.cluster_uuid and not fresh_plan.dry_run)
+        return _Reread(again, fresh_plan, fresh.policies, entry, go)
+
+    if recheck is not None:
+        first = reread()
+        if first is None:
             return outcome
-        cached = cache.get(key, adapter, fresh=True)
-        outcome, plan = _assess(current, cached, fresh.policies, fresh.namespace_labels, fresh.cluster_live, now)
-        if current.metadata.generation != inst.metadata.generation or current.metadata.labels != inst.metadata.labels:
+        outcome, plan = first.outcome, first.plan
+        if not first.go:
             return outcome
-        if plan.dry_run:
-            return outcome
-        policies = fresh.policies
+        policies, cached = first.policies, first.inventory
     status = outcome.retention
     if not _executable(plan):
         # A run interrupted after its deletions (a crash, a failed status patch): the names are gone,
@@ -436,13 +443,20 @@ def run(
     owners |= {t.name: t.owner for t in inventory.templates if t.owner is not None}
     deleted: list[str] = []
     aborted = False
+    # The plan was derived from inputs read just now, unless a snapshot (which may take an hour) came
+    # between: then the first request, like every later one, waits for a plan derived again.
+    current_plan: rt.RetentionPlan | None = plan if not repository else None
     work: list[tuple[str, list[str]]] = [("indices", list(b)) for b in plan.executable_index_batches]
     work += [("template", [t]) for t in plan.executable_templates]
     for kind, names in work:
-        now_plan = replan()
-        if now_plan is None:
-            aborted = True
-            break
+        if current_plan is None and recheck is not None:
+            again = reread()
+            current_plan = again.plan if again is not None and again.go else None
+            if current_plan is None:
+                aborted = True
+                break
+        now_plan = current_plan or plan
+        current_plan = None  # the next request looks again
         allowed = set(now_plan.indices if kind == "indices" else now_plan.executable_templates)
         batch = [n for n in names if n in allowed]
         if not batch:

@@ -44,6 +44,7 @@ class World:
     policies: list[TracardiRetentionPolicy] = field(default_factory=lambda: [policy()])
     others_live: set[VersionId] = field(default_factory=set)
     recorded: list[dict[VersionId, list[str]]] = field(default_factory=list)
+    rechecks: int = 0
 
     def __post_init__(self) -> None:
         self.es.install(OLD)
@@ -54,6 +55,7 @@ class World:
         return gc.live_pairs(self.inst) | self.others_live
 
     def recheck(self) -> gc.Fresh:
+        self.rechecks += 1
         return gc.Fresh(list(self.policies), self.live(), self.inst, {})
 
     def record(self, names: Any) -> None:
@@ -157,3 +159,17 @@ def test_a_status_without_its_current_record_still_protects_the_serving_pair() -
     assert not (set(w.es.deleted) & w.es.names_of(LIVE))
     assert not any(".01506." in n for n in w.es.deleted)
     assert LIVE not in outcome.deleted_pairs
+
+
+def test_inputs_are_read_once_per_delete_request_and_again_after_a_snapshot() -> None:
+    requests: list[list[str]] = []
+    w = World()
+    w.es.before_delete = requests.append
+    w.run()
+    assert len(requests) > 1
+    assert w.rechecks == len(requests), "the first request uses the plan read just before it"
+    snapshotted = World(policies=[policy(snapshot={"repository": "backups"})])
+    later: list[list[str]] = []
+    snapshotted.es.before_delete = later.append
+    snapshotted.run()
+    assert snapshotted.rechecks == len(later) + 1, "after a snapshot the first request reads again too"
