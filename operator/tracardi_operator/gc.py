@@ -22,6 +22,7 @@ from tracardi_operator import retention as rt
 from tracardi_operator import versions
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
+from tracardi_operator.labels import label_value
 from tracardi_operator.models import (
     HeadroomStatus,
     LabelSelector,
@@ -175,12 +176,13 @@ def cluster_live(
 ) -> tuple[set[VersionId], set[str]]:
     """The live pairs of `inst` and of every installation that may share its cluster `identity`
     (None: unknown, so every installation counts), from the listed installations (raw objects) and
-    the images their Deployments run by (namespace, name); and the others (namespace/name) that
+    the images their Deployments run by (namespace, instance label: the name, cut to a label value
+    when it is longer, `labels.label_value`); and the others (namespace/name) that
     recorded this cluster and serve one of `inst`'s live pairs. A refused object keeps whatever its
     status names; Deployments of no listed installation keep the versions they run, wherever they are.
     """
     left = {where: list(found) for where, found in images.items()}
-    mine = live_pairs(inst, left.pop((inst.namespace, inst.name), ()))
+    mine = live_pairs(inst, left.pop((inst.namespace, label_value(inst.name)), ()))
     live: set[VersionId] = set(mine)
     shared: set[str] = set()
     for raw in installations:
@@ -188,7 +190,7 @@ def cluster_live(
         where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
         if where == (inst.namespace, inst.name):
             continue
-        their_images = left.pop(where, [])
+        their_images = left.pop((where[0], label_value(where[1])), [])
         recorded = recorded_cluster(raw)
         if identity is not None and not same_cluster(identity, recorded):
             continue

@@ -154,3 +154,16 @@ def test_live_pairs_from_evidence_when_the_status_lost_its_current_record() -> N
         "the tenant the API reported wins over the default one"
     assert gc.live_pairs_unparsed({"status": {"currentVersion": "0.8.0"}}, ["x/tracardi-api:0.8.1"]) == {
         VersionId("080", "fa73a"), VersionId("08x", "01506")}
+
+
+def test_the_images_of_a_long_named_installation_are_its_own() -> None:
+    from tracardi_operator.labels import label_value
+
+    long_name = "l" * 35 + "-" + "m" * 34
+    other = installation(name=long_name).model_dump(by_alias=True, mode="json", exclude_none=True)
+    images = {("shop", label_value(long_name)): ["tracardi/tracardi-api:0.8.1"]}
+    live, shared = gc.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
+    assert VersionId("08x", "01506") in live
+    other["status"] = {"elasticsearchCluster": "u-1"}
+    live, shared = gc.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
+    assert shared == {f"shop/{long_name}"}, "paired with its installation, not kept as an orphan's"
