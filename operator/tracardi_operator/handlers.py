@@ -9,29 +9,19 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import kopf
 from kubernetes import client, config
 
-from tracardi_operator import health, leader, metrics
-from tracardi_operator.kube import GROUP, INSTALLATIONS, POLICIES, VERSION, Kube
+from tracardi_operator import API_GROUP, API_VERSION, health, leader, metrics
+from tracardi_operator.kube import INSTALLATIONS, POLICIES, Kube
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from tracardi_operator.reconcile import Runtime
-from tracardi_operator.settings import Settings
+from tracardi_operator.settings import Settings, sa_dir
 
 log = logging.getLogger("tracardi_operator")
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
-
-
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def _sa_dir() -> Path | None:
-    """Where the pod's ServiceAccount token is mounted ($TRACARDI_OPERATOR_SA_DIR overrides), if in a pod."""
-    path = Path(os.environ.get("TRACARDI_OPERATOR_SA_DIR") or SA_DIR)
-    return path if (path / "token").exists() and os.environ.get("KUBERNETES_SERVICE_HOST") else None
 
 
 def _server() -> str:
@@ -41,7 +31,7 @@ def _server() -> str:
 
 def _api_client() -> client.ApiClient:
     """In a pod: its ServiceAccount token (re-read on every request, as it rotates); else $KUBECONFIG."""
-    sa = _sa_dir()
+    sa = sa_dir()
     if sa is None:
         return config.new_client_from_config()
     cfg = client.Configuration()
@@ -56,7 +46,7 @@ def _api_client() -> client.ApiClient:
 @kopf.on.login()
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """kopf's own connection: the same credentials as ours."""
-    sa = _sa_dir()
+    sa = sa_dir()
     if sa is None:
         return kopf.login_with_kubeconfig(**kwargs)
     return kopf.ConnectionInfo(
@@ -103,7 +93,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
              cfg.job_image, cfg.api_addressing, ",".join(cfg.namespaces) or "all", cfg.health_port)
 
 
-WATCHED_APIS = (f"/apis/{GROUP}/{VERSION}", "/apis/apps/v1", "/apis/batch/v1")
+WATCHED_APIS = (f"/apis/{API_GROUP}/{API_VERSION}", "/apis/apps/v1", "/apis/batch/v1")
 
 
 async def _wait_for_apis(kube: Kube) -> None:
@@ -146,7 +136,7 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-@kopf.on.event(GROUP, VERSION, INSTALLATIONS)
+@kopf.on.event(API_GROUP, API_VERSION, INSTALLATIONS)
 async def installation_changed(type: str | None, namespace: str | None, name: str, memo: Any,
                                meta: Mapping[str, Any], **_: Any) -> None:
     """Every event of an installation: start its loop if it has none (the initial listing, a new
@@ -172,7 +162,7 @@ async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: 
         runtime.wake_labelled(namespace, instance)
 
 
-@kopf.on.event(GROUP, VERSION, POLICIES)
+@kopf.on.event(API_GROUP, API_VERSION, POLICIES)
 async def policy_changed(memo: Any, type: str | None, **_: Any) -> None:
     """A policy decides what every installation it selects may lose: look at all of them again."""
     runtime = _runtime(memo)

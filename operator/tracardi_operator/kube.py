@@ -12,11 +12,11 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from tracardi_operator import API_GROUP as GROUP
+from tracardi_operator import API_VERSION as VERSION
 from tracardi_operator.labels import label_value
 
 FIELD_MANAGER = "tracardi-operator"
-GROUP = "tracardi.com"
-VERSION = "v1alpha1"
 INSTALLATIONS = "tracardiinstallations"
 POLICIES = "tracardiretentionpolicies"
 

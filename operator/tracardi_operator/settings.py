@@ -9,11 +9,25 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 ApiAddressing = Literal["service", "pod"]
 
-_SA_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def _sa_path(env: Mapping[str, str]) -> Path:
+    """Where a pod's ServiceAccount token, CA and namespace are mounted ($TRACARDI_OPERATOR_SA_DIR overrides)."""
+    return Path(env.get("TRACARDI_OPERATOR_SA_DIR") or SA_DIR)
+
+
+def sa_dir(env: Mapping[str, str] | None = None) -> Path | None:
+    """The mounted ServiceAccount directory when running in a pod (a token there and
+    $KUBERNETES_SERVICE_HOST set), else None: then the operator is outside a cluster."""
+    e = os.environ if env is None else env
+    path = _sa_path(e)
+    return path if (path / "token").exists() and e.get("KUBERNETES_SERVICE_HOST") else None
 
 
 @dataclass(frozen=True)
@@ -53,7 +67,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         e = os.environ if env is None else env
-        in_cluster = bool(e.get("KUBERNETES_SERVICE_HOST")) and os.path.exists(_SA_TOKEN)
+        in_cluster = sa_dir(e) is not None
         addressing = e.get("TRACARDI_OPERATOR_API_ADDRESSING", "auto")
         if addressing not in ("auto", "service", "pod"):
             raise ValueError(
@@ -85,16 +99,15 @@ class Settings:
             job_deadline_seconds=int(e.get("TRACARDI_OPERATOR_JOB_DEADLINE_SECONDS", cls.job_deadline_seconds)),
             flattened_check=check == "on",
             leader_election=election == "on",
-            lease_namespace=e.get("TRACARDI_OPERATOR_LEASE_NAMESPACE") or e.get("POD_NAMESPACE") or _sa_namespace()
+            lease_namespace=e.get("TRACARDI_OPERATOR_LEASE_NAMESPACE") or e.get("POD_NAMESPACE") or _sa_namespace(e)
             or "default",
             identity=e.get("TRACARDI_OPERATOR_IDENTITY") or e.get("POD_NAME") or socket.gethostname(),
         )
 
 
-def _sa_namespace() -> str | None:
+def _sa_namespace(env: Mapping[str, str]) -> str | None:
     """The namespace of the pod's ServiceAccount, when running in a pod."""
     try:
-        with open(os.path.join(os.path.dirname(_SA_TOKEN), "namespace")) as f:
-            return f.read().strip() or None
+        return (_sa_path(env) / "namespace").read_text().strip() or None
     except OSError:
         return None
