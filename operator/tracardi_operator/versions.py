@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from functools import total_ordering
 from typing import Literal
 
+from tracardi_operator.reasons import Reason
+
 # Admission checks this too (a CEL rule in the CRD), so it avoids backslashes, which CEL string
 # literals would need escaped. No leading zeros, so that every tag has exactly one spelling.
 TAG_REGEX = r"^(0|[1-9][0-9]*)[.](0|[1-9][0-9]*)[.](0|[1-9][0-9]*)([.](0|[1-9][0-9]*))?(-(rc|dev)(0|[1-9][0-9]*)?)?$"
@@ -31,19 +33,20 @@ MAX_TAG_LENGTH = 64
 PrereleaseKind = Literal["dev", "rc"]
 StepKind = Literal["Install", "Rolling", "Migrate", "Rollback"]
 
-# Reasons (CamelCase; they become condition reasons).
-INVALID_VERSION = "InvalidVersion"
-UNKNOWN_VERSION = "UnknownVersion"
-UNSUPPORTED_VERSION = "UnsupportedVersion"
-PRERELEASE_NOT_ALLOWED = "PrereleaseNotAllowed"
-NO_MIGRATION_PATH = "NoMigrationPath"
-ROLLBACK_TARGET_DELETED = "RollbackTargetDeleted"
+# Reasons (CamelCase; they become condition reasons, tracardi_operator.reasons lists them).
+INVALID_VERSION = Reason.INVALID_VERSION
+UNKNOWN_VERSION = Reason.UNKNOWN_VERSION
+UNSUPPORTED_VERSION = Reason.UNSUPPORTED_VERSION
+PRERELEASE_NOT_ALLOWED = Reason.PRERELEASE_NOT_ALLOWED
+NO_MIGRATION_PATH = Reason.NO_MIGRATION_PATH
+ROLLBACK_TARGET_DELETED = Reason.ROLLBACK_TARGET_DELETED
+INSTALL = Reason.INSTALL
+UP_TO_DATE = Reason.UP_TO_DATE
+ROLLING_UPDATE = Reason.ROLLING_UPDATE
+MIGRATION = Reason.MIGRATION
+ROLLBACK = Reason.ROLLBACK
 VERSION_ACCEPTED = "VersionAccepted"
-INSTALL = "Install"
-UP_TO_DATE = "UpToDate"
-ROLLING_UPDATE = "RollingUpdate"
-MIGRATION = "Migration"
-ROLLBACK = "Rollback"
+"""A check that passed. Never a condition's reason: an accepted target's is the change planned (INSTALL ...)."""
 
 _PRERELEASE_RANK: Mapping[PrereleaseKind | None, int] = {"dev": 0, "rc": 1, None: 2}
 
