@@ -29,7 +29,8 @@ from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY, label_value
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import Observed, observe
-from tracardi_operator.rollout import Context, Decision, decide
+from tracardi_operator.rollout import Decision, decide
+from tracardi_operator.rollout import RolloutContext as Context
 from tracardi_operator.settings import Settings
 
 log = logging.getLogger("tracardi_operator")

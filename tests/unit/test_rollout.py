@@ -17,7 +17,7 @@ import pytest
 from tracardi_operator import builders, conditions, labels
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.observe import DeploymentState, JobState, Observed
-from tracardi_operator.rollout import Context, Decision, decide, quarter_suffix
+from tracardi_operator.rollout import Decision, RolloutContext, decide, quarter_suffix
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
 INSTALLED = {
@@ -94,7 +94,8 @@ class World:
 
     def step(self) -> Decision:
         inst = TracardiInstallation.model_validate(self.body)
-        d = decide(inst, self.observed(), Context(now=self.now, builder=builders.BuilderSettings(), retry=self.retry))
+        ctx = RolloutContext(now=self.now, builder=builders.BuilderSettings(), retry=self.retry)
+        d = decide(inst, self.observed(), ctx)
         self.body["status"] = d.status.to_k8s()
         for m in d.apply:
             if m["kind"] == "Deployment":
@@ -413,7 +414,7 @@ def test_deciding_again_on_the_same_state_is_idempotent() -> None:
     w.bump("0.8.1")
     for _ in range(30):
         inst = TracardiInstallation.model_validate(w.body)
-        ctx = Context(now=w.now, builder=builders.BuilderSettings())
+        ctx = RolloutContext(now=w.now, builder=builders.BuilderSettings())
         a, b = decide(inst, w.observed(), ctx), decide(inst, w.observed(), ctx)
         assert a.status == b.status
         assert a.apply == b.apply
@@ -446,7 +447,7 @@ def test_major_upgrade_without_shard_headroom_is_refused_before_it_starts() -> N
     w = installed("0.8.0", elasticsearch={"hosts": ["http://es:9200"], "indexShards": 1, "indexReplicas": 0})
     w.bump("0.8.1")
     inst = TracardiInstallation.model_validate(w.body)
-    d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=10))
+    d = decide(inst, w.observed(), RolloutContext(now=T0, builder=builders.BuilderSettings(), shards_available=10))
     assert d.status.upgrade is not None
     assert d.status.upgrade.step == "Completed", "no new upgrade recorded"
     accepted = conditions.find(d.status.conditions, conditions.SPEC_ACCEPTED)
@@ -455,7 +456,7 @@ def test_major_upgrade_without_shard_headroom_is_refused_before_it_starts() -> N
     assert "needs about 72 new shards" in accepted.message
     assert "room for 10" in accepted.message
     assert [e.reason for e in d.events] == ["IndexHeadroomInsufficient"]
-    d = decide(inst, w.observed(), Context(now=T0, builder=builders.BuilderSettings(), shards_available=500))
+    d = decide(inst, w.observed(), RolloutContext(now=T0, builder=builders.BuilderSettings(), shards_available=500))
     assert d.status.upgrade is not None
     assert d.status.upgrade.kind == "Migrate"
 
@@ -726,7 +727,7 @@ def test_a_stalled_rollout_is_degraded_with_one_event_and_recovers() -> None:
     obs = w.observed()
     stalled = Observed({n: dataclasses.replace(d, stalled=n == "acme-api") for n, d in obs.deployments.items()},
                        obs.jobs, obs.pod_ips)
-    d = decide(inst, stalled, Context(now=T0, builder=builders.BuilderSettings()))
+    d = decide(inst, stalled, RolloutContext(now=T0, builder=builders.BuilderSettings()))
     degraded = conditions.find(d.status.conditions, conditions.DEGRADED)
     assert degraded is not None
     assert (degraded.status, degraded.reason) == ("True", "RolloutStalled")
