@@ -8,10 +8,8 @@ import base64
 import os
 import signal
 import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,12 @@ import yaml
 from devenv import lifecycle
 from devenv.paths import State
 from devenv.procs import free_port
+from tests.factories import ADMIN_SECRET, TOKEN_SECRET, installation_body, installation_spec, wait_for
+from tracardi_operator import API_GROUP, API_VERSION
+from tracardi_operator.models import INSTALLATION
 
 REPO = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = "tracardi.com", "v1alpha1", "tracardiinstallations"
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    """Poll `check` until it returns something truthy; say what is awaited every 20 s."""
-    started = time.monotonic()
-    last_note = started
-    while True:
-        value = check()
-        if value:
-            return value
-        now = time.monotonic()
-        if now - started > timeout:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        if now - last_note > 20:
-            print(f"  ... {what}: {now - started:.0f}s", file=sys.stderr, flush=True)
-            last_note = now
-        time.sleep(interval)
+GROUP, VERSION, PLURAL = API_GROUP, API_VERSION, INSTALLATION.plural
 
 
 class OperatorProcess:
@@ -161,8 +145,8 @@ class Installations:
         self.apps = client.AppsV1Api(kube_api)
         self.namespace = namespace
         self.es_url = es_url
-        self.secret("acme-admin", {"username": "admin@acme.test", "password": "s3cret-admin"})
-        self.secret("acme-install", {"token": "inst4ll-token"})
+        self.secret(ADMIN_SECRET, {"username": "admin@acme.test", "password": "s3cret-admin"})
+        self.secret(TOKEN_SECRET, {"token": "inst4ll-token"})
 
     def secret(self, name: str, data: dict[str, str]) -> None:
         from kubernetes import client
@@ -172,18 +156,10 @@ class Installations:
             data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()}))
 
     def create(self, name: str, version: str, **spec: Any) -> dict[str, Any]:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}", "kind": "TracardiInstallation",
-            "metadata": {"name": name},
-            "spec": {
-                "version": version,
-                "elasticsearch": {"hosts": [self.es_url], "indexShards": 1, "indexReplicas": 0},
-                "redis": {"url": lifecycle.read_env(State.default())["REDIS_URL"]},
-                "installation": {"adminSecretRef": {"name": "acme-admin"},
-                                 "tokenSecretRef": {"name": "acme-install", "key": "token"}},
-                **spec,
-            },
-        }
+        body = installation_body(installation_spec(
+            version, redis_url=lifecycle.read_env(State.default())["REDIS_URL"],
+            **{"elasticsearch": {"hosts": [self.es_url], "indexShards": 1, "indexReplicas": 0}, **spec},
+        ), name=name)
         return dict(self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, PLURAL, body))
 
     def get(self, name: str) -> dict[str, Any]:

@@ -22,8 +22,9 @@ from typing import Any
 
 import yaml
 
-from tests.e2e.conftest import Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import Installations, OperatorProcess
 from tests.e2e.test_failures import assert_all_readable, seed, step
+from tests.factories import wait_for
 
 
 def say(message: str) -> None:

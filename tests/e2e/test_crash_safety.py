@@ -18,8 +18,9 @@ import time
 from collections import Counter
 from typing import Any
 
-from tests.e2e.conftest import Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import Installations, OperatorProcess
 from tests.e2e.test_failures import assert_all_readable, seed, step, wait_pods_gone
+from tests.factories import wait_for
 
 STEPS = ("StartingCandidate", "Installing", "Migrating", "Switching")
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import Installations, OperatorProcess
 from tests.e2e.test_crash_safety import _migration_job_running, task_documents
 from tests.e2e.test_failures import assert_all_readable, seed, step, wait_pods_gone
 from tests.e2e.test_rbac import other_operators
+from tests.factories import wait_for
 
 TAKEOVER_LIMIT = 20.0
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Installations, wait_for
+from tests.e2e.conftest import Installations
+from tests.factories import wait_for
 
 SEED = {"profiles": 6, "events": 12, "sessions": 4, "logs": 3, "user_logs": 2, "items": 2, "entities": 3,
         "console_logs": 3, "config": 1}

@@ -17,7 +17,7 @@ import pytest
 
 from devenv import lifecycle
 from devenv.paths import State
-from tests.e2e.conftest import Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import Installations, OperatorProcess
 from tests.e2e.faults import (
     FreezingProxy,
     Kubelet,
@@ -32,6 +32,7 @@ from tests.e2e.faults import (
     say,
 )
 from tests.e2e.test_failures import assert_all_readable, fault_env, primary_images, seed, step, wait_pods_gone
+from tests.factories import installation_body, installation_spec, wait_for
 
 RESUME_LIMIT = 30.0
 """Seconds from the apiserver answering again to the operator acting on a change."""
@@ -411,21 +412,15 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
     inst = installations
     custom = client.CustomObjectsApi(kube_api)
     label = f"corpus-{inst.namespace}"
-    base = {
-        "version": "0.8.1", "paused": True,
-        "elasticsearch": {"hosts": [inst.es_url]},
-        "redis": {"url": lifecycle.read_env(State.default())["REDIS_URL"]},
-        "installation": {"adminSecretRef": {"name": "acme-admin"},
-                         "tokenSecretRef": {"name": "acme-install", "key": "token"}},
-    }
+    base = installation_spec("0.8.1", hosts=[inst.es_url], redis_url=lifecycle.read_env(State.default())["REDIS_URL"],
+                             paused=True)
     rejected: list[tuple[str, str]] = []
     accepted: list[tuple[str, str]] = []  # (kind, name)
     corpus = _installation_corpus()
     policies = _policy_corpus(label)
     assert len(corpus) + len(policies) >= 100
     for what, name, patch in corpus:
-        body = {"apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiInstallation", "metadata": {"name": name},
-                "spec": _deep_merge(base, patch)}
+        body = installation_body(_deep_merge(base, patch), name=name)
         try:
             custom.create_namespaced_custom_object("tracardi.com", "v1alpha1", inst.namespace,
                                                    "tracardiinstallations", body)

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import Installations, OperatorProcess
 from tests.e2e.test_failures import PRIMARY, assert_all_readable, seed, wait_pods_gone
+from tests.factories import wait_for
 
 IMAGES_080 = {"tracardi/tracardi-api:0.8.0", "tracardi/tracardi-gui:0.8.0", "tracardi/update-worker:0.8.0"}
 

@@ -27,7 +27,8 @@ import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from tests.e2e.conftest import GROUP, PLURAL, REPO, VERSION, Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import GROUP, PLURAL, REPO, VERSION, Installations, OperatorProcess
+from tests.factories import wait_for
 from tests.unit.test_gitops_health import argocd_health, flux_health
 
 MANIFESTS = REPO / "manifests"
@@ -122,7 +123,7 @@ class ServiceAccountOperator(OperatorProcess):
 
     def start(self) -> None:
         # Outside a pod the operator logs in with $KUBECONFIG; with KUBERNETES_SERVICE_HOST set it could
-        # pick a mounted token instead (handlers._sa_dir), and this test would prove nothing.
+        # pick a mounted token instead (settings.sa_dir), and this test would prove nothing.
         assert "KUBERNETES_SERVICE_HOST" not in os.environ
         super().start()
 

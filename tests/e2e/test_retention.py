@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, Installations, wait_for
+from tests.e2e.conftest import GROUP, PLURAL, VERSION, Installations
+from tests.factories import wait_for
 
 POLICIES = "tracardiretentionpolicies"
 SEED = {"profiles": 12, "events": 30, "sessions": 10}

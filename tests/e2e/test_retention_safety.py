@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Installations, wait_for
+from tests.e2e.conftest import Installations
 from tests.e2e.test_failures import wait_pods_gone
 from tests.e2e.test_retention import Policies, _indices, _log, _owned, _pair_of_index, _states
+from tests.factories import wait_for
 
 
 @pytest.fixture

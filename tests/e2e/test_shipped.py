@@ -23,7 +23,8 @@ import pytest
 
 from devenv.nodeagent.images import ImageStore
 from devenv.paths import State
-from tests.e2e.conftest import REPO, Installations, OperatorProcess, wait_for
+from tests.e2e.conftest import REPO, Installations, OperatorProcess
+from tests.factories import wait_for
 
 IMAGE = "tracardi-operator:dev"
 UID = 65532

@@ -12,11 +12,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import yaml
@@ -25,21 +24,11 @@ from kubernetes.client.rest import ApiException
 
 from devenv import controlplane, elasticsearch, procs
 from devenv.paths import State
+from tests.factories import wait_for
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
-
-
-def wait(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def kubectl(devenv: Any, *args: str, kubeconfig: Path | None = None, timeout: float = 180,
@@ -174,7 +163,7 @@ def widget_group(kube_api: Any) -> Iterator[str]:
         crd = ext.read_custom_resource_definition(f"widgets.{group}")
         return any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or [])
 
-    wait(established, 30, "the CRD to be established")
+    wait_for(established, 30, "the CRD to be established")
     yield group
     ext.delete_custom_resource_definition(f"widgets.{group}")
 
@@ -196,7 +185,7 @@ def test_crd_cel_rule_rejects_a_bad_object_with_422(kube_api: Any, namespace: st
             raise
         return True
 
-    wait(create_good, 30, "the good widget created")
+    wait_for(create_good, 30, "the good widget created")
     with pytest.raises(ApiException) as rejected:
         api.create_namespaced_custom_object(widget_group, "v1", namespace, "widgets", widget("bad", 5))
     assert rejected.value.status == 422
@@ -225,7 +214,7 @@ def test_manifests_pass_a_server_side_dry_run(devenv: Any, kube_api: Any) -> Non
                 return None
             raise
 
-    wait(lambda: phase() != "Terminating", 120, f"namespace {name} to finish terminating")
+    wait_for(lambda: phase() != "Terminating", 120, f"namespace {name} to finish terminating")
     created = phase() is None
     if created:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
@@ -331,7 +320,7 @@ def test_devenv_down_leaves_no_process_port_route_or_rule_of_ours(devenv: Any) -
             return {pid: cmd for pid, (sid, cmd) in _processes().items()
                     if pid in ours or sid in sessions or str(own.root) in cmd}
 
-        wait(lambda: not leftovers(), 10, "no process of that devenv")
+        wait_for(lambda: not leftovers(), 10, "no process of that devenv")
         assert not leftovers()
         assert not [p for p in ports if procs.port_open("127.0.0.1", p)], ports
         assert not _listening_ports(ours)

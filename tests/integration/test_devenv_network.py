@@ -6,6 +6,7 @@ Cleanup: `devenv down` (and `up` after a killed run) removes every route and nft
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import os
@@ -13,9 +14,8 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -23,13 +23,15 @@ from kubernetes.client.rest import ApiException
 
 from devenv import lifecycle, network
 from devenv.paths import State
+from tests.factories import wait_for
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.filterwarnings("ignore:HTTPResponse.getheaders:DeprecationWarning"),
 ]
 
-T = TypeVar("T")
+# API errors and refused connections while waiting mean "not yet", not a failure.
+wait = functools.partial(wait_for, interval=0.3, ignoring=(ApiException, OSError))
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through an HTTP proxy
 
 SERVER = (
@@ -47,20 +49,6 @@ CLIENT = (
     "for url in sys.argv[1:]:\n"
     "    print(url, '->', urllib.request.urlopen(url, timeout=10).read().decode(), flush=True)\n"
 )
-
-
-def wait(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.3) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except (ApiException, OSError) as exc:
-            result, last = None, exc
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
 
 
 @pytest.fixture(scope="module")

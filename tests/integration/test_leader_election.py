@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
+from tests.factories import wait_for_async
 from tracardi_operator.leader import Elector, Timings
 
 FAST = Timings(duration=3, renew_deadline=2, retry=0.25)
@@ -16,21 +16,12 @@ def _elector(kube_api: Any, namespace: str, identity: str, lost: list[str]) -> E
                    name="tracardi-operator-test")
 
 
-async def _until(check: Any, timeout: float) -> float:
-    started = time.monotonic()
-    while not check():
-        if time.monotonic() - started > timeout:
-            raise AssertionError("timed out")
-        await asyncio.sleep(0.05)
-    return time.monotonic() - started
-
-
 def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kube_api: Any, namespace: str) -> None:
     async def scenario() -> None:
         lost: list[str] = []
         a, b = _elector(kube_api, namespace, "a", lost), _elector(kube_api, namespace, "b", lost)
         task_a = asyncio.create_task(a.run())
-        await _until(a.leading.is_set, 10)
+        await wait_for_async(a.leading.is_set, 10, "a leading")
         task_b = asyncio.create_task(b.run())
         await asyncio.sleep(2 * FAST.duration)
         assert a.leading.is_set()
@@ -38,13 +29,13 @@ def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kub
         # A clean shutdown hands the Lease over within one retry.
         task_a.cancel()
         await asyncio.to_thread(a.release)
-        handover = await _until(b.leading.is_set, 5)
+        handover = await wait_for_async(b.leading.is_set, 5, "b taking over")
         assert handover < 2 * FAST.retry + 1
         # A leader that stops renewing (a crash) is replaced once its Lease expires.
         task_b.cancel()
         c = _elector(kube_api, namespace, "c", lost)
         task_c = asyncio.create_task(c.run())
-        takeover = await _until(c.leading.is_set, 10)
+        takeover = await wait_for_async(c.leading.is_set, 10, "c taking over")
         assert FAST.duration - 1 <= takeover <= FAST.duration + 2 * FAST.retry + 1
         task_c.cancel()
         assert lost == []
@@ -57,13 +48,13 @@ def test_a_leader_that_cannot_renew_stops(kube_api: Any, namespace: str) -> None
         lost: list[str] = []
         a = _elector(kube_api, namespace, "a", lost)
         task = asyncio.create_task(a.run())
-        await _until(a.leading.is_set, 10)
+        await wait_for_async(a.leading.is_set, 10, "a leading")
         # Someone else takes the Lease over (as after a partition): a's renewals are refused from now on.
         b = _elector(kube_api, namespace, "b", lost)
         lease = a.leases.read_namespaced_lease(a.name, namespace)
         lease.spec.holder_identity = "b"
         a.leases.replace_namespaced_lease(a.name, namespace, lease)
-        await _until(lambda: bool(lost), FAST.renew_deadline + 3)
+        await wait_for_async(lambda: bool(lost), FAST.renew_deadline + 3, "a lost lease reported")
         assert lost == ["a"]
         assert not a.leading.is_set()
         await asyncio.wait_for(task, 5)

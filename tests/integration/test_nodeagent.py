@@ -4,16 +4,19 @@ its readinessProbe, secretKeyRef env reaches the process, namespaces delete."""
 
 from __future__ import annotations
 
+import functools
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
+
+from tests.factories import wait_for
 
 pytestmark = [
     pytest.mark.integration,
@@ -21,21 +24,8 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:HTTPResponse.getheaders:DeprecationWarning"),
 ]
 
-T = TypeVar("T")
-
-
-def wait(check: Callable[[], T | None], timeout: float, what: str, interval: float = 0.5) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-        except ApiException as exc:
-            result, last = None, exc
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last})")
+# API errors while waiting mean "not yet", not a failure.
+wait = functools.partial(wait_for, ignoring=(ApiException,))
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
+from tests.factories import FakeClock
 from tracardi_operator.health import HealthServer, liveness
 from tracardi_operator.metrics import new_metrics
 
@@ -27,14 +28,6 @@ def test_liveness(watch_age: float | None, uptime: float, alive: bool, says: str
     ok, reason = liveness(watch_age, uptime, stale_after=900.0, grace=120.0)
     assert ok is alive
     assert says in reason
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def _get(session: aiohttp.ClientSession, port: int, path: str) -> tuple[int, str, str]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import FakeClock
 from tracardi_operator.indices import VersionId
 from tracardi_operator.jobs.common import Deadline, JobError, Log, compact, finish, write_termination_message
 from tracardi_operator.jobs.install import AdminCredentials, run_install
@@ -29,19 +30,8 @@ from tracardi_operator.tracardi_api import (
 )
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def deadline(seconds: float = 100.0) -> Deadline:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     return Deadline(seconds, clock=clock, sleep=clock.sleep)
 
 

@@ -5,15 +5,8 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
+from tests.factories import FakeClock
 from tracardi_operator.metrics import Metrics, new_metrics
-
-
-class FakeClock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def sample(metrics: Metrics, name: str, **labels: str) -> float | None:

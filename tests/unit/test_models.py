@@ -8,34 +8,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from tests.factories import installation_body, installation_spec
 from tracardi_operator import models as m
 
-
-def spec_body(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "version": "0.8.1",
-        "elasticsearch": {"hosts": ["http://es:9200"]},
-        "redis": {"url": "redis://redis:6379"},
-        "installation": {
-            "adminSecretRef": {"name": "acme-admin"},
-            "tokenSecretRef": {"name": "acme-install", "key": "token"},
-        },
-    }
-    body.update(overrides)
-    return body
-
-
-def installation_body(**spec_overrides: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tracardi.com/v1alpha1",
-        "kind": "TracardiInstallation",
-        "metadata": {"name": "acme", "namespace": "shop", "uid": "u-1", "generation": 2, "resourceVersion": "9"},
-        "spec": spec_body(**spec_overrides),
-    }
+METADATA: dict[str, Any] = {"namespace": "shop", "uid": "u-1", "generation": 2, "resourceVersion": "9"}
 
 
 def test_minimal_spec_gets_every_default() -> None:
-    spec = m.TracardiInstallationSpec.model_validate(spec_body())
+    spec = m.TracardiInstallationSpec.model_validate(installation_spec())
     assert spec.paused is False
     assert spec.elasticsearch.verify_certs is True
     assert spec.elasticsearch.credentials_secret_ref is None
@@ -51,7 +31,7 @@ def test_minimal_spec_gets_every_default() -> None:
 
 
 def test_wire_format_is_camel_case_without_nulls() -> None:
-    spec = m.TracardiInstallationSpec.model_validate(spec_body())
+    spec = m.TracardiInstallationSpec.model_validate(installation_spec())
     wire = spec.to_k8s()
     assert wire["installation"]["adminSecretRef"] == {"name": "acme-admin"}
     assert wire["upgrade"] == {"allowPrerelease": False, "strategy": "Online", "repair": "Auto"}
@@ -62,7 +42,7 @@ def test_wire_format_is_camel_case_without_nulls() -> None:
 
 def test_snake_case_is_accepted_too() -> None:
     spec = m.TracardiInstallationSpec.model_validate(
-        spec_body(
+        installation_spec(
             upgrade={"allow_prerelease": True}, elasticsearch={"hosts": ["https://a:9200"], "verify_certs": False}
         )
     )
@@ -71,7 +51,7 @@ def test_snake_case_is_accepted_too() -> None:
 
 
 def test_unknown_fields_are_ignored() -> None:
-    spec = m.TracardiInstallationSpec.model_validate(spec_body(futureField=1))
+    spec = m.TracardiInstallationSpec.model_validate(installation_spec(futureField=1))
     assert "futureField" not in spec.to_k8s()
 
 
@@ -85,7 +65,7 @@ def test_assignments_are_validated() -> None:
 
 def test_version_format_is_left_to_the_guard() -> None:
     # An unparseable version must reach the planner, which reports InvalidVersion as a condition.
-    assert m.TracardiInstallationSpec.model_validate(spec_body(version="latest-x")).version == "latest-x"
+    assert m.TracardiInstallationSpec.model_validate(installation_spec(version="latest-x")).version == "latest-x"
 
 
 @pytest.mark.parametrize(
@@ -117,12 +97,12 @@ def test_version_format_is_left_to_the_guard() -> None:
 )
 def test_invalid_specs_are_refused(change: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
-        m.TracardiInstallationSpec.model_validate(spec_body(**change))
+        m.TracardiInstallationSpec.model_validate(installation_spec(**change))
 
 
 def test_missing_required_sections() -> None:
     for section in ("version", "elasticsearch", "redis", "installation"):
-        body = spec_body()
+        body = installation_spec()
         del body[section]
         with pytest.raises(ValidationError):
             m.TracardiInstallationSpec.model_validate(body)
@@ -134,20 +114,20 @@ def test_elasticsearch_scheme() -> None:
 
 
 def test_zero_scales_production_and_gui() -> None:
-    spec = m.TracardiInstallationSpec.model_validate(spec_body(replicas={"apiProduction": 0, "gui": 0}))
+    spec = m.TracardiInstallationSpec.model_validate(installation_spec(replicas={"apiProduction": 0, "gui": 0}))
     assert (spec.replicas.api_production, spec.replicas.gui) == (0, 0)
 
 
 def test_resources_accept_quantities_as_numbers_and_strings() -> None:
     spec = m.TracardiInstallationSpec.model_validate(
-        spec_body(resources={"api": {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"memory": "1Gi"}}})
+        installation_spec(resources={"api": {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"memory": "1Gi"}}})
     )
     assert spec.resources.api is not None
     assert spec.resources.api.to_k8s() == {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
 
 
 def test_whole_installation_object() -> None:
-    body = installation_body()
+    body = installation_body(**METADATA)
     body["status"] = {
         "observedGeneration": 2,
         "phase": "Ready",
@@ -186,7 +166,7 @@ def test_whole_installation_object() -> None:
 
 
 def test_fresh_installation_has_empty_status() -> None:
-    installation = m.TracardiInstallation.model_validate(installation_body())
+    installation = m.TracardiInstallation.model_validate(installation_body(**METADATA))
     assert installation.status.to_k8s() == {"versions": [], "conditions": []}
 
 

@@ -17,16 +17,7 @@ from devenv.nodeagent import logs, runtime
 from devenv.nodeagent.kube import ApiServer
 from devenv.nodeagent.pods import Context, IpPool, PodWorker
 from devenv.nodeagent.rules import ProbeSpec
-
-
-def wait_until(check: Any, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
+from tests.factories import wait_for
 
 # -- processes --------------------------------------------------------------------------------------------
 
@@ -35,7 +26,7 @@ def test_process_output_exit_code_and_pid_file(tmp_path: Path) -> None:
     proc = runtime.start_process(["sh", "-c", "echo hi; exit 4"], {"PATH": "/usr/bin:/bin"}, tmp_path,
                                  tmp_path / "a.log", tmp_path / "a.pid", "n:ns/p/c")
     assert (tmp_path / "a.pid").read_text().split()[2] == "n:ns/p/c"
-    wait_until(lambda: proc.exit_code() is not None)
+    wait_for(lambda: proc.exit_code() is not None, 10, interval=0.05)
     assert proc.exit_code() == 4
     runtime.cleanup(proc)
     assert not (tmp_path / "a.pid").exists()
@@ -57,7 +48,7 @@ def test_stop_process_terminates_the_group(tmp_path: Path) -> None:
         return False
 
     # The leader is reaped at once; its children die of the same signal a moment later.
-    wait_until(group_gone)
+    wait_for(group_gone, 10, interval=0.05)
 
 
 def test_kill_leftovers_only_of_its_node(tmp_path: Path) -> None:
@@ -68,7 +59,7 @@ def test_kill_leftovers_only_of_its_node(tmp_path: Path) -> None:
     (tmp_path / "stale.pid").write_text("999999 12345 devenv:ns/gone/c\n")
     try:
         assert runtime.kill_leftovers(tmp_path, "devenv", grace=2) == ["devenv:ns/p/c"]
-        wait_until(lambda: mine.popen.poll() is not None)
+        wait_for(lambda: mine.popen.poll() is not None, 10, interval=0.05)
         assert other.popen.poll() is None
         assert not (tmp_path / "stale.pid").exists()
         assert (tmp_path / "o.pid").exists()
@@ -197,7 +188,7 @@ def fake(ctx: Context) -> FakeKube:
 def test_worker_reports_failure_with_exit_code_and_log(ctx: Context) -> None:
     worker = PodWorker(ctx, make_pod(["sh", "-c", "echo boom; exit 3"]))
     worker.start()
-    wait_until(lambda: fake(ctx).last.get("phase") == "Failed")
+    wait_for(lambda: fake(ctx).last.get("phase") == "Failed", 10, interval=0.05)
     cs = fake(ctx).last["containerStatuses"][0]
     assert cs["state"]["terminated"]["exitCode"] == 3
     assert cs["state"]["terminated"]["message"].endswith("ns_p_main.log\nboom")
@@ -213,7 +204,7 @@ def test_worker_succeeds_with_secret_env(ctx: Context) -> None:
     script = 'test "$X" = v && test "$(cat "$TRACARDI_OPERATOR_SA_DIR/token")" = TOKEN'
     worker = PodWorker(ctx, make_pod(["sh", "-c", script], env=env))
     worker.start()
-    wait_until(lambda: fake(ctx).last.get("phase") in ("Succeeded", "Failed"))
+    wait_for(lambda: fake(ctx).last.get("phase") in ("Succeeded", "Failed"), 10, interval=0.05)
     assert fake(ctx).last["phase"] == "Succeeded"
     worker.gone()
 
@@ -222,7 +213,7 @@ def test_worker_waits_for_a_missing_secret(ctx: Context) -> None:
     env = [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]
     worker = PodWorker(ctx, make_pod(["true"], env=env))
     worker.start()
-    wait_until(lambda: bool(fake(ctx).statuses))
+    wait_for(lambda: bool(fake(ctx).statuses), 10, interval=0.05)
     state = fake(ctx).last["containerStatuses"][0]["state"]
     assert state["waiting"]["reason"] == "CreateContainerConfigError"
     assert fake(ctx).last["phase"] == "Pending"
@@ -233,12 +224,12 @@ def test_worker_restarts_on_failure_with_backoff(ctx: Context) -> None:
     worker = PodWorker(ctx, make_pod(["sh", "-c", "echo run; exit 1"], policy="OnFailure"))
     began = time.monotonic()
     worker.start()
-    wait_until(lambda: fake(ctx).last.get("containerStatuses", [{}])[0].get("restartCount") == 1)
+    wait_for(lambda: fake(ctx).last.get("containerStatuses", [{}])[0].get("restartCount") == 1, 10, interval=0.05)
     cs = fake(ctx).last["containerStatuses"][0]
     assert cs["state"]["waiting"]["reason"] == "CrashLoopBackOff"
     assert cs["lastState"]["terminated"]["exitCode"] == 1
     assert fake(ctx).last["phase"] == "Running"
-    wait_until(lambda: fake(ctx).last["containerStatuses"][0]["restartCount"] == 2)
+    wait_for(lambda: fake(ctx).last["containerStatuses"][0]["restartCount"] == 2, 10, interval=0.05)
     assert time.monotonic() - began >= 2.0  # the first back-off
     time.sleep(1.0)
     assert fake(ctx).last["containerStatuses"][0]["restartCount"] == 2  # the second back-off is 4 s
@@ -252,12 +243,12 @@ def test_worker_deletes_a_pod_being_deleted(ctx: Context) -> None:
     pod = make_pod(["sleep", "100"], policy="Always")
     worker = PodWorker(ctx, pod)
     worker.start()
-    wait_until(lambda: fake(ctx).last.get("phase") == "Running")
+    wait_for(lambda: fake(ctx).last.get("phase") == "Running", 10, interval=0.05)
     pid = worker.containers[0].proc.pid  # type: ignore[union-attr]
     deleting = {**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "2025-01-01T00:00:00Z",
                                     "deletionGracePeriodSeconds": 30}}
     worker.update(deleting)
-    wait_until(lambda: fake(ctx).deleted == ["p"])
+    wait_for(lambda: fake(ctx).deleted == ["p"], 10, interval=0.05)
     assert runtime.start_time_of(pid) is None
     assert fake(ctx).last["phase"] == "Failed"  # killed by SIGTERM: 143
     assert fake(ctx).last["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 143
@@ -270,7 +261,7 @@ def test_adopting_a_never_pod_whose_process_was_lost_fails_it(ctx: Context) -> N
                                      "state": {"running": {"startedAt": "t0"}}}]}
     worker = PodWorker(ctx, make_pod(["sleep", "100"], status=status))
     worker.start()
-    wait_until(lambda: fake(ctx).last.get("phase") == "Failed")
+    wait_for(lambda: fake(ctx).last.get("phase") == "Failed", 10, interval=0.05)
     term = fake(ctx).last["containerStatuses"][0]["state"]["terminated"]
     assert (term["exitCode"], term["reason"]) == (137, "ContainerStatusUnknown")
     assert fake(ctx).last["podIP"] == "127.0.1.77"
@@ -283,8 +274,8 @@ def test_adopting_an_always_pod_restarts_it(ctx: Context) -> None:
                                      "state": {"running": {"startedAt": "t0"}}}]}
     worker = PodWorker(ctx, make_pod(["sleep", "100"], policy="Always", status=status))
     worker.start()
-    wait_until(lambda: "running" in fake(ctx).last.get("containerStatuses", [{}])[0].get("state", {})
-               and fake(ctx).last["containerStatuses"][0]["restartCount"] == 3, timeout=15)
+    wait_for(lambda: "running" in fake(ctx).last.get("containerStatuses", [{}])[0].get("state", {})
+               and fake(ctx).last["containerStatuses"][0]["restartCount"] == 3, 15, interval=0.05)
     assert fake(ctx).last["containerStatuses"][0]["lastState"]["terminated"]["reason"] == "ContainerStatusUnknown"
     worker.gone()
-    wait_until(lambda: not worker.is_alive())
+    wait_for(lambda: not worker.is_alive(), 10, interval=0.05)
