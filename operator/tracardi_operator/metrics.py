@@ -20,9 +20,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "tracardi_operator"
 
-ReconcileResult = Literal["success", "retry", "error"]
-"""success: nothing left to do; retry: a transient failure, tried again with backoff; error: permanent
-(an invalid spec or a refused version), nothing happens until the spec changes."""
+ReconcileResult = Literal["ok", "retry", "error"]
+"""The `result` label of the reconciliations counter. ok: a pass finished; retry: a pass failed on
+something transient (a server that did not answer, a conflict) and is tried again with backoff; error:
+permanent (an invalid spec or a refused version), nothing happens until the spec changes."""
+LoopOutcome = Literal["success", "error"]
+"""What the installation loop reports of one pass: it returned, or it raised. The loop retries every
+pass that raised, with backoff, so its `error` is a retry, never a permanent failure."""
+_RESULT_OF_LOOP_OUTCOME: dict[str, ReconcileResult] = {"success": "ok", "error": "retry"}
 MigrationResult = Literal["succeeded", "failed"]
 
 # Upgrade steps take from seconds (a rolling update) to an hour or more (a migration of a large
@@ -65,8 +70,14 @@ class Metrics:
         return max(0.0, self.clock() - self.started_at)
 
     # -- helpers for handlers ---------------------------------------------------------------------
-    def reconciled(self, result: ReconcileResult) -> None:
+    def count_reconciliation(self, result: ReconcileResult) -> None:
+        """One reconciliation, by result: ok, retry (transient, tried again) or error (permanent)."""
         self.reconciliations.labels(result=result).inc()
+
+    def reconciled(self, outcome: LoopOutcome) -> None:
+        """One pass of the installation loop: `success` counts as ok, `error` (the pass raised and is
+        retried with backoff) as retry. Permanent failures are counted with count_reconciliation("error")."""
+        self.count_reconciliation(_RESULT_OF_LOOP_OUTCOME[outcome])
 
     def observe_step(self, step: str, seconds: float) -> None:
         """Duration of one upgrade step (a status.upgrade.step value such as Migrating)."""
@@ -119,7 +130,8 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
         registry=registry,
         reconciliations=Counter(
             f"{PREFIX}_reconciliations",
-            "Reconciliations of installations and policies, by result (success, retry, error).",
+            "Reconciliations of installations, by result: ok, retry (a transient failure, tried again with backoff) "
+            "or error (permanent: an invalid spec or a refused version).",
             ["result"],
             registry=registry,
         ),

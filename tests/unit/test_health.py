@@ -65,11 +65,11 @@ def test_server_serves_metrics_liveness_and_readiness() -> None:
                 assert status == 503
                 assert "stale" in body
 
-                metrics.reconciled("success")
+                metrics.count_reconciliation("ok")
                 status, content_type, body = await _get(session, port, "/metrics")
                 assert status == 200
                 assert content_type.startswith("text/plain")
-                assert 'tracardi_operator_reconciliations_total{result="success"} 1.0' in body
+                assert 'tracardi_operator_reconciliations_total{result="ok"} 1.0' in body
                 assert "tracardi_operator_last_watch_event_age_seconds 61.0" in body
         finally:
             await server.stop()

@@ -15,14 +15,14 @@ def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
 
 def test_fresh_registries_are_independent() -> None:
     first, second = new_metrics(), new_metrics()
-    first.reconciled("success")
-    assert sample(first, "tracardi_operator_reconciliations_total", result="success") == 1
-    assert sample(second, "tracardi_operator_reconciliations_total", result="success") is None
+    first.count_reconciliation("ok")
+    assert sample(first, "tracardi_operator_reconciliations_total", result="ok") == 1
+    assert sample(second, "tracardi_operator_reconciliations_total", result="ok") is None
 
 
 def test_every_metric_is_exposed_under_its_documented_name() -> None:
     metrics = new_metrics()
-    metrics.reconciled("retry")
+    metrics.count_reconciliation("retry")
     metrics.observe_step("Migrating", 12.0)
     metrics.migrated("failed")
     metrics.gc_planned("acme", "tracardi", 4)
@@ -42,18 +42,33 @@ def test_every_metric_is_exposed_under_its_documented_name() -> None:
 
 def test_counters_and_histogram_by_label() -> None:
     metrics = new_metrics()
-    metrics.reconciled("success")
-    metrics.reconciled("success")
-    metrics.reconciled("error")
+    metrics.count_reconciliation("ok")
+    metrics.count_reconciliation("ok")
+    metrics.count_reconciliation("retry")
+    metrics.count_reconciliation("error")
     metrics.migrated("succeeded")
     metrics.observe_step("Migrating", 90.0)
     metrics.observe_step("Migrating", 30.0)
-    assert sample(metrics, "tracardi_operator_reconciliations_total", result="success") == 2
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="ok") == 2
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="retry") == 1
     assert sample(metrics, "tracardi_operator_reconciliations_total", result="error") == 1
     assert sample(metrics, "tracardi_operator_migrations_total", result="succeeded") == 1
     assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_count", step="Migrating") == 2
     assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_sum", step="Migrating") == 120
     assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_bucket", step="Migrating", le="60.0") == 1
+
+
+def test_a_pass_that_raised_counts_as_a_retry_not_as_a_permanent_error() -> None:
+    """The installation loop reports a pass as success or error (it raised); it retries every pass that
+    raised, so those are transient: the error series stays for permanent failures."""
+    metrics = new_metrics()
+    metrics.reconciled("success")
+    metrics.reconciled("error")
+    metrics.reconciled("error")
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="ok") == 1
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="retry") == 2
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="error") is None
+    assert sample(metrics, "tracardi_operator_reconciliations_total", result="success") is None
 
 
 def test_time_step_records_the_duration_also_when_the_step_raises() -> None:
