@@ -34,7 +34,7 @@ def abandon(s: Draft, up: UpgradeStatus, current: str) -> None:
     """The person gave up on the target before it served: remove the candidates, the old version
     serves as before. A target already installed is recorded Abandoned: it never served, so it is no
     rollback target and takes no keepSupersededVersions slot; its indices (half-copied, perhaps) are
-    never migrated into again (see _target_is_fresh) and retention reclaims them as garbage."""
+    never migrated into again (see resolving._target_is_fresh) and retention reclaims them as garbage."""
     _go_back(s, up, current, VersionRecord(
         version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "", state="Abandoned",
         installed_at=s.ctx.now, superseded_at=s.ctx.now,
