@@ -33,6 +33,14 @@ ANNOTATION_RETRY = "tracardi.com/retry"
 
 # Kubernetes limits names that become DNS labels (Services, Jobs) and label values to 63 characters.
 MAX_LABEL_LENGTH = 63
+# A label key is [prefix/]name: a DNS subdomain prefix (253 characters), "/" and a name of at most 63.
+MAX_LABEL_KEY_LENGTH = 317
+
+# Kubernetes label keys ([prefix/]name) and values; written without backslashes (kept out of CEL rules).
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+)
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 
 _LABEL_VALUE_EDGE = re.compile(r"^[^A-Za-z0-9]+|[^A-Za-z0-9]+$")
 

@@ -20,6 +20,7 @@ Where each part lives (import any of them from this package):
 - `kinds`: the whole objects and the identity of the two kinds (ResourceKind)
 """
 
+from tracardi_operator.labels import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN
 from tracardi_operator.models.backends import (
     DEFAULT_REDIS_PORT,
     REDIS_CREDENTIALS_MESSAGE,
@@ -85,8 +86,6 @@ from tracardi_operator.models.retention_policy import (
     TracardiRetentionPolicyStatus,
 )
 from tracardi_operator.models.selectors import (
-    LABEL_KEY_PATTERN,
-    LABEL_VALUE_PATTERN,
     LabelKey,
     LabelSelector,
     LabelSelectorRequirement,

@@ -10,15 +10,11 @@ from typing import Annotated, Literal, Self
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from tracardi_operator.labels import LABEL_KEY_PATTERN, LABEL_VALUE_PATTERN, MAX_LABEL_KEY_LENGTH, MAX_LABEL_LENGTH
 from tracardi_operator.models.common import CamelModel, cel_rule
 
-# Kubernetes label keys ([prefix/]name) and values; written without backslashes (kept out of CEL rules).
-LABEL_KEY_PATTERN = (
-    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
-)
-LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
-LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=317, pattern=LABEL_KEY_PATTERN)]
-LabelValue = Annotated[str, StringConstraints(max_length=63, pattern=LABEL_VALUE_PATTERN)]
+LabelKey = Annotated[str, StringConstraints(min_length=1, max_length=MAX_LABEL_KEY_LENGTH, pattern=LABEL_KEY_PATTERN)]
+LabelValue = Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH, pattern=LABEL_VALUE_PATTERN)]
 
 
 class LabelSelectorRequirement(CamelModel):
@@ -79,7 +75,7 @@ class LabelSelector(CamelModel):
     @field_validator("match_labels")
     @classmethod
     def _label_keys(cls, labels: dict[str, str]) -> dict[str, str]:
-        bad = [key for key in labels if len(key) > 317 or not re.match(LABEL_KEY_PATTERN, key)]
+        bad = [key for key in labels if len(key) > MAX_LABEL_KEY_LENGTH or not re.match(LABEL_KEY_PATTERN, key)]
         if bad:
             raise ValueError(f"not a label key: {bad[0]!r} (expected [prefix/]name, e.g. tracardi.com/retention)")
         return labels

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
+from tracardi_operator.labels import MAX_LABEL_KEY_LENGTH, MAX_LABEL_LENGTH
 from tracardi_operator.models.common import INT32, INT64, CamelModel, LocalObjectReference, Quantity
 
 
@@ -140,9 +141,9 @@ class SecuritySpec(CamelModel):
 
 
 class NodeSelectorRequirement(CamelModel):
-    key: str = Field(min_length=1, max_length=317, description="Node label key.")
+    key: str = Field(min_length=1, max_length=MAX_LABEL_KEY_LENGTH, description="Node label key.")
     operator: Literal["In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt"] = Field(description="How to match.")
-    values: list[Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+    values: list[Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH)]] | None = Field(
         default=None, max_length=64, description="Values for In, NotIn, Gt and Lt."
     )
 
@@ -173,9 +174,11 @@ class NodeAffinity(CamelModel):
 class Toleration(CamelModel):
     """core/v1 Toleration."""
 
-    key: str | None = Field(default=None, max_length=317, description="Taint key; empty with Exists matches all.")
+    key: str | None = Field(
+        default=None, max_length=MAX_LABEL_KEY_LENGTH, description="Taint key; empty with Exists matches all."
+    )
     operator: Literal["Exists", "Equal"] | None = Field(default=None, description="Default Equal.")
-    value: str | None = Field(default=None, max_length=63, description="Taint value (Equal).")
+    value: str | None = Field(default=None, max_length=MAX_LABEL_LENGTH, description="Taint value (Equal).")
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect; empty matches all."
     )
@@ -187,7 +190,7 @@ class Toleration(CamelModel):
 class SchedulingSpec(CamelModel):
     """Where the Tracardi pods run, for every component."""
 
-    node_selector: dict[str, Annotated[str, StringConstraints(max_length=63)]] | None = Field(
+    node_selector: dict[str, Annotated[str, StringConstraints(max_length=MAX_LABEL_LENGTH)]] | None = Field(
         default=None, description="Node labels a node must have."
     )
     tolerations: list[Toleration] | None = Field(default=None, max_length=32, description="Taints tolerated.")
