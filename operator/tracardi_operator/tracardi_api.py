@@ -1,9 +1,10 @@
 """A small synchronous client for the parts of Tracardi's HTTP API the install and migration Jobs use.
 
-What lives here: `TracardiApi` (stdlib urllib; one method per endpoint of docs/tracardi.md §4, §5, §8),
-the typed answers it returns, and the typed errors it raises. Every error carries the HTTP status and
-Tracardi's `detail` text with every secret the client knows about replaced by `***`; validation errors
-are reduced to field locations and messages (FastAPI echoes the input, which may hold a password).
+What lives here: `TracardiApi` (stdlib urllib; one method per endpoint of docs/tracardi.md §4, §5, §8)
+and the typed errors it raises; the typed answers it returns live in `tracardi_answers` (importable
+from here too). Every error carries the HTTP status and Tracardi's `detail` text with every secret
+the client knows about replaced by `***`; validation errors are reduced to field locations and
+messages (FastAPI echoes the input, which may hold a password).
 
 Retries: connection errors and 5xx are retried with bounded exponential backoff, but only for requests
 that are safe to repeat. `POST /migration` starts copies that must run exactly once: it is retried only
@@ -25,9 +26,41 @@ from typing import Any
 
 from tracardi_operator.httpjson import decode, read_error
 from tracardi_operator.scrubbing import one_line, scrub
+from tracardi_operator.tracardi_answers import (
+    TASK_LISTING_LIMIT,
+    InstallStatus,
+    MigrationEntry,
+    MigrationListing,
+    TaskListing,
+    TaskStatus,
+    UpgradeTask,
+    VersionDetails,
+    db_version_of,
+    int_or_none,
+    migration_entry,
+    upgrade_task,
+)
 
 CONTEXTS = ("staging", "production")
 _DETAIL_LIMIT = 300
+
+__all__ = [
+    "CONTEXTS",
+    "TASK_LISTING_LIMIT",
+    "ApiUnreachableError",
+    "InstallStatus",
+    "MigrationEntry",
+    "MigrationListing",
+    "RetryPolicy",
+    "TaskListing",
+    "TaskStatus",
+    "TracardiApi",
+    "TracardiApiError",
+    "UnexpectedAnswerError",
+    "UpgradeTask",
+    "VersionDetails",
+    "db_version_of",
+]
 
 
 class TracardiApiError(Exception):
@@ -62,82 +95,6 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return float(min(self.cap, self.base * (2**attempt)))
-
-
-@dataclass(frozen=True)
-class VersionDetails:
-    version: str
-    tenant: str
-    db_version: str
-    production: bool | None
-    installed: Mapping[str, Any] | None
-
-
-@dataclass(frozen=True)
-class InstallStatus:
-    schema_ok: bool
-    admin_ok: bool
-    form_ok: bool | None
-    warning: str | None
-
-
-@dataclass(frozen=True)
-class MigrationEntry:
-    """One copy Tracardi offers: `copy_index` of a schema in `GET /migration/{from_db}`."""
-
-    id: str
-    from_index: str
-    to_index: str
-    multi: bool
-    production: bool
-    worker: str
-    has_script: bool
-
-
-@dataclass(frozen=True)
-class MigrationListing:
-    warn: bool
-    entries: tuple[MigrationEntry, ...]
-
-
-@dataclass(frozen=True)
-class UpgradeTask:
-    """A document of `GET /tasks/type/upgrade`; its `status` is stale by design (never updated)."""
-
-    id: str
-    task_id: str
-    name: str
-    timestamp: str | None
-    from_index: str | None
-    to_index: str | None
-
-
-TASK_LISTING_LIMIT = 1000
-"""Tasks asked for per listing. A listing that comes back this full may have been cut off."""
-
-
-@dataclass(frozen=True)
-class TaskListing:
-    """One answer of `GET /tasks/type/upgrade`. `complete` only when fewer documents than the limit
-    came back: a full page may hide older tasks, so nothing may be concluded from what is missing."""
-
-    tasks: tuple[UpgradeTask, ...]
-    complete: bool
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    id: str
-    status: str
-    current: int | None
-    total: int | None
-
-
-def db_version_of(version: str, reported: object) -> str:
-    """The database version: as reported, or (0.8.0 and older report none) the version without dots."""
-    if isinstance(reported, str) and reported:
-        return reported
-    return version.replace(".", "")
 
 
 @dataclass
@@ -228,7 +185,7 @@ class TracardiApi:
         path = f"/migration/{urllib.parse.quote(from_db)}?" + urllib.parse.urlencode({"from_tenant_name": tenant})
         body = _as_mapping(self._authorized("GET", path, context=context), f"GET {path}")
         schemas = body.get("schemas") or []
-        entries = [_entry(schema) for schema in schemas if isinstance(schema, Mapping)]
+        entries = [migration_entry(schema) for schema in schemas if isinstance(schema, Mapping)]
         return MigrationListing(warn=bool(body.get("warn")), entries=tuple(e for e in entries if e is not None))
 
     def start_migration(self, from_db: str, tenant: str, ids: Sequence[str], context: str) -> str | None:
@@ -250,7 +207,7 @@ class TracardiApi:
             for group in grouped.values():
                 if isinstance(group, list):
                     documents += len(group)
-                    tasks.extend(t for t in (_task(item) for item in group) if t is not None)
+                    tasks.extend(t for t in (upgrade_task(item) for item in group) if t is not None)
         return TaskListing(tasks=tuple(tasks), complete=documents < limit)
 
     def task_status(self, task_id: str, context: str) -> TaskStatus:
@@ -259,8 +216,8 @@ class TracardiApi:
         progress = body.get("progress")
         current = total = None
         if isinstance(progress, Mapping):
-            current = _int_or_none(progress.get("current"))
-            total = _int_or_none(progress.get("total"))
+            current = int_or_none(progress.get("current"))
+            total = int_or_none(progress.get("total"))
         return TaskStatus(
             id=str(body.get("id") or task_id),
             status=str(body.get("status") or "PENDING").upper(),
@@ -357,41 +314,6 @@ class TracardiApi:
         self._secrets.update(s for s in secrets if s)
 
 
-def _entry(schema: Mapping[str, Any]) -> MigrationEntry | None:
-    copy = schema.get("copy_index")
-    if not isinstance(copy, Mapping):
-        return None
-    from_index, to_index = copy.get("from_index"), copy.get("to_index")
-    if not isinstance(from_index, str) or not isinstance(to_index, str):
-        return None
-    return MigrationEntry(
-        id=str(schema.get("id") or ""),
-        from_index=from_index,
-        to_index=to_index,
-        multi=bool(copy.get("multi")),
-        production=bool(copy.get("production")),
-        worker=str(schema.get("worker") or "reindex"),
-        has_script=bool(copy.get("script")),
-    )
-
-
-def _task(item: object) -> UpgradeTask | None:
-    if not isinstance(item, Mapping):
-        return None
-    params = item.get("params")
-    copy = params.get("copy_index") if isinstance(params, Mapping) else None
-    copy = copy if isinstance(copy, Mapping) else {}
-    from_index, to_index = copy.get("from_index"), copy.get("to_index")
-    return UpgradeTask(
-        id=str(item.get("id") or ""),
-        task_id=str(item.get("task_id") or item.get("id") or ""),
-        name=str(item.get("name") or ""),
-        timestamp=str(item["timestamp"]) if item.get("timestamp") is not None else None,
-        from_index=from_index if isinstance(from_index, str) else None,
-        to_index=to_index if isinstance(to_index, str) else None,
-    )
-
-
 def _as_mapping(body: Any, what: str) -> Mapping[str, Any]:
     if not isinstance(body, Mapping):
         method, _, path = what.partition(" ")
@@ -409,7 +331,3 @@ def _reason(error: BaseException) -> str:
     if isinstance(reason, socket.timeout | TimeoutError):
         return "timed out"
     return (type(reason).__name__ + (f": {reason}" if str(reason) else ""))[:_DETAIL_LIMIT]
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tracardi_operator import version_tags
 from tracardi_operator import versions as v
 from tracardi_operator.versions import TracardiVersion, parse, plan_upgrade, try_parse
 
@@ -195,12 +196,12 @@ def test_identifiers_of_tracardi_versions(tag: str, application: str, db: str, t
 
 def test_tenant_table_of_the_facts() -> None:
     # docs/tracardi.md §1; 0.8.0 hashes its version string, the others their db version.
-    assert {db: v._md5_prefix(db) for db in ("08x", "0820", "082x")} == {
+    assert {db: version_tags._md5_prefix(db) for db in ("08x", "0820", "082x")} == {
         "08x": "01506",
         "0820": "ffe49",
         "082x": "119a2",
     }
-    assert v._md5_prefix("0.8.0") == "fa73a"
+    assert version_tags._md5_prefix("0.8.0") == "fa73a"
     # The default Tracardi's 0.8.1 migration wrongly assumes for 0.8.0 (facts §5): not ours.
     assert parse("0.8.0").default_tenant != "31b7b"
 

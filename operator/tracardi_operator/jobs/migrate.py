@@ -15,6 +15,8 @@ Steps (docs/tracardi.md §5, §8; docs/tracardi-migration-transforms.md §5):
 4. for a 0820 target with `--repair Auto`, copy what Tracardi skipped or mislaid (`repair`);
 5. verify every source index against a destination readable through the target's aliases (`verify`).
 
+Which copy task belongs to which listed entry is read in `tasks`.
+
 Reasons: ApiUnreachable, TargetMismatch, LoginRejected, MigrationNotOffered, MigrationNotStarted,
 MigrationTaskFailed, TaskListingIncomplete, TargetNotInstalled, RepairFailed, MigrationIncomplete, Timeout,
 ApiError, ElasticsearchError.
@@ -23,8 +25,7 @@ ApiError, ElasticsearchError.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,7 @@ from tracardi_operator.jobs.repair import (
     repair_applies,
     repair_summary,
 )
+from tracardi_operator.jobs.tasks import FAILED_STATES, ORCHESTRATOR_NAME, api_errors, list_copy_tasks, match_tasks
 from tracardi_operator.jobs.verify import (
     failure_message,
     failures,
@@ -50,18 +52,13 @@ from tracardi_operator.jobs.verify import (
     source_indices,
     summarize,
 )
+from tracardi_operator.reasons import Reason
 from tracardi_operator.tracardi_api import (
     CONTEXTS,
-    TASK_LISTING_LIMIT,
     MigrationEntry,
     TracardiApi,
     TracardiApiError,
-    UpgradeTask,
 )
-
-_FAILED_STATES = frozenset({"FAILURE", "REVOKED"})
-ORCHESTRATOR_NAME = "Migration plan orchestrator"
-"""The task document Tracardi writes for a POST /migration, before its worker writes the copies'."""
 
 
 @dataclass(frozen=True)
@@ -70,51 +67,6 @@ class MigrationRequest:
     target: VersionId
     repair: bool
     merged_suffix: str | None
-
-
-def match_tasks(entries: Sequence[MigrationEntry], tasks: Sequence[UpgradeTask]) -> dict[str, UpgradeTask]:
-    """from_index → the newest copy task of that entry (`tasks` come newest first, as Tracardi lists)."""
-    matched: dict[str, UpgradeTask] = {}
-    for entry in entries:
-        for task in tasks:
-            same_params = task.from_index == entry.from_index and task.to_index in (None, entry.to_index)
-            named = task.from_index is None and f'"{entry.from_index}"' in task.name
-            if same_params or named:
-                matched[entry.from_index] = task
-                break
-    return matched
-
-
-def copy_task_name(entry: MigrationEntry) -> str:
-    """The name Tracardi gives the task of one copy (it may append ` to "<to_index>"`)."""
-    return f'Migration of "{entry.from_index}"'
-
-
-def list_copy_tasks(api: TracardiApi, entries: Sequence[MigrationEntry], context: str) -> list[UpgradeTask]:
-    """Every upgrade task that may be a copy of `entries`, newest first, from a listing proven complete.
-
-    Tracardi lists 50 tasks unless told otherwise, so one listing with a generous `limit` is asked
-    first. Should even that come back full, each entry's tasks are asked for by name; if one of
-    those is full too, the Job stops (TaskListingIncomplete): a task not seen is never taken for a
-    copy not started, because posting its id again would copy the data twice.
-    """
-    with api_errors("GET /tasks/type/upgrade"):
-        listing = api.upgrade_tasks(context, limit=TASK_LISTING_LIMIT)
-    if listing.complete:
-        return list(listing.tasks)
-    tasks: list[UpgradeTask] = []
-    for entry in entries:
-        name = copy_task_name(entry)
-        with api_errors("GET /tasks/type/upgrade"):
-            page = api.upgrade_tasks(context, limit=TASK_LISTING_LIMIT, query=name)
-        if not page.complete:
-            raise JobError(
-                "TaskListingIncomplete",
-                f"Tracardi lists more than {TASK_LISTING_LIMIT} upgrade tasks named {name} in {context}; "
-                "which copies already ran cannot be proven, so none is started again",
-            )
-        tasks.extend(task for task in page.tasks if match_tasks([entry], [task]))
-    return tasks
 
 
 def unique_ids(entries: Sequence[MigrationEntry]) -> list[str]:
@@ -135,7 +87,7 @@ def run_tracardi_migration(
         offered = api.migrations()
     if request.source.db not in offered:
         raise JobError(
-            "MigrationNotOffered",
+            Reason.MIGRATION_NOT_OFFERED,
             f"the target API offers migrations from {offered or 'nothing'}, not from "
             f"{request.source.db}: upgrade through the intermediate version",
         )
@@ -182,7 +134,7 @@ def _copy_context(
         failed_before: set[str] = set()
         for from_index, task in earlier.items():
             with api_errors(f"GET /import/task/{task.task_id}/status"):
-                if api.task_status(task.task_id, context).status in _FAILED_STATES:
+                if api.task_status(task.task_id, context).status in FAILED_STATES:
                     failed_before.add(from_index)
         kept = [e for e in entries if e.from_index in earlier and e.from_index not in failed_before]
         again = [e for e in entries if e.from_index in failed_before or e.from_index not in earlier]
@@ -225,7 +177,7 @@ def _start(
             started = api.start_migration(request.source.db, request.source.tenant, ids, context)
         except TracardiApiError as error:
             if error.status is not None and error.status < 500:
-                raise JobError("ApiError", f"POST /migration: {error.status}: {error.detail}") from None
+                raise JobError(Reason.API_ERROR, f"POST /migration: {error.status}: {error.detail}") from None
             log("migration.post-unanswered", level="warning", context=context, attempt=attempt, status=error.status)
             if _copies_appear(api, entries, known, context, deadline):
                 log("migration.started", context=context, ids=len(ids), copies=len(entries), answered=False)
@@ -233,12 +185,12 @@ def _start(
             continue
         if started is None:
             raise JobError(
-                "MigrationNotStarted",
+                Reason.MIGRATION_NOT_STARTED,
                 f"POST /migration matched none of the {len(ids)} listed ids in {context}",
             )
         log("migration.started", context=context, ids=len(ids), copies=len(entries))
         return
-    raise JobError("ApiError", f"POST /migration failed 3 times in {context} and no copy started")
+    raise JobError(Reason.API_ERROR, f"POST /migration failed 3 times in {context} and no copy started")
 
 
 def _copies_appear(
@@ -269,9 +221,9 @@ def _wait_copies(
                 continue
             with api_errors(f"GET /import/task/{task.task_id}/status"):
                 status = api.task_status(task.task_id, context)
-            if status.status in _FAILED_STATES:
+            if status.status in FAILED_STATES:
                 raise JobError(
-                    "MigrationTaskFailed",
+                    Reason.MIGRATION_TASK_FAILED,
                     f"Tracardi's copy of {from_index} ended {status.status} ({context}); see the worker's log",
                 )
             if status.status == "SUCCESS":
@@ -283,7 +235,7 @@ def _wait_copies(
             log("migration.waiting", context=context, done=len(done), expected=len(expected))
     waiting = sorted(e.from_index for e in expected if e.from_index not in done)
     raise JobError(
-        "Timeout",
+        Reason.TIMEOUT,
         f"{len(waiting)} of {len(expected)} copies in {context} not finished in time: {', '.join(waiting[:5])}",
     )
 
@@ -353,7 +305,7 @@ def repair_and_verify(
         hint = ""
         if repair_applies(request.target.db) and not request.repair:
             hint = " (Tracardi 0.8.2 skips these; --repair Auto copies them)"
-        raise JobError("MigrationIncomplete", failure_message(failed) + hint, details={"incomplete": failed})
+        raise JobError(Reason.MIGRATION_INCOMPLETE, failure_message(failed) + hint, details={"incomplete": failed})
     success = MigrationResult.model_validate({
         "from": request.source.db,
         "to": request.target.db,
@@ -391,24 +343,24 @@ def run_migrate(
     reported = VersionId(details.db_version, details.tenant)
     if reported != request.target:
         raise JobError(
-            "TargetMismatch",
+            Reason.TARGET_MISMATCH,
             f"the API at {api.base_url} runs {reported}, not the migration target {request.target}",
         )
     try:
         api.login(*credentials)
     except TracardiApiError as error:
         hint = " (the API must run with EXPOSE_GUI_API=yes)" if error.status == 403 else ""
-        raise JobError("LoginRejected", f"POST /user/token: {error.status}: {error.detail}{hint}") from None
+        raise JobError(Reason.LOGIN_REJECTED, f"POST /user/token: {error.status}: {error.detail}{hint}") from None
     try:
         cutoff = source_cutoff(es, request, deadline)
     except EsError as error:
-        raise JobError("ElasticsearchError", str(error)) from None
+        raise JobError(Reason.ELASTICSEARCH_ERROR, str(error)) from None
     log("verify.cutoff", indices=len(cutoff), documents=sum(cutoff.values()))
     try:
         listed = run_tracardi_migration(api, request, deadline, log)
         return repair_and_verify(es, request, listed, deadline, log, today or dt.date.today(), cutoff=cutoff)
     except EsError as error:
-        raise JobError("ElasticsearchError", str(error)) from None
+        raise JobError(Reason.ELASTICSEARCH_ERROR, str(error)) from None
     finally:
         cutoff.close(es)
 
@@ -421,13 +373,3 @@ def source_cutoff(es: EsClient, request: MigrationRequest, deadline: Deadline) -
     sources = [s.name for s in source_indices(layout.index_names, request.source, request.target.db)]
     observe.refresh(es, sources)
     return observe.freeze(es, sources, keep_alive_seconds=deadline.remaining + 600)
-
-
-@contextmanager
-def api_errors(what: str) -> Iterator[None]:
-    """Turn a Tracardi API error inside the block into a JobError naming the call."""
-    try:
-        yield
-    except TracardiApiError as error:
-        reason = "ApiUnreachable" if error.status is None else "ApiError"
-        raise JobError(reason, f"{what}: {error.status}: {error.detail}") from None
