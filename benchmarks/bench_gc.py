@@ -1,11 +1,13 @@
 """Benchmark: retention GC of 1,000 superseded indices against one raw batched delete.
 
-Run: `ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_gc.py [--indices N]`
+Run: `ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_gc.py [--indices N] [--others M]`
 (or `export DEVENV_DIR=<state dir>`: the URL is then read from its env file)
 
 It creates N indices of a fake superseded version (db `07b`, tenant `bench`, 1 shard, 0 replicas,
-correct `_meta`, via one index template and parallel create calls), then times
-  (a) our path: read the inventory + parse + plan + delete via elastic.py in batches + verify gone,
+correct `_meta`, via one index template and parallel create calls), and once M unrelated indices that
+the cluster also holds (another application's logs), then times
+  (a) our path: the operator's retention run `gc.run` with a real adapter: inventory, plan, the inputs
+      read again before every delete request, batched deletes, verification;
   (b) a raw delete of the same names with the Elasticsearch client, in the same batches,
 recreating the indices between rounds, and prints the figures and the ratio (goal <= 1.2).
 cluster.max_shards_per_node is raised by a transient setting when needed, and restored.
@@ -23,22 +25,17 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
-from tracardi_operator.indices import VersionId, parse_inventory
-from tracardi_operator.retention import (
-    HistoryEntry,
-    PolicySelection,
-    RetentionPolicy,
-    RetentionRules,
-    SelectionOutcome,
-    VersionState,
-    batch_names,
-    plan_retention,
-)
+from tracardi_operator import gc
+from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory, build_client
+from tracardi_operator.indices import VersionId
+from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention import batch_names
 
 OLD = VersionId("07b", "bench")
 LIVE = VersionId("07c", "bench")
 TEMPLATE = "bench-gc-template"
+OTHERS_TEMPLATE = "bench-gc-others"
+OTHERS_PREFIX = "bench-other-app-logs-"
 
 
 def names(count: int) -> list[str]:
@@ -73,37 +70,83 @@ def create_indices(client: Elasticsearch, index_names: list[str], workers: int) 
     return time.perf_counter() - started
 
 
-def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int]:
-    adapter = ElasticAdapter(client)
+def installation() -> TracardiInstallation:
+    """The installation whose history makes OLD superseded and LIVE current (as the operator records it)."""
+    return TracardiInstallation.model_validate({
+        "metadata": {"name": "bench", "namespace": "bench", "generation": 1},
+        "spec": {"version": "0.8.1", "elasticsearch": {"hosts": ["http://127.0.0.1:9200"]},
+                 "redis": {"url": "redis://127.0.0.1"},
+                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
+                 "retention": {"enabled": True}},
+        "status": {"currentVersion": "0.8.1", "versions": [
+            {"version": "0.8.0", "dbVersion": OLD.db, "tenant": OLD.tenant, "state": "Superseded",
+             "supersededAt": (datetime.now(UTC) - timedelta(days=30)).isoformat()},
+            {"version": "0.8.1", "dbVersion": LIVE.db, "tenant": LIVE.tenant, "state": "Current",
+             "migratedFrom": "0.8.0", "migrationVerified": True}]},
+    })
+
+
+POLICY = TracardiRetentionPolicy.model_validate(
+    {"metadata": {"name": "bench"}, "spec": {"keepSupersededVersions": 0, "minAgeAfterSuperseded": "0s"}})
+
+
+def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int, int]:
+    """The operator's own retention run (`gc.run`): inventory, plan, the inputs read again before every
+    delete request, batched deletes, verification. Returns the time, the batches and the inventory reads."""
+    adapter = CountingAdapter(client)
+    inst = installation()
+    live = gc.live_pairs(inst)
+
+    def recheck() -> gc.Fresh:
+        return gc.Fresh([POLICY], live, inst, {})
+
     started = time.perf_counter()
-    raw = adapter.read_inventory()
-    inventory = parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)
-    now = datetime.now(UTC)
-    history = [
-        HistoryEntry("0.7.11", OLD.db, OLD.tenant, VersionState.SUPERSEDED, superseded_at=now - timedelta(days=30)),
-        HistoryEntry(
-            "0.7.12", LIVE.db, LIVE.tenant, VersionState.CURRENT, migrated_from="0.7.11", migration_verified=True
-        ),
-    ]
-    policy = PolicySelection(
-        SelectionOutcome.GOVERNED,
-        RetentionPolicy(
-            "bench", rules=RetentionRules(keep_superseded_versions=0, min_age_after_superseded=timedelta(0))
-        ),
-    )
-    plan = plan_retention(
-        history, inventory, policy=policy, retention_enabled=True, cluster_live_versions=[LIVE], now=now
-    )
-    planned = set(plan.indices)
-    if planned != expected:
-        raise SystemExit(f"plan differs from the benchmark indices: {len(planned)} planned, {len(expected)} made")
-    for batch in plan.executable_index_batches:
-        adapter.delete_indices(batch)
-    remaining = adapter.existing_indices(plan.indices)  # as gc.run verifies: one request
+    outcome = gc.run(inst, adapter, gc.InventoryCache(), [POLICY], {}, live, datetime.now(UTC),
+                     publish=lambda status: None, recheck=recheck, record_deleting=lambda names: None)
     elapsed = time.perf_counter() - started
+    if outcome.deleted_indices != len(expected):
+        raise SystemExit(f"our path deleted {outcome.deleted_indices} indices, not the {len(expected)} made")
+    remaining = adapter.existing_indices(sorted(expected))
     if remaining:
         raise SystemExit(f"{len(remaining)} indices still exist after our path")
-    return elapsed, len(plan.index_batches)
+    return elapsed, len(batch_names(sorted(expected))), adapter.inventory_reads
+
+
+class CountingAdapter(ElasticAdapter):
+    """The operator's adapter, counting how often it reads the whole inventory."""
+
+    def __init__(self, client: Elasticsearch) -> None:
+        super().__init__(client)
+        self.inventory_reads = 0
+
+    def read_inventory(self) -> RawInventory:
+        self.inventory_reads += 1
+        return super().read_inventory()
+
+
+def create_others(client: Elasticsearch, count: int, workers: int) -> float:
+    """Unrelated indices (an application's daily logs, no `_meta`), made once and left for every round."""
+    if count <= 0:
+        return 0.0
+    started = time.perf_counter()
+    client.indices.put_index_template(name=OTHERS_TEMPLATE, body={
+        "index_patterns": [f"{OTHERS_PREFIX}*"], "priority": 500,
+        "template": {"settings": {"number_of_shards": 1, "number_of_replicas": 0},
+                     "mappings": {"properties": {"message": {"type": "text"}, "at": {"type": "date"}}}}})
+    have = set(client.indices.get(index=f"{OTHERS_PREFIX}*", expand_wildcards="all",
+                                  filter_path="*.settings.index.uuid") or {})
+    wanted = [f"{OTHERS_PREFIX}{i:05d}" for i in range(count)]
+    missing = [n for n in wanted if n not in have]
+
+    def create(name: str) -> None:
+        client.indices.create(index=name, wait_for_active_shards="0", request_timeout=300)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for done, _ in enumerate(pool.map(create, missing), 1):
+            if done % 500 == 0:
+                print(f"  others: {done}/{len(missing)} created", flush=True)
+    client.cluster.health(wait_for_status="green", timeout="600s", request_timeout=700)
+    return time.perf_counter() - started
 
 
 def raw_path(client: Elasticsearch, index_names: list[str]) -> float:
@@ -152,22 +195,30 @@ def main() -> None:
     parser.add_argument("--indices", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--others", type=int, default=0,
+                        help="unrelated indices the cluster also holds (made once, deleted at the end)")
+    parser.add_argument("--keep-others", action="store_true", help="leave the unrelated indices for a next run")
     args = parser.parse_args()
     url = elasticsearch_url()
     print(f"Elasticsearch at {url}")
     client = build_client(ElasticConnection(hosts=(url,), request_timeout=300))
     index_names = names(args.indices)
-    previous_limit = ensure_shard_room(client, args.indices)
+    previous_limit = ensure_shard_room(client, args.indices + args.others)
     ours: list[float] = []
     raw: list[float] = []
+    reads: list[int] = []
     try:
+        made = create_others(client, args.others, args.workers)
+        if args.others:
+            print(f"{args.others} unrelated indices on the cluster (made or found in {made:.1f} s)")
         for round_number in range(args.rounds):
             # Alternate the order so that neither path always runs on a freshly loaded cluster.
             for path in ("ours", "raw") if round_number % 2 == 0 else ("raw", "ours"):
                 created = create_indices(client, index_names, args.workers)
                 if path == "ours":
-                    elapsed, batches = our_path(client, set(index_names))
+                    elapsed, batches, inventory_reads = our_path(client, set(index_names))
                     ours.append(elapsed)
+                    reads.append(inventory_reads)
                 else:
                     elapsed = raw_path(client, index_names)
                     raw.append(elapsed)
@@ -178,10 +229,14 @@ def main() -> None:
         for batch in batch_names(index_names):
             client.indices.delete(index=",".join(batch), ignore_unavailable=True, request_timeout=300)
         client.indices.delete_index_template(name=TEMPLATE, ignore=[404])
+        if args.others and not args.keep_others:
+            client.indices.delete(index=f"{OTHERS_PREFIX}*", request_timeout=600)
+            client.indices.delete_index_template(name=OTHERS_TEMPLATE, ignore=[404])
         client.cluster.put_settings(body={"transient": {"cluster.max_shards_per_node": previous_limit}})
     ours_median, raw_median = statistics.median(ours), statistics.median(raw)
-    print(f"indices: {args.indices}, rounds: {args.rounds}")
-    print(f"ours (inventory + plan + batched delete + verify): median {ours_median:.3f} s  {ours}")
+    print(f"indices: {args.indices}, unrelated indices: {args.others}, rounds: {args.rounds}")
+    print(f"ours (gc.run: inventory, plan, re-read before each request, batched delete, verify): "
+          f"median {ours_median:.3f} s  {ours}; inventory reads per run {reads}")
     print(f"raw batched delete:                               median {raw_median:.3f} s  {raw}")
     print(f"ratio ours/raw: {ours_median / raw_median:.2f} (goal <= 1.2)")
 

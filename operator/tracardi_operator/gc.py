@@ -471,9 +471,10 @@ def run(
             adapter.delete_template(batch[0])
         deleted += batch
     cache.invalidate(key)
-    wanted = [n for n in deleted if n in set(plan.indices)]
+    planned_indices, planned_templates = set(plan.indices), set(plan.templates)
+    wanted = [n for n in deleted if n in planned_indices]
     left = adapter.existing_indices(wanted) if wanted else set()
-    templates = [n for n in deleted if n in set(plan.templates)]
+    templates = [n for n in deleted if n in planned_templates]
     left |= adapter.existing_templates(templates) if templates else set()
     if left:
         raise RuntimeError(f"retention: {len(left)} names still exist after deletion, e.g. {sorted(left)[:3]}")
