@@ -158,6 +158,18 @@ def build(state: State) -> Path:
     return cp_file
 
 
+def heap_mb(nodes: int) -> int:
+    """The JVM's heap: $DEVENV_ES_HEAP_MB when set (a fleet of thousands of indices needs gigabytes: each
+    index costs heap in the cluster state), else 512 MB plus 256 MB per node after the first."""
+    configured = os.environ.get("DEVENV_ES_HEAP_MB", "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 256:
+            raise procs.DevenvError(f"{COMPONENT}: DEVENV_ES_HEAP_MB must be a number of megabytes >= 256, "
+                                    f"not {configured!r}")
+        return int(configured)
+    return HEAP_MB_FIRST_NODE + HEAP_MB_PER_EXTRA_NODE * (nodes - 1)
+
+
 def start(state: State, http_port: int, nodes: int = 1) -> str:
     """Start `nodes` Elasticsearch nodes in one detached JVM; node 1 on `http_port`. Return node 1's URL."""
     if nodes < 1:
@@ -177,7 +189,7 @@ def start(state: State, http_port: int, nodes: int = 1) -> str:
     first_transport = free_ports(nodes)
     transport = (first_transport, first_transport + nodes - 1)
     _write_config(state, nodes, transport)
-    heap = HEAP_MB_FIRST_NODE + HEAP_MB_PER_EXTRA_NODE * (nodes - 1)
+    heap = heap_mb(nodes)
     argv = [
         java,
         f"-Xms{heap}m",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -29,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster-dns", default=None, metavar="IP",
                         help="the cluster DNS server pods' resolv.conf names (default: pods get the host's)")
     parser.add_argument("--cluster-domain", default="cluster.local")
+    parser.add_argument("--simulator", choices=["process", "shared"],
+                        default=os.environ.get("DEVENV_SIMULATOR", "process"),
+                        help="simulator containers: a process each, or all in one shared process "
+                             "(default: $DEVENV_SIMULATOR, else process)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir or State.default().root
@@ -53,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     run(Options(kubeconfig=kubeconfig, state_dir=state_dir, node_name=args.node_name,
                 logs_port=args.logs_port, pod_ips=pod_ips,
-                dns=rules.ClusterDns(args.cluster_dns, args.cluster_domain) if args.cluster_dns else None), stop)
+                dns=rules.ClusterDns(args.cluster_dns, args.cluster_domain) if args.cluster_dns else None,
+                simulator=args.simulator), stop)
     return 0
 
 

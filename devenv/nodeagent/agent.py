@@ -4,6 +4,7 @@ the pod runner (one `PodWorker` per pod bound here), the logs endpoint, start-up
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from devenv.nodeagent.logs import LogServer, ensure_certificate
 from devenv.nodeagent.node import NodeKeeper
 from devenv.nodeagent.pods import Context, IpPool, PodWorker
 from devenv.nodeagent.rules import Json
+from devenv.nodeagent.shared import SharedSimulator
 from devenv.paths import REPO_ROOT, State
 
 log = logging.getLogger("nodeagent")
@@ -206,6 +208,7 @@ class Options:
     logs_port: int | None = None  # None: pick a free port; 0: no logs endpoint
     pod_ips: tuple[str, str] | None = None  # first and last pod address; None: rules' default range
     dns: rules.ClusterDns | None = None  # the cluster DNS pods' resolv.conf names; None: the host's
+    simulator: str = "process"  # "shared": every simulator container in one process (devenv/simulator/shared.py)
 
 
 def simulator_present(repo_root: Path) -> Callable[[], bool]:
@@ -224,6 +227,12 @@ def run(opts: Options, stop: threading.Event) -> None:
                   ips=IpPool(*(opts.pod_ips or (None, None))),
                   simulator_available=simulator_present(REPO_ROOT), images=ImageStore(state.root / "images"),
                   dns=opts.dns)
+    if opts.simulator == "shared":
+        ctx.shared = SharedSimulator(
+            state.pods, REPO_ROOT, ctx.python, f"{opts.node_name}:simulator-shared",
+            env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
+                 "PYTHONUNBUFFERED": "1"})
+        log.info("simulator containers run in one shared process")
     runner = PodRunner(ctx)
     logs_port = procs.free_port() if opts.logs_port is None else opts.logs_port
     if logs_port:

@@ -24,6 +24,7 @@ from devenv.nodeagent import chroot, rules, runtime
 from devenv.nodeagent.images import ImageStore
 from devenv.nodeagent.kube import Kube, now_rfc3339, retry
 from devenv.nodeagent.rules import EnvError, Json, ProbeSpec, ProbeTracker, Runner, RunnerKind
+from devenv.nodeagent.shared import SharedError, SharedSimulator
 
 log = logging.getLogger("nodeagent.pods")
 
@@ -78,6 +79,7 @@ class Context:
     simulator_available: Callable[[], bool]
     images: ImageStore | None = None  # None: every operator image runs as a local process
     dns: rules.ClusterDns | None = None  # cluster DNS (devenv's routed network); None: the host's resolv.conf
+    shared: SharedSimulator | None = None  # simulator containers go to one shared process; None: one each
 
     @property
     def python(self) -> str:
@@ -92,8 +94,8 @@ class Container:
     backoff_level: int = 0
     state: Json = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: Json = field(default_factory=dict)
-    proc: runtime.Process | None = None  # the live process
-    log_proc: runtime.Process | None = None  # the latest process, live or not (for logs)
+    proc: runtime.Handle | None = None  # the live process (or shared-simulator container)
+    log_proc: runtime.Handle | None = None  # the latest one, live or not (for logs)
     runner: Runner | None = None
     started_at: str = ""
     container_id: str = ""
@@ -373,6 +375,9 @@ class PodWorker:
             hostname=self.pod_name, sa_dir=str(self.sa_dir) if self.sa_dir else None)
         argv = rules.container_argv(runner, c.spec, c.env, self.ip, self.ctx.python)
         assert argv is not None
+        if runner.kind is RunnerKind.SIMULATOR and self.ctx.shared is not None:
+            self._shared_launch(c, runner, log_path, shlex.join(argv))
+            return
         c.env["TERMINATION_MESSAGE_PATH"] = str(termination_log)
         what = shlex.join(argv)
         if self.ctx.dns is not None and os.geteuid() == 0:
@@ -444,12 +449,43 @@ class PodWorker:
                 f"{' (read-only root)' if spec.read_only else ''}")
         return launch, env, what
 
-    def _exec(self, c: Container, argv: list[str], env: dict[str, str], log_path: Path, base: str,
-              what: str) -> None:
+    def _shared_launch(self, c: Container, runner: Runner, log_path: Path, what: str) -> None:
+        """Start a simulator container in the shared simulator process instead of a process of its own."""
+        assert self.ctx.shared is not None
         started_at = now_rfc3339()
+        self._keep_previous_run(c, log_path)
+        spec = {"component": runner.role, "tag": runner.tag, "host": self.ip,
+                "port": rules.first_container_port(c.spec), "env": c.env}
+        try:
+            c.proc = self.ctx.shared.start(f"{self.uid}-{c.name}-{c.restart_count}", spec, log_path,
+                                           f"{self.ctx.node_name}:{self.ref}/{c.name}", what)
+        except SharedError as exc:
+            with open(log_path, "a") as f:
+                f.write(f"cannot start {what}: {exc}\n")
+            ended = rules.terminated_state(128, started_at, started_at, c.container_id, str(log_path),
+                                           str(exc), reason="StartError")
+            self._ended(c, ended, 128)
+            return
+        self._running(c, started_at, f"in the shared simulator (pid {c.proc.pid}): {what}")
+
+    def _keep_previous_run(self, c: Container, log_path: Path) -> None:
         if c.log_proc is not None:
             c.previous_offset = c.log_proc.log_offset
             c.previous_end = log_path.stat().st_size if log_path.exists() else None
+
+    def _running(self, c: Container, started_at: str, what: str) -> None:
+        assert c.proc is not None
+        c.log_proc = c.proc
+        log.info("%s/%s: started %s", self.ref, c.name, what[:400])
+        c.started_at = started_at
+        c.running_since = time.monotonic()
+        c.state = {"running": {"startedAt": started_at}}
+        self._arm_probes(c)
+
+    def _exec(self, c: Container, argv: list[str], env: dict[str, str], log_path: Path, base: str,
+              what: str) -> None:
+        started_at = now_rfc3339()
+        self._keep_previous_run(c, log_path)
         try:
             c.proc = runtime.start_process(argv, env, self.ctx.repo_root, log_path,
                                            self.ctx.pods_dir / f"{base}.pid",
@@ -461,12 +497,7 @@ class PodWorker:
                                            str(exc), reason="StartError")
             self._ended(c, ended, 128)
             return
-        c.log_proc = c.proc
-        log.info("%s/%s: started pid %d: %s", self.ref, c.name, c.proc.pid, what[:400])
-        c.started_at = started_at
-        c.running_since = time.monotonic()
-        c.state = {"running": {"startedAt": started_at}}
-        self._arm_probes(c)
+        self._running(c, started_at, f"pid {c.proc.pid}: {what}")
 
     def _arm_probes(self, c: Container) -> None:
         now = time.monotonic()

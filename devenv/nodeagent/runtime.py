@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from devenv.nodeagent.rules import Json, ProbeSpec, resolve_port
 
@@ -79,27 +80,59 @@ def _killpg(pid: int, sig: int) -> None:
         os.killpg(pid, sig)
 
 
-def signal_stop(proc: Process) -> None:
+class Remote(Protocol):
+    """A container some other process runs for the agent (the simulator's shared mode): it stops on
+    request instead of by signal."""
+
+    log_path: Path
+    log_offset: int
+
+    @property
+    def pid(self) -> int: ...
+
+    def exit_code(self) -> int | None: ...
+
+    def signal_stop(self) -> None: ...
+
+    def finish_stop(self, deadline: float) -> None: ...
+
+    def cleanup(self) -> None: ...
+
+
+Handle = Process | Remote  # what runs a container: a process of its own, or a remote container
+
+
+def signal_stop(proc: Handle) -> None:
     """First step of stopping: SIGTERM to the process group."""
+    if not isinstance(proc, Process):
+        proc.signal_stop()
+        return
     if proc.popen.poll() is None:
         _killpg(proc.pid, signal.SIGTERM)
 
 
-def finish_stop(proc: Process, deadline: float) -> None:
+def finish_stop(proc: Handle, deadline: float) -> None:
     """Second step: wait until `deadline` (monotonic), then SIGKILL whatever is left of the group."""
+    if not isinstance(proc, Process):
+        proc.finish_stop(deadline)
+        proc.cleanup()
+        return
     while proc.popen.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     cleanup(proc)
 
 
-def stop_process(proc: Process, grace: float) -> None:
+def stop_process(proc: Handle, grace: float) -> None:
     signal_stop(proc)
     finish_stop(proc, time.monotonic() + min(grace, STOP_GRACE_CAP))
 
 
-def cleanup(proc: Process) -> None:
+def cleanup(proc: Handle) -> None:
     """After the main process ended (or must end): kill what is left of its group, as a container's
     end kills every process in it, reap it and drop the pid file."""
+    if not isinstance(proc, Process):
+        proc.cleanup()
+        return
     _killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.popen.wait(timeout=5)

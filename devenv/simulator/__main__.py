@@ -1,4 +1,5 @@
-"""`python -m devenv.simulator api|worker|gui --tag <image tag> --host <ip> --port <port>`.
+"""`python -m devenv.simulator api|worker|gui --tag <image tag> --host <ip> --port <port>`, or
+`python -m devenv.simulator shared --socket <path>` (one process serving many containers: shared.py).
 
 Reads the pod's env (see settings.py). An unknown tag or a bad variable exits with code 2 and one line
 on stderr, which the node agent shows in the pod's status. An API or worker that Tracardi itself would
@@ -12,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from aiohttp import web
@@ -20,14 +22,16 @@ from devenv.simulator.api import make_app
 from devenv.simulator.es import client
 from devenv.simulator.gui import make_gui
 from devenv.simulator.settings import Settings, SettingsError, startup_error
+from devenv.simulator.shared import serve
 from devenv.simulator.versions import UnknownTagError, version_for_tag
 from devenv.simulator.worker import Worker
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m devenv.simulator", description=__doc__)
-    p.add_argument("component", choices=["api", "worker", "gui"])
-    p.add_argument("--tag", required=True, help="image tag, e.g. 0.8.1 or 0.8.2.1")
+    p.add_argument("component", choices=["api", "worker", "gui", "shared"])
+    p.add_argument("--tag", help="image tag, e.g. 0.8.1 or 0.8.2.1 (required but for shared)")
+    p.add_argument("--socket", type=Path, help="shared: the control socket's path")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=80)
     return p.parse_args(argv)
@@ -38,6 +42,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("LOGGING_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("elasticsearch").setLevel(logging.WARNING)
+    if args.component == "shared":
+        if args.socket is None:
+            print("shared needs --socket <path>", file=sys.stderr)
+            return 2
+        serve(args.socket)
+        return 0
+    if not args.tag:
+        print("--tag is required", file=sys.stderr)
+        return 2
     try:
         version = version_for_tag(args.tag)
         settings = Settings.from_env(version, os.environ)

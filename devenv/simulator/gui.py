@@ -16,8 +16,8 @@ PAGE = """<!doctype html>
 """
 
 
-def make_gui(version: Version, tag: str) -> web.Application:
-    api = os.environ.get("API_URL", "")
+def make_gui(version: Version, tag: str, api_url: str | None = None) -> web.Application:
+    api = os.environ.get("API_URL", "") if api_url is None else api_url
     page = PAGE.format(version=html.escape(tag), api=html.escape(api or "(API_URL not set)"))
 
     async def index(request: web.Request) -> web.Response:

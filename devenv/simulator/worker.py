@@ -34,11 +34,11 @@ SIMULATED_FAILURE = "Simulated failure (TRACARDI_SIM_FAULTS=task-fails)"
 
 
 class Worker:
-    def __init__(self, settings: Settings, es: Elasticsearch | None = None) -> None:
+    def __init__(self, settings: Settings, es: Elasticsearch | None = None, name: str | None = None) -> None:
         self.settings = settings
         self.es = es or client(settings)
         self.store = TaskStore(self.es, settings.version, settings.namespace)
-        self.name = f"celery@{socket.gethostname()}-{os.getpid()}"
+        self.name = name or f"celery@{socket.gethostname()}-{os.getpid()}"
         self.stopping = threading.Event()
 
     def run_forever(self) -> None:

@@ -4,8 +4,15 @@ its readinessProbe, secretKeyRef env reaches the process, namespaces delete."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -23,6 +30,8 @@ pytestmark = [
     # kubernetes' ApiException reads headers the way urllib3 deprecates; every 404 would otherwise fail.
     pytest.mark.filterwarnings("ignore:HTTPResponse.getheaders:DeprecationWarning"),
 ]
+
+REPO = Path(__file__).resolve().parents[2]
 
 # API errors while waiting mean "not yet", not a failure.
 wait = functools.partial(wait_for, ignoring=(ApiException,))
@@ -327,3 +336,87 @@ def test_082_api_with_performance_tracking_no_crash_loops(core: client.CoreV1Api
     assert status.last_state.terminated.exit_code == 1
     assert "Unsupported scheme" in status.last_state.terminated.message
     assert "Unsupported scheme" in core.read_namespaced_pod_log("api", namespace)
+
+
+# --- a second node whose agent runs the simulator in shared mode --------------------------------------
+
+@pytest.fixture
+def shared_node(core: client.CoreV1Api, devenv: Any, tmp_path: Path) -> Iterator[str]:
+    """A second Node whose agent hands every simulator container to one shared process
+    (`--simulator shared`), on loopback pod addresses of its own; stopped and removed afterwards."""
+    name = f"shared-{uuid.uuid4().hex[:6]}"
+    log = open(tmp_path / "agent.log", "wb")  # noqa: SIM115 - closed below
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "devenv.nodeagent", "--kubeconfig", str(devenv.kubeconfig), "--state-dir",
+         str(tmp_path), "--node-name", name, "--logs-port", "0", "--pod-ips", "127.0.201.1-127.0.201.254",
+         "--simulator", "shared"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def ready() -> bool:
+        assert agent.poll() is None, (tmp_path / "agent.log").read_text()
+        conds = core.read_node(name).status.conditions or []
+        return any(c.type == "Ready" and c.status == "True" for c in conds)
+
+    try:
+        wait(ready, 60, f"node {name} Ready")
+        yield name
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        try:
+            agent.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(agent.pid, signal.SIGKILL)
+            agent.wait(10)
+        log.close()
+        with contextlib.suppress(ApiException):
+            core.delete_node(name)
+
+
+def test_shared_mode_runs_tracardi_pods_in_one_process(core: client.CoreV1Api, namespace: str, shared_node: str,
+                                                      devenv: Any, tmp_path: Path) -> None:
+    """Pods stay pods (their own podIP, readiness by probe, CrashLoopBackOff with the exit code and the
+    reason) while one process serves every simulator container of the node."""
+    on_node = {"kubernetes.io/hostname": shared_node}
+    env = [client.V1EnvVar(name="ELASTIC_HOST", value=devenv.elasticsearch_url)]
+    for name, tag in (("api-a", "0.8.0"), ("api-b", "0.8.2.1")):
+        container = client.V1Container(
+            name="api", image=f"tracardi/tracardi-api:{tag}", env=env,
+            ports=[client.V1ContainerPort(container_port=80)],
+            readiness_probe=client.V1Probe(http_get=client.V1HTTPGetAction(path="/healthcheck", port=80),
+                                           period_seconds=1))
+        core.create_namespaced_pod(namespace, client.V1Pod(
+            metadata=client.V1ObjectMeta(name=name), spec=client.V1PodSpec(node_selector=on_node,
+                                                                            containers=[container])))
+    bad = client.V1Container(name="api", image="tracardi/tracardi-api:0.8.2.1",
+                             env=[*env, client.V1EnvVar(name="PERFORMANCE_TRACKING", value="no")])
+    core.create_namespaced_pod(namespace, client.V1Pod(
+        metadata=client.V1ObjectMeta(name="bad"), spec=client.V1PodSpec(node_selector=on_node, containers=[bad])))
+
+    def ready(pod: str) -> client.V1Pod | None:
+        p = core.read_namespaced_pod(pod, namespace)
+        return p if p.status.container_statuses and p.status.container_statuses[0].ready else None
+
+    ips = {pod: wait(functools.partial(ready, pod), 60, f"{pod} Ready").status.pod_ip for pod in ("api-a", "api-b")}
+    assert len(set(ips.values())) == 2
+    assert all(ip.startswith("127.0.201.") for ip in ips.values())
+    for pod, version in (("api-a", "0.8.0"), ("api-b", "0.8.2")):
+        with urllib.request.urlopen(f"http://{ips[pod]}/info/version/details", timeout=10) as resp:
+            assert json.loads(resp.read())["version"] == version
+
+    def crashed() -> client.V1ContainerStatus | None:
+        statuses = core.read_namespaced_pod("bad", namespace).status.container_statuses or []
+        return statuses[0] if statuses and statuses[0].last_state.terminated else None
+
+    status = wait(crashed, 60, "the shared simulator to refuse the container")
+    assert status.state.waiting.reason == "CrashLoopBackOff"
+    assert status.last_state.terminated.exit_code == 1
+    assert "Unsupported scheme" in status.last_state.terminated.message
+    # One simulator process for the node: no pid file of a container process, the shared one's only.
+    pids = [p.name for p in (tmp_path / "pods").glob("*.pid")]
+    assert pids == ["simulator-shared.pid"], pids
+    core.delete_namespaced_pod("api-a", namespace, grace_period_seconds=1)
+    wait(lambda: not any(p.metadata.name == "api-a" for p in core.list_namespaced_pod(namespace).items), 60,
+         "api-a deleted")
+    with pytest.raises(urllib.error.URLError, match="refused"):  # nothing listens there any more
+        urllib.request.urlopen(f"http://{ips['api-a']}/healthcheck", timeout=3)
+    assert ready("api-b") is not None  # the other containers of the process go on

@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -27,6 +28,8 @@ import pytest
 from elasticsearch import Elasticsearch, NotFoundError
 
 from devenv import lifecycle
+from devenv.nodeagent import runtime
+from devenv.nodeagent.shared import SharedContainer, SharedSimulator
 from devenv.paths import State
 from devenv.procs import free_port, port_open
 from devenv.seed import SeedCounts, seed
@@ -148,6 +151,8 @@ class Sims:
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     es_url: str = ""
     redis_url: str = ""
+    shared: SharedSimulator | None = None  # set: every container runs in this one shared process
+    handles: list[SharedContainer] = field(default_factory=list)
 
     def env(self, tenant: str, extra: dict[str, str] | None) -> dict[str, str]:
         drop = ("TRACARDI_SIM_", "TENANT_NAME", "REDIS_", "PERFORMANCE_TRACKING")
@@ -161,6 +166,8 @@ class Sims:
     def start(self, component: str, tag: str, tenant: str, extra: dict[str, str] | None = None) -> Api:
         ip = f"127.0.{os.getpid() % 200 + 20}.{next(_ADDRESSES) % 250 + 2}"
         port = free_port(ip)
+        if self.shared is not None:
+            return self._start_shared(component, tag, tenant, extra, ip, port)
         proc = subprocess.Popen(
             [sys.executable, "-m", "devenv.simulator", component, "--tag", tag, "--host", ip, "--port", str(port)],
             cwd=REPO, env=self.env(tenant, extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -176,7 +183,26 @@ class Sims:
             time.sleep(0.1)
         return api
 
+    def _start_shared(self, component: str, tag: str, tenant: str, extra: dict[str, str] | None, ip: str,
+                      port: int) -> Api:
+        assert self.shared is not None
+        log_path = self.shared.pods_dir / f"{component}-{ip}-{port}.log"
+        spec = {"component": component, "tag": tag, "host": ip, "port": port, "env": self.env(tenant, extra)}
+        handle = self.shared.start(uuid.uuid4().hex, spec, log_path, "test", f"{component} {tag}")
+        self.handles.append(handle)
+        assert handle.exit_code() is None, log_path.read_text()
+        deadline = time.monotonic() + 30
+        while component != "worker" and not port_open(ip, port):
+            assert time.monotonic() < deadline, f"{component} {tag} did not listen"
+            time.sleep(0.1)
+        return Api(f"http://{ip}:{port}")
+
     def stop_all(self) -> None:
+        for h in self.handles:
+            h.signal_stop()
+        for h in self.handles:
+            h.finish_stop(time.monotonic() + 10)
+            h.cleanup()
         for p in self.procs:
             p.terminate()
         for p in self.procs:
@@ -618,3 +644,95 @@ def test_the_older_versions_tasks_are_carried_over(sims: Sims, es: Elasticsearch
     newest = new.call("GET", "/tasks/type/upgrade").body["grouped"]["Tasks"]
     assert len(newest) == 50
     assert not old_ids & {t["id"] for t in newest[: len(schemas) + 1]}
+
+
+# --- shared mode: one process serving many containers -------------------------------------------------
+
+@pytest.fixture
+def shared_sims(es_url: str, redis_url: str, tenants: Callable[[str], str], tmp_path: Path) -> Iterator[Sims]:
+    """Containers handed to one shared simulator process (as the node agent does in shared mode)."""
+    shared = SharedSimulator(tmp_path, REPO, sys.executable, "test:simulator-shared",
+                             env={"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/root")})
+    s = Sims(es_url=es_url, redis_url=redis_url, shared=shared)
+    yield s
+    s.stop_all()
+    if shared.alive():
+        runtime.stop_process(shared._proc, 5.0)  # type: ignore[arg-type]
+
+
+def test_shared_serves_every_version_at_its_own_address(shared_sims: Sims, tenants: Callable[[str], str]) -> None:
+    apis = {tag: shared_sims.start("api", tag, tenants("v")) for tag in ("0.8.0", "0.8.1", "0.8.2.1")}
+    gui = shared_sims.start("gui", "0.8.1", "", {"API_URL": apis["0.8.1"].url})
+    assert shared_sims.shared is not None
+    pid = shared_sims.shared.pid
+    assert {h.pid for h in shared_sims.handles} == {pid}, "one process serves them all"
+    for tag, api in apis.items():
+        assert api.call("GET", "/info/version/details").body["version"] == version_for_tag(tag).version
+    page = urllib.request.urlopen(gui.url + "/", timeout=10).read().decode()
+    assert apis["0.8.1"].url in page
+    # Each container's log lines go to its own file: the API's start-up line names its own address.
+    for api in apis.values():
+        ip, port = api.url.removeprefix("http://").split(":")
+        text = (shared_sims.shared.pods_dir / f"api-{ip}-{port}.log").read_text()
+        assert f"on {ip}:{port}" in text
+        assert all(f"on {other.url.removeprefix('http://')}" not in text for other in apis.values() if other is not api)
+
+
+def test_shared_fails_at_start_as_the_process_would(shared_sims: Sims, tenants: Callable[[str], str]) -> None:
+    assert shared_sims.shared is not None
+    shared = shared_sims.shared
+
+    def start(component: str, tag: str, extra: dict[str, str] | None = None, port: int = 8686) -> SharedContainer:
+        ip = f"127.0.{os.getpid() % 200 + 20}.{next(_ADDRESSES) % 250 + 2}"
+        spec = {"component": component, "tag": tag, "host": ip, "port": port,
+                "env": shared_sims.env(tenants("f"), extra)}
+        handle = shared.start(uuid.uuid4().hex, spec, shared.pods_dir / f"fail-{ip}.log", "test", component)
+        shared_sims.handles.append(handle)
+        return handle
+
+    assert start("api", "9.9.9").exit_code() == 2  # unknown tag
+    for component in ("api", "worker"):  # 0.8.2.x reads PERFORMANCE_TRACKING as a Sentry DSN
+        failed = start(component, "0.8.2.1", {"PERFORMANCE_TRACKING": "no"})
+        assert failed.exit_code() == 1
+        assert "Unsupported scheme" in failed.log_path.read_text()
+    taken = shared_sims.start("api", "0.8.1", tenants("t"))
+    ip, port = taken.url.removeprefix("http://").split(":")
+    busy = start("api", "0.8.1")
+    assert busy.exit_code() is None
+    spec = {"component": "api", "tag": "0.8.1", "host": ip, "port": int(port), "env": shared_sims.env("x", None)}
+    clash = shared.start(uuid.uuid4().hex, spec, shared.pods_dir / "clash.log", "test", "api")
+    shared_sims.handles.append(clash)
+    assert clash.exit_code() == 1  # the address is taken, as a second process could not bind it
+    assert "cannot listen" in clash.log_path.read_text()
+
+
+def test_shared_stop_and_death(shared_sims: Sims, tenants: Callable[[str], str]) -> None:
+    assert shared_sims.shared is not None
+    shared = shared_sims.shared
+    first = shared_sims.start("api", "0.8.1", tenants("d"))
+    shared_sims.start("worker", "0.8.1", tenants("d"))
+    stopped, alive = shared_sims.handles  # the API and the worker
+    stopped.signal_stop()
+    stopped.finish_stop(time.monotonic() + 10)
+    assert stopped.exit_code() == 0  # as SIGTERM ends the process cleanly
+    assert not port_open(*first.url.removeprefix("http://").split(":"))  # type: ignore[arg-type]
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and alive.exit_code() is None:  # the worker keeps polling
+        time.sleep(0.2)
+    assert alive.exit_code() is None
+    old_pid = shared.pid
+    os.kill(old_pid, signal.SIGKILL)  # the process dies: every container with it, as 137
+    deadline = time.monotonic() + 10
+    while alive.exit_code() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive.exit_code() == 137
+    again = shared_sims.start("api", "0.8.1", tenants("d"))  # the next container starts a new process
+    assert shared.pid != old_pid
+    assert again.call("GET", "/healthcheck").status == 200
+
+
+def test_080_to_08x_in_the_shared_simulator(shared_sims: Sims, es: Elasticsearch,
+                                            tenants: Callable[[str], str]) -> None:
+    """The whole 0.8.0 → 0.8.1 migration (API, worker, task listing, copies) with every container in one
+    process: the same test as with a process each."""
+    test_080_to_08x_with_and_without_worker(shared_sims, es, tenants)
