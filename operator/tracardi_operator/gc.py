@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,21 +23,13 @@ from tracardi_operator import versions
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.labels import label_value
-from tracardi_operator.models import (
-    HeadroomStatus,
-    LabelSelector,
-    RetentionItem,
-    RetentionStatus,
-    TracardiInstallation,
-    TracardiRetentionPolicy,
-)
+from tracardi_operator.models import HeadroomStatus, LabelSelector, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention.status import RunOutcome, status_of_plan
 
 log = logging.getLogger("tracardi_operator.gc")
 
 INVENTORY_TTL = 20.0
 """Seconds one inventory read serves every installation on the same cluster."""
-MAX_ITEMS = 200
-"""Items listed in status.retention (the counts always cover everything)."""
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -209,44 +201,6 @@ def cluster_live(
     return live, shared
 
 
-def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: dt.datetime) -> RetentionStatus:
-    items: list[RetentionItem] = []
-    for d in plan.decisions:
-        items.append(RetentionItem(
-            name=f"{d.pair.db}.{d.pair.tenant}", kind="Version",
-            action="Delete" if d.action is rt.Action.DELETE else "Keep", reason=str(d.reason),
-            eligible_at=d.eligible_at, db_version=d.pair.db, tenant=d.pair.tenant,
-        ))
-    for name in plan.indices[: MAX_ITEMS]:
-        items.append(RetentionItem(name=name, kind="Index", action="Delete", reason="Eligible"))
-    for name in plan.templates[: MAX_ITEMS]:
-        items.append(RetentionItem(name=name, kind="Template", action="Delete", reason="Eligible"))
-    count = len(plan.indices) + len(plan.templates)
-    verb = "would delete" if plan.dry_run else "deletes"
-    message = (f"{selection.message}; {verb} {len(plan.indices)} indices and {len(plan.templates)} templates "
-               f"({plan.shards_freed} shards)") if count else f"{selection.message}; nothing to delete"
-    if plan.safety_violations:
-        message += f"; the safety filter refused {len(plan.safety_violations)} names (a bug: please report)"
-    return RetentionStatus(
-        policy=plan.policy, conflicting_policies=list(selection.tied), dry_run=plan.dry_run if plan.policy else None,
-        computed_at=now, items=items[: MAX_ITEMS * 2 + len(plan.decisions)], message=message,
-    )
-
-
-_LAST_RUN_KEYS = ("lastRunAt", "deletedIndices", "snapshot")
-
-
-def retention_patch(old: Mapping[str, Any], new: RetentionStatus) -> dict[str, Any]:
-    """status.retention as a merge patch over `old`: a field the new plan no longer has (policy and
-    dryRun during a tie, ...) is removed rather than left over from an older plan; the record of the
-    last deletion run stays until the next run replaces it."""
-    patch: dict[str, Any] = new.model_dump(by_alias=True, mode="json", exclude_none=True)
-    for key in old:
-        if key not in patch and key not in _LAST_RUN_KEYS:
-            patch[key] = None
-    return patch
-
-
 def freed(headroom: HeadroomStatus, shards: int) -> HeadroomStatus:
     """Headroom once `shards` are gone."""
     used = max(0, headroom.shards_used - shards)
@@ -284,19 +238,6 @@ class _Cached:
     at: float
     raw: RawInventory
     inventory: Inventory
-
-
-@dataclass
-class GcOutcome:
-    retention: RetentionStatus
-    headroom: HeadroomStatus | None
-    deleted_pairs: list[VersionId] = field(default_factory=list)
-    deleted_indices: int = 0
-    deleted_templates: int = 0
-    snapshot: str | None = None
-    events: list[tuple[str, str, str]] = field(default_factory=list)
-    selection: rt.PolicySelection | None = None
-    deleting: dict[VersionId, list[str]] = field(default_factory=dict)
 
 
 class InventoryCache:
@@ -356,7 +297,7 @@ DeletingRecorder = Callable[[Mapping[VersionId, Sequence[str]]], None]
 class _Reread:
     """One reading of the inputs right before acting: what they plan, and whether acting may go on."""
 
-    outcome: GcOutcome
+    outcome: RunOutcome
     plan: rt.RetentionPlan
     policies: Sequence[TracardiRetentionPolicy]
     inventory: _Cached
@@ -374,7 +315,7 @@ def run(
     publish: Any,
     recheck: Recheck | None = None,
     record_deleting: DeletingRecorder | None = None,
-) -> GcOutcome:
+) -> RunOutcome:
     """Plan, publish (via `publish(RetentionStatus)`), then act as the governing policy allows.
 
     The first plan comes from shared, possibly slightly stale inputs (the cached inventory, the cached
@@ -534,7 +475,7 @@ def _assess(
     namespace_labels: Mapping[str, str],
     cluster_live: Iterable[VersionId],
     now: dt.datetime,
-) -> tuple[GcOutcome, rt.RetentionPlan]:
+) -> tuple[RunOutcome, rt.RetentionPlan]:
     """The plan and headroom from one set of inputs (pure apart from logging)."""
     selection = rt.select_policy([policy_of(p) for p in policies], namespace_labels, inst.metadata.labels or {})
     live = set(cluster_live) | live_pairs(inst)
@@ -545,7 +486,7 @@ def _assess(
     status = status_of_plan(plan, selection, now)
     headroom = rt.assess_headroom(cached.inventory.shards_in_use, cached.raw.max_shards_per_node,
                                   cached.raw.data_nodes, shards_gc_could_free=plan.shards_freed)
-    outcome = GcOutcome(retention=status, headroom=HeadroomStatus(
+    outcome = RunOutcome(retention=status, headroom=HeadroomStatus(
         shards_used=headroom.shards_in_use, shard_limit=headroom.shard_limit, used_percent=int(headroom.percent_used),
         reclaimable_shards=headroom.shards_gc_could_free, checked_at=now,
     ), selection=selection)

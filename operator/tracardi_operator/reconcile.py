@@ -22,15 +22,14 @@ from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
 from tracardi_operator import builders, conditions, gc, health
-from tracardi_operator import retention as rt
 from tracardi_operator.elastic import ElasticAdapter, build_client
 from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY, label_value
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import Observed, observe
-from tracardi_operator.rollout import Decision, decide
-from tracardi_operator.rollout import RolloutContext as Context
+from tracardi_operator.retention import status as retention_status
+from tracardi_operator.rollout import Decision, RolloutContext, decide
 from tracardi_operator.settings import Settings
 
 log = logging.getLogger("tracardi_operator")
@@ -202,7 +201,7 @@ class Runtime:
         observed = self._with_refusals(namespace, observe(self.kube.list_children(namespace, name)))
         adapter = self._adapter(inst)
         shards_available = self._shards_available(inst, adapter)
-        ctx = Context(
+        ctx = RolloutContext(
             now=dt.datetime.now(dt.UTC).replace(microsecond=0),
             builder=builders.BuilderSettings(
                 job_image=self.settings.job_image,
@@ -322,7 +321,8 @@ class Runtime:
         old_retention = (body.get("status") or {}).get("retention") or {}
 
         def publish(status: Any) -> None:
-            self.kube.patch_status(inst.namespace, inst.name, {"retention": gc.retention_patch(old_retention, status)})
+            patch = {"retention": retention_status.retention_patch(old_retention, status)}
+            self.kube.patch_status(inst.namespace, inst.name, patch)
 
         def recheck() -> gc.Fresh:
             fresh_policies, fresh_live = inputs(fresh=True)
@@ -336,12 +336,7 @@ class Runtime:
         def record_deleting(names: Any) -> None:
             """Deleting, with the names about to go, recorded before they go (a failed patch stops the run)."""
             raw = self.kube.get_installation(inst.namespace, inst.name) or {}
-            records = list((raw.get("status") or {}).get("versions") or [])
-            for record in records:
-                pair = VersionId(str(record.get("dbVersion")), str(record.get("tenant")))
-                if pair in names and record.get("state") in ("Superseded", "Abandoned", "Deleting"):
-                    record["state"] = "Deleting"
-                    record["deletedNames"] = sorted(set(record.get("deletedNames") or []) | set(names[pair]))
+            records = retention_status.mark_deleting((raw.get("status") or {}).get("versions") or [], names)
             self.kube.patch_status(inst.namespace, inst.name, {"versions": records})
 
         try:
@@ -351,58 +346,11 @@ class Runtime:
             log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
                         _safe(e))
             return
-        status = inst.status.model_copy(deep=True)
-        status.retention = outcome.retention
-        previous = inst.status.retention
-        if previous is not None and outcome.retention.last_run_at is None:
-            # The record of the last deletion stays until the next one replaces it.
-            outcome.retention.last_run_at = previous.last_run_at
-            outcome.retention.deleted_indices = previous.deleted_indices
-            outcome.retention.snapshot = previous.snapshot
-        status.headroom = outcome.headroom
-        status.elasticsearch_cluster = identity or status.elasticsearch_cluster
-        reclaimable = ("Superseded", "Abandoned", "Deleting")
-        for record in status.versions:
-            pair = VersionId(record.db_version, record.tenant)
-            if pair in outcome.deleted_pairs and record.state in reclaimable:
-                record.state, record.deleted_at = "Deleted", now
-            elif pair in outcome.deleting and record.state in reclaimable:
-                record.state = "Deleting"
-                record.deleted_names = sorted(set(record.deleted_names or []) | set(outcome.deleting[pair]))
-        status.conditions = _identity_conditions(status.conditions, identity, sorted(shared), now,
-                                                 inst.metadata.generation)
-        status.conditions = _deletion_conditions(status, outcome, now, inst.metadata.generation)
-        sel = outcome.selection
-        if sel is not None:
-            governed = sel.outcome is rt.SelectionOutcome.GOVERNED
-            status.conditions = conditions.set_condition(
-                status.conditions, conditions.RETENTION_POLICY_RESOLVED,
-                governed or sel.outcome is rt.SelectionOutcome.NO_POLICY,
-                str(sel.outcome), sel.message + ("" if governed else ": nothing is deleted"),
-                now=now, observed_generation=inst.metadata.generation,
-            )
-        if outcome.headroom is not None:
-            h = outcome.headroom
-            low = h.used_percent >= rt.HEADROOM_LOW_PERCENT
-            status.conditions = conditions.set_condition(
-                status.conditions, conditions.INDEX_HEADROOM_LOW, low,
-                "ShardsNearLimit" if low else "EnoughShards",
-                f"{h.shards_used} of {h.shard_limit} shards in use ({h.used_percent}%); "
-                f"retention could free {h.reclaimable_shards or 0}",
-                now=now, observed_generation=inst.metadata.generation,
-            )
-        new = status.model_dump(by_alias=True, mode="json", exclude_none=True)
-        old = body.get("status") or {}
-        kept = ("retention", "headroom", "versions", "conditions", "elasticsearchCluster")
-        changed = {k: v for k, v in new.items() if old.get(k) != v and k in kept}
-        # computedAt and checkedAt move on every pass; publish only what means something new.
-        if changed and set(changed) <= {"retention", "headroom"} and _same_but_times(old, new):
-            changed = {}
-        if changed:
-            if "retention" in changed:
-                changed["retention"] = gc.retention_patch(old_retention, outcome.retention)
-            self.kube.patch_status(inst.namespace, inst.name, changed)
-        for type_, reason, message in outcome.events + _new_warnings(inst.status.conditions, status.conditions):
+        change = retention_status.after_run(inst.status, body.get("status") or {}, outcome, identity=identity,
+                                            shared=sorted(shared), now=now, generation=inst.metadata.generation)
+        if change.patch:
+            self.kube.patch_status(inst.namespace, inst.name, change.patch)
+        for type_, reason, message in change.events:
             self.kube.event(body, type_, reason, message)
         if self.metrics is not None and outcome.deleted_indices:
             self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
@@ -411,15 +359,10 @@ class Runtime:
                                   now: dt.datetime) -> None:
         """Retention could not read Elasticsearch: ClusterIdentified=False says so (nothing is deleted
         while it is), written once, not on every pass; the next pass that reads it sets it True again."""
-        message = (f"Elasticsearch did not answer ({type(error).__name__}): which indices exist and which "
-                   "cluster it is are unknown, so retention deletes nothing until it answers")
-        updated = conditions.set_condition(
-            inst.status.conditions, conditions.CLUSTER_IDENTIFIED, False, "ElasticsearchUnavailable", message,
-            now=now, observed_generation=inst.metadata.generation,
-        )
-        new = [c.model_dump(by_alias=True, mode="json", exclude_none=True) for c in updated]
-        if new != (body.get("status") or {}).get("conditions"):
-            self.kube.patch_status(inst.namespace, inst.name, {"conditions": new})
+        change = retention_status.unreadable(inst.status.conditions, body.get("status") or {},
+                                             type(error).__name__, now=now, generation=inst.metadata.generation)
+        if change.patch:
+            self.kube.patch_status(inst.namespace, inst.name, change.patch)
 
     def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision) -> None:
         ns, name = inst.namespace, inst.name
@@ -481,52 +424,6 @@ def _images_by_instance(deployments: list[dict[str, Any]]) -> dict[tuple[str, st
     return images
 
 
-def _identity_conditions(current: list[Any], identity: str | None, shared: list[str], now: dt.datetime,
-                         generation: int | None) -> list[Any]:
-    known = identity is not None
-    updated = conditions.set_condition(
-        current, conditions.CLUSTER_IDENTIFIED, known, "ClusterUUID" if known else "ClusterIdentityUnknown",
-        f"Elasticsearch cluster {identity}" if known else
-        "Elasticsearch did not tell its cluster_uuid (GET /): which installations share it is unknown, so "
-        "retention deletes nothing", now=now, observed_generation=generation,
-    )
-    return conditions.set_condition(
-        updated, conditions.SHARED_VERSION_DATA, bool(shared), "PairShared" if shared else "NotShared",
-        (f"{', '.join(shared)} on the same Elasticsearch cluster run the same Tracardi database version and "
-         f"tenant: they read and write the same data; its indices stay while either uses them")
-        if shared else "no other installation uses this installation's Tracardi data",
-        now=now, observed_generation=generation,
-    )
-
-
-def _deletion_conditions(status: Any, outcome: gc.GcOutcome, now: dt.datetime, generation: int | None) -> list[Any]:
-    """DeletionIncomplete while a version is half deleted and no plan goes on deleting it."""
-    planned = {(i.db_version, i.tenant) for i in outcome.retention.items
-               if i.kind == "Version" and i.action == "Delete" and not outcome.retention.dry_run}
-    stuck = [r for r in status.versions if r.state == "Deleting" and (r.db_version, r.tenant) not in planned]
-    message = "; ".join(
-        f"{r.version} ({r.db_version}.{r.tenant}): {len(r.deleted_names or [])} names deleted before the plan "
-        f"was withdrawn" for r in stuck)
-    return conditions.set_condition(
-        status.conditions, conditions.DELETION_INCOMPLETE, bool(stuck),
-        "PlanWithdrawn" if stuck else "NothingHalfDeleted",
-        (message + ". It can no longer be rolled back to; a person must decide: let a policy delete the rest, "
-         "or restore it from a snapshot") if stuck else "no version is half deleted",
-        now=now, observed_generation=generation,
-    )
-
-
-def _new_warnings(before: list[Any], after: list[Any]) -> list[tuple[str, str, str]]:
-    """A Warning Event when SharedVersionData or DeletionIncomplete becomes true."""
-    events = []
-    for type_ in (conditions.SHARED_VERSION_DATA, conditions.DELETION_INCOMPLETE):
-        new, old = conditions.find(after, type_), conditions.find(before, type_)
-        if new is not None and new.status == "True" and (old is None or old.status != "True"
-                                                         or old.message != new.message):
-            events.append(("Warning", new.reason, new.message))
-    return events
-
-
 def _validated(model: Any, items: list[dict[str, Any]]) -> list[Any]:
     out = []
     for raw in items:
@@ -535,15 +432,6 @@ def _validated(model: Any, items: list[dict[str, Any]]) -> list[Any]:
         except ValidationError:
             continue
     return out
-
-
-def _same_but_times(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    def strip(status: dict[str, Any]) -> tuple[Any, Any]:
-        retention = {k: v for k, v in (status.get("retention") or {}).items() if k != "computedAt"}
-        headroom = {k: v for k, v in (status.get("headroom") or {}).items() if k != "checkedAt"}
-        return retention, headroom
-
-    return strip(old) == strip(new)
 
 
 def _extra(inst: TracardiInstallation, decision: Decision) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from tracardi_operator import gc
 from tracardi_operator import retention as rt
 from tracardi_operator.indices import VersionId, parse_inventory
 from tracardi_operator.models import HeadroomStatus, RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention import status as retention_status
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -99,7 +100,7 @@ def test_plan_status_says_what_would_go_and_why() -> None:
                                                        dryRun=True))], {}, {})
     plan = rt.plan_retention(gc.history_of(installation(versions=HISTORY)), inventory, policy=selection,
                              retention_enabled=True, cluster_live_versions=[], now=NOW)
-    status = gc.status_of_plan(plan, selection, NOW)
+    status = retention_status.status_of_plan(plan, selection, NOW)
     assert status.policy == "p"
     assert status.dry_run is True
     assert "would delete 1 indices" in (status.message or "")
@@ -110,7 +111,7 @@ def test_plan_status_says_what_would_go_and_why() -> None:
 def test_retention_patch_removes_fields_a_new_plan_lacks_but_keeps_the_last_run() -> None:
     old = {"policy": "p", "dryRun": False, "lastRunAt": "2026-11-27T10:00:00Z", "deletedIndices": 5, "message": "x"}
     new = RetentionStatus(conflicting_policies=["a", "b"], computed_at=NOW, message="tie")
-    patch = gc.retention_patch(old, new)
+    patch = retention_status.retention_patch(old, new)
     assert patch["policy"] is None
     assert patch["dryRun"] is None
     assert "lastRunAt" not in patch

@@ -11,6 +11,7 @@ from tests.support.fake_elastic import FakeElastic
 from tracardi_operator import gc
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention.status import RunOutcome
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 OLD, LIVE = VersionId("080", "fa73a"), VersionId("08x", "01506")
@@ -64,7 +65,7 @@ class World:
                    if n not in self.es.deleted), "recorded before deletion"
         self.recorded.append({pair: list(found) for pair, found in names.items()})
 
-    def run(self) -> gc.GcOutcome:
+    def run(self) -> RunOutcome:
         start = installation(self.inst.metadata.generation or 1, self.inst.spec.retention.enabled)
         return gc.run(start, self.es, gc.InventoryCache(ttl=0), list(self.policies), {}, self.live(), NOW,
                       publish=lambda status: None, recheck=self.recheck, record_deleting=self.record)
