@@ -3,7 +3,7 @@ inventory of its Elasticsearch cluster (once per cycle, shared by every installa
 publish the plan in status, then snapshot, delete by exact names and verify.
 
 The decisions are `retention.plan_retention`, `retention.select_policy` and
-`retention.assess_headroom`; this module translates between them and the API objects, and acts.
+`retention.headroom`; this module translates between them and the API objects, and acts.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from tracardi_operator import versions
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.labels import label_value
-from tracardi_operator.models import HeadroomStatus, LabelSelector, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.models import LabelSelector, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention import headroom
 from tracardi_operator.retention.status import RunOutcome, status_of_plan
 
 log = logging.getLogger("tracardi_operator.gc")
@@ -199,14 +200,6 @@ def cluster_live(
     for found in left.values():
         live |= live_pairs_unparsed({}, found)
     return live, shared
-
-
-def freed(headroom: HeadroomStatus, shards: int) -> HeadroomStatus:
-    """Headroom once `shards` are gone."""
-    used = max(0, headroom.shards_used - shards)
-    percent = int(100 * used / headroom.shard_limit) if headroom.shard_limit else 100
-    return headroom.model_copy(update={"shards_used": used, "used_percent": percent,
-                                       "reclaimable_shards": max(0, (headroom.reclaimable_shards or 0) - shards)})
 
 
 def governed_by(
@@ -424,7 +417,7 @@ def run(
     outcome.deleting = _by_pair(deleted, owners)
     if outcome.headroom is not None:  # as it is after this run, not as it was read before
         gone = set(wanted)
-        outcome.headroom = freed(outcome.headroom, sum(r.shards for r in inventory.indices
+        outcome.headroom = headroom.freed(outcome.headroom, sum(r.shards for r in inventory.indices
                                                        if r.name in gone and r.is_open))
     status.deleted_indices = outcome.deleted_indices
     status.last_run_at = now
@@ -484,11 +477,9 @@ def _assess(
         cluster_live_versions=live, now=now,
     )
     status = status_of_plan(plan, selection, now)
-    headroom = rt.assess_headroom(cached.inventory.shards_in_use, cached.raw.max_shards_per_node,
-                                  cached.raw.data_nodes, shards_gc_could_free=plan.shards_freed)
-    outcome = RunOutcome(retention=status, headroom=HeadroomStatus(
-        shards_used=headroom.shards_in_use, shard_limit=headroom.shard_limit, used_percent=int(headroom.percent_used),
-        reclaimable_shards=headroom.shards_gc_could_free, checked_at=now,
+    outcome = RunOutcome(retention=status, headroom=headroom.assess(
+        cached.inventory.shards_in_use, cached.raw.max_shards_per_node, cached.raw.data_nodes,
+        reclaimable=plan.shards_freed, now=now,
     ), selection=selection)
     for violation in plan.safety_violations:
         log.error("retention safety filter refused %s %s: %s", violation.kind, violation.name, violation.rule)

@@ -28,6 +28,7 @@ from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY, label_value
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import Observed, observe
+from tracardi_operator.retention import headroom
 from tracardi_operator.retention import status as retention_status
 from tracardi_operator.rollout import Decision, RolloutContext, decide
 from tracardi_operator.settings import Settings
@@ -285,8 +286,8 @@ class Runtime:
         except Exception as e:
             log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name, _safe(e))
             return None
-        limit = cached.raw.max_shards_per_node * cached.raw.data_nodes
-        return max(0, limit - cached.inventory.shards_in_use)
+        return headroom.available(cached.raw.max_shards_per_node, cached.raw.data_nodes,
+                                  cached.inventory.shards_in_use)
 
     def _listing(self, kind: str, ttl: float = 10.0, fresh: bool = False) -> list[dict[str, Any]]:
         """A cluster-wide listing shared by the passes of `ttl` seconds; `fresh` reads it again."""

@@ -8,7 +8,7 @@ from typing import Any
 from tracardi_operator import gc
 from tracardi_operator import retention as rt
 from tracardi_operator.indices import VersionId, parse_inventory
-from tracardi_operator.models import HeadroomStatus, RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.retention import status as retention_status
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -117,12 +117,6 @@ def test_retention_patch_removes_fields_a_new_plan_lacks_but_keeps_the_last_run(
     assert "lastRunAt" not in patch
     assert "deletedIndices" not in patch
     assert patch["conflictingPolicies"] == ["a", "b"]
-
-
-def test_headroom_after_a_deletion() -> None:
-    before = HeadroomStatus(shards_used=800, shard_limit=1000, used_percent=80, reclaimable_shards=300)
-    after = gc.freed(before, 300)
-    assert (after.shards_used, after.used_percent, after.reclaimable_shards) == (500, 50, 0)
 
 
 def test_an_installation_the_model_refuses_still_protects_its_pairs() -> None:

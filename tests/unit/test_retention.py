@@ -1,4 +1,4 @@
-"""The retention plan, policy selection, the safety filter and headroom: one test per branch."""
+"""The retention plan, policy selection and the safety filter: one test per branch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from tracardi_operator.retention import (
     REQUEST_LINE_RESERVE,
     Action,
     HistoryEntry,
-    InstallLayout,
     LabelSelector,
     NameKind,
     PolicySelection,
@@ -26,11 +25,9 @@ from tracardi_operator.retention import (
     SelectionOutcome,
     SelectorRequirement,
     VersionState,
-    assess_headroom,
     batch_names,
     batch_path_bytes,
     enforce_safety,
-    estimate_install_shards,
     is_exact_name,
     plan_retention,
     select_policy,
@@ -626,53 +623,6 @@ def test_select_policy() -> None:
     assert tie.message == "tie between also-prod and prod: no policy applies"
     # A tie below the top does not matter.
     assert select_policy([everyone, replace(everyone, name="e2"), prod], ns, labels).policy == prod
-
-
-# --------------------------------------------------------------------------------------------------
-# Headroom
-
-
-def test_headroom() -> None:
-    ok = assess_headroom(500, 1000, 1, shards_gc_could_free=120)
-    assert (ok.shard_limit, ok.percent_used, ok.low, ok.shards_gc_could_free) == (1000, 50.0, False, 120)
-    assert ok.upgrade is None
-    low = assess_headroom(800, 1000, 1)
-    assert low.low
-    assert low.percent_used == 80.0
-    assert not assess_headroom(799, 1000, 1).low
-    two_nodes = assess_headroom(1500, 1000, 2, upgrade_needs_shards=456)
-    assert two_nodes.percent_used == 75.0
-    assert not two_nodes.low
-    assert two_nodes.upgrade is not None
-    assert two_nodes.upgrade.fits
-    assert (two_nodes.upgrade.shards_available, two_nodes.upgrade.shortfall) == (500, 0)
-    upgrade = assess_headroom(1600, 1000, 2, upgrade_needs_shards=456).upgrade
-    assert upgrade is not None
-    assert (upgrade.shards_needed, upgrade.shards_available, upgrade.fits, upgrade.shortfall) == (456, 400, False, 56)
-    fits = assess_headroom(1000, 1000, 2, upgrade_needs_shards=1000).upgrade
-    assert fits is not None
-    assert fits.fits
-    assert fits.shortfall == 0
-    over = assess_headroom(1200, 1000, 1, upgrade_needs_shards=1)
-    assert over.percent_used == 120.0
-    assert over.upgrade is not None
-    assert over.upgrade.shards_available == 0
-    nodeless = assess_headroom(10, 1000, 0, upgrade_needs_shards=1)
-    assert nodeless.low
-    assert nodeless.percent_used == 100.0
-    assert nodeless.upgrade is not None
-    assert not nodeless.upgrade.fits
-
-
-def test_estimate_install_shards() -> None:
-    # 0.8.2: 37 indices per context and 2 static = 76 indices.
-    assert estimate_install_shards("0820", shards_per_index=1, replicas=0) == 76
-    assert estimate_install_shards("0820") == 76 * 3 * 2
-    assert estimate_install_shards("08x", shards_per_index=1, replicas=0) == 72
-    assert estimate_install_shards("080", shards_per_index=1, replicas=0) == 68
-    assert estimate_install_shards("09x") is None
-    layouts = {"09x": InstallLayout(plain_per_context=1, partitioned_per_context=1, static=1)}
-    assert estimate_install_shards("09x", shards_per_index=2, replicas=1, layouts=layouts) == 5 * 4
 
 
 def test_kept_name_kinds() -> None:

@@ -7,7 +7,8 @@ What lives here:
   and template names to delete, batched for URL length and capped per run. Every plan leaves through
   `enforce_safety`, a separate filter that re-checks the rules of docs/tracardi.md §7 name by name,
   so that a mistake in the selection cannot delete what must be kept.
-- `assess_headroom` and `estimate_install_shards`: shard usage against cluster.max_shards_per_node.
+- `headroom`: shard usage against cluster.max_shards_per_node (a module of its own).
+- `status`: what a run writes into the installation's status (a module of its own).
 """
 
 from __future__ import annotations
@@ -709,106 +710,3 @@ def enforce_safety(candidate: RetentionPlan, guard: SafetyGuard) -> RetentionPla
         shards_freed=sum(guard.shards.get(n, 0) for n in indices),
         safety_violations=candidate.safety_violations + tuple(violations),
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Headroom
-
-HEADROOM_LOW_PERCENT = 80.0
-
-
-@dataclass(frozen=True)
-class UpgradeRoom:
-    shards_needed: int
-    shards_available: int
-
-    @property
-    def fits(self) -> bool:
-        return self.shards_needed <= self.shards_available
-
-    @property
-    def shortfall(self) -> int:
-        """Shards that must be freed (or added by raising the limit) before the upgrade fits."""
-        return max(0, self.shards_needed - self.shards_available)
-
-
-@dataclass(frozen=True)
-class Headroom:
-    shards_in_use: int
-    shard_limit: int
-    percent_used: float
-    low: bool
-    shards_gc_could_free: int
-    upgrade: UpgradeRoom | None = None
-
-
-def assess_headroom(
-    shards_in_use: int,
-    max_shards_per_node: int,
-    data_nodes: int,
-    *,
-    shards_gc_could_free: int = 0,
-    upgrade_needs_shards: int | None = None,
-) -> Headroom:
-    """Shard usage against Elasticsearch's limit (max_shards_per_node times data nodes).
-
-    Elasticsearch refuses to create an index when open shards plus the new ones exceed the limit;
-    a cluster without data nodes (or with a limit of 0) has no room at all.
-    """
-    limit = max(0, max_shards_per_node) * max(0, data_nodes)
-    percent = 100.0 * shards_in_use / limit if limit > 0 else 100.0
-    upgrade = (
-        UpgradeRoom(shards_needed=upgrade_needs_shards, shards_available=max(0, limit - shards_in_use))
-        if upgrade_needs_shards is not None
-        else None
-    )
-    return Headroom(
-        shards_in_use=shards_in_use,
-        shard_limit=limit,
-        percent_used=percent,
-        low=percent >= HEADROOM_LOW_PERCENT,
-        shards_gc_could_free=shards_gc_could_free,
-        upgrade=upgrade,
-    )
-
-
-@dataclass(frozen=True)
-class InstallLayout:
-    """Indices a fresh install creates (docs/tracardi-resources.md): per context, plus the static ones."""
-
-    plain_per_context: int
-    partitioned_per_context: int  # the install creates the current partition of each
-    static: int
-
-    @property
-    def indices(self) -> int:
-        return 2 * (self.plain_per_context + self.partitioned_per_context) + self.static
-
-
-INSTALL_LAYOUTS: Mapping[str, InstallLayout] = {
-    "080": InstallLayout(plain_per_context=28, partitioned_per_context=5, static=2),
-    "08x": InstallLayout(plain_per_context=29, partitioned_per_context=6, static=2),
-    "0820": InstallLayout(plain_per_context=27, partitioned_per_context=10, static=2),
-}
-
-# Tracardi's own defaults when ELASTIC_INDEX_SHARDS / ELASTIC_INDEX_REPLICAS are unset
-# (tracardi/config.py: "3" and "1"). Replicas count against the limit even when unassigned.
-TRACARDI_DEFAULT_SHARDS = 3
-TRACARDI_DEFAULT_REPLICAS = 1
-
-
-def estimate_install_shards(
-    db_version: str,
-    *,
-    shards_per_index: int = TRACARDI_DEFAULT_SHARDS,
-    replicas: int = TRACARDI_DEFAULT_REPLICAS,
-    layouts: Mapping[str, InstallLayout] = INSTALL_LAYOUTS,
-) -> int | None:
-    """Shards a fresh install of `db_version` creates, or None for a version whose layout is unknown.
-
-    An upper bound: some 0.8.2 configuration indices use ELASTIC_CONF_INDEX_SHARDS (default 1).
-    """
-    layout = layouts.get(db_version)
-    if layout is None:
-        return None
-    return layout.indices * shards_per_index * (1 + replicas)

@@ -29,6 +29,7 @@ from tracardi_operator.models import (
     TracardiInstallationStatus,
 )
 from tracardi_operator.reasons import Reason
+from tracardi_operator.retention import headroom as headroom_
 
 MAX_ITEMS = 200
 """Items listed in status.retention (the counts always cover everything)."""
@@ -239,10 +240,10 @@ def _policy_condition(current: list[Condition], selection: rt.PolicySelection | 
 
 def _headroom_condition(current: list[Condition], headroom: HeadroomStatus | None, now: dt.datetime,
                         generation: int | None) -> list[Condition]:
-    """IndexHeadroomLow: True at or above HEADROOM_LOW_PERCENT of the cluster's shard limit."""
+    """IndexHeadroomLow: True at or above headroom.LOW_PERCENT of the cluster's shard limit."""
     if headroom is None:
         return current
-    low = headroom.used_percent >= rt.HEADROOM_LOW_PERCENT
+    low = headroom_.is_low(headroom)
     return conditions.set_condition(
         current, conditions.INDEX_HEADROOM_LOW, low, Reason.SHARDS_NEAR_LIMIT if low else Reason.ENOUGH_SHARDS,
         f"{headroom.shards_used} of {headroom.shard_limit} shards in use ({headroom.used_percent}%); "

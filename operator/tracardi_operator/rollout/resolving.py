@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracardi_operator import conditions, retention, versions
+from tracardi_operator import conditions, versions
 from tracardi_operator.models import TracardiInstallationStatus, UpgradeStatus
 from tracardi_operator.observe import Observed
 from tracardi_operator.reasons import Reason
+from tracardi_operator.retention import headroom
 from tracardi_operator.rollout.draft import DEGRADED, PROGRESSING, SPEC_ACCEPTED, Draft, current_record
 from tracardi_operator.rollout.workloads import converge_primary
 
@@ -101,12 +102,8 @@ def _room_for(s: Draft, step: versions.Step) -> bool:
     if step.kind not in ("Install", "Migrate") or s.ctx.shards_available is None:
         return True
     es = s.inst.spec.elasticsearch
-    needed = retention.estimate_install_shards(
-        step.to_db,
-        shards_per_index=es.index_shards if es.index_shards is not None else retention.TRACARDI_DEFAULT_SHARDS,
-        replicas=es.index_replicas if es.index_replicas is not None else retention.TRACARDI_DEFAULT_REPLICAS,
-    )
-    if needed is None or needed <= s.ctx.shards_available:
+    needed = headroom.install_shards(step.to_db, shards_per_index=es.index_shards, replicas=es.index_replicas)
+    if headroom.fits(needed, s.ctx.shards_available):
         return True
     reason = Reason.INDEX_HEADROOM_INSUFFICIENT
     message = (f"{step} needs about {needed} new shards but the Elasticsearch cluster has room for "
