@@ -3,8 +3,8 @@
 What lives here: building a client (TLS verification on by default; secrets never logged or shown in
 a repr), reading the raw inventory (and the cluster's identity) in seven requests, deleting indices
 and templates by exact names, checking which names still exist, and snapshotting named indices. No
-decisions: what to delete is decided by `retention.plan_retention`; this module refuses anything
-that is not one exact name.
+decisions: what to delete is decided by `retention.plan.plan_retention`; this module refuses anything
+that is not one exact name (`retention.safety.is_exact_name`, the test the plan's safety filter uses).
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from tracardi_operator.retention.safety import is_exact_name
+
 # Elasticsearch's default when the setting is nowhere to be read.
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
 
 _CAT_COLUMNS = "index,pri,rep,docs.count,health,status"
-_UNSAFE_CHARACTERS = frozenset("*?, ")
-_UNSAFE_LEADING = ("-", "_", "+", ".")
 # Names joined into one path up to this many bytes are checked by name; longer lists would not fit
 # the request line (http.max_initial_line_length, 4kb by default) and are checked against _cat/indices.
 _VERIFY_BY_NAME_BYTES = 3000
@@ -75,7 +75,7 @@ def require_exact_names(names: Sequence[str]) -> list[str]:
     """The names, or UnsafeNameError if any could expand to something else (or be a system index)."""
     checked = list(names)
     for name in checked:
-        if not name or name.startswith(_UNSAFE_LEADING) or any(c in _UNSAFE_CHARACTERS for c in name):
+        if not is_exact_name(name):
             raise UnsafeNameError(f"refusing to act on {name!r}: not one exact name")
     if not checked:
         raise UnsafeNameError("refusing an empty list of names: the path would address every index")

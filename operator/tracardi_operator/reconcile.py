@@ -21,15 +21,18 @@ from typing import Any
 from kubernetes.client.rest import ApiException
 from pydantic import ValidationError
 
-from tracardi_operator import builders, conditions, gc, health
+from tracardi_operator import builders, conditions, health
 from tracardi_operator.elastic import ElasticAdapter, build_client
 from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import ANNOTATION_RETRY, label_value
-from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.observe import Observed, observe
-from tracardi_operator.retention import headroom
+from tracardi_operator.retention import execution, headroom
 from tracardi_operator.retention import status as retention_status
+from tracardi_operator.retention.evidence import cluster_key, cluster_live, images_by_instance
+from tracardi_operator.retention.inventory import InventoryCache, connection_of
+from tracardi_operator.retention.selection import governed_by
 from tracardi_operator.rollout import Decision, RolloutContext, decide
 from tracardi_operator.settings import Settings
 
@@ -53,7 +56,7 @@ class Runtime:
     """The resourceVersion of each installation the watch delivered last."""
     watched_at: dict[Key, float] = field(default_factory=dict)
     """When the watch last delivered an event of each installation."""
-    inventories: gc.InventoryCache = field(default_factory=gc.InventoryCache)
+    inventories: InventoryCache = field(default_factory=InventoryCache)
     _adapters: dict[tuple[Any, ...], ElasticAdapter] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -238,7 +241,7 @@ class Runtime:
         policies = _validated(TracardiRetentionPolicy, self.kube.list_cluster("policies"))
         installations = _validated(TracardiInstallation, self.kube.list_cluster("installations"))
         labels = {ns: self.kube.namespace_labels(ns) for ns in {i.namespace for i in installations}}
-        governed = gc.governed_by(name, policies, installations, labels)
+        governed = governed_by(name, policies, installations, labels)
         mine = next((p for p in policies if p.metadata.name == name), None)
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         current = mine.status.conditions if mine else []
@@ -272,7 +275,7 @@ class Runtime:
         if adapter is None:
             for old in [k for k in self._adapters if k[:2] == key[:2]]:
                 self._adapters.pop(old)
-            adapter = ElasticAdapter(build_client(gc.connection_of(inst, secret, ca_file)))
+            adapter = ElasticAdapter(build_client(connection_of(inst, secret, ca_file)))
             self._adapters[key] = adapter
         return adapter
 
@@ -282,7 +285,7 @@ class Runtime:
         if adapter is None or inst.status.current_version == inst.spec.version or (up and up.step != "Completed"):
             return None
         try:
-            cached = self.inventories.get(gc.cluster_key(inst), adapter)
+            cached = self.inventories.get(cluster_key(inst), adapter)
         except Exception as e:
             log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name, _safe(e))
             return None
@@ -299,7 +302,7 @@ class Runtime:
 
     def _retention(self, inst: TracardiInstallation, body: dict[str, Any], adapter: ElasticAdapter,
                    now: dt.datetime) -> None:
-        key = gc.cluster_key(inst)
+        key = cluster_key(inst)
         try:
             identity = self.inventories.get(key, adapter).raw.cluster_uuid
         except Exception as e:
@@ -311,8 +314,8 @@ class Runtime:
         def inputs(fresh: bool = False) -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
             # An invalid policy governs nothing (its own status says why).
             policies = _validated(TracardiRetentionPolicy, self._listing("policies", fresh=fresh))
-            images = _images_by_instance(self._listing("deployments", fresh=fresh))
-            live, found = gc.cluster_live(inst, identity, self._listing("installations", fresh=fresh), images)
+            images = images_by_instance(self._listing("deployments", fresh=fresh))
+            live, found = cluster_live(inst, identity, self._listing("installations", fresh=fresh), images)
             shared.clear()
             shared.update(found)
             return policies, live
@@ -321,28 +324,9 @@ class Runtime:
         ns_labels = self.kube.namespace_labels(inst.namespace)
         old_retention = (body.get("status") or {}).get("retention") or {}
 
-        def publish(status: Any) -> None:
-            patch = {"retention": retention_status.retention_patch(old_retention, status)}
-            self.kube.patch_status(inst.namespace, inst.name, patch)
-
-        def recheck() -> gc.Fresh:
-            fresh_policies, fresh_live = inputs(fresh=True)
-            raw = self.kube.get_installation(inst.namespace, inst.name)
-            current = None
-            if raw is not None and not raw.get("metadata", {}).get("deletionTimestamp"):
-                with contextlib.suppress(ValidationError):
-                    current = TracardiInstallation.model_validate(raw)
-            return gc.Fresh(fresh_policies, fresh_live, current, self.kube.namespace_labels(inst.namespace))
-
-        def record_deleting(names: Any) -> None:
-            """Deleting, with the names about to go, recorded before they go (a failed patch stops the run)."""
-            raw = self.kube.get_installation(inst.namespace, inst.name) or {}
-            records = retention_status.mark_deleting((raw.get("status") or {}).get("versions") or [], names)
-            self.kube.patch_status(inst.namespace, inst.name, {"versions": records})
-
+        effects = _RetentionEffects(self, inst, old_retention, inputs)
         try:
-            outcome = gc.run(inst, adapter, self.inventories, policies, ns_labels, live, now, publish,
-                             recheck=recheck, record_deleting=record_deleting)
+            outcome = execution.run(inst, adapter, self.inventories, policies, ns_labels, live, now, effects)
         except Exception as e:
             log.warning("retention of %s/%s failed, next try on the next cycle: %s", inst.namespace, inst.name,
                         _safe(e))
@@ -412,19 +396,6 @@ class Runtime:
             self.kube.event(body, "Warning", "InvalidSpec", message)
 
 
-def _images_by_instance(deployments: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
-    """(namespace, installation) → the images its Deployments run (the operator labels them)."""
-    images: dict[tuple[str, str], list[str]] = {}
-    for deployment in deployments:
-        meta = deployment.get("metadata") or {}
-        instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance")
-        pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
-        found = [str(c.get("image")) for c in pod.get("containers") or [] if c.get("image")]
-        if instance and found:
-            images.setdefault((str(meta.get("namespace", "")), str(instance)), []).extend(found)
-    return images
-
-
 def _validated(model: Any, items: list[dict[str, Any]]) -> list[Any]:
     out = []
     for raw in items:
@@ -449,3 +420,34 @@ def _safe(error: BaseException) -> str:
     if isinstance(error, ApiException):
         return f"Kubernetes API {error.status} {error.reason}"
     return f"{type(error).__name__}: {error}"[:500]
+
+
+@dataclass(frozen=True)
+class _RetentionEffects:
+    """What a retention run asks of the pass: status written before anything goes, inputs read again."""
+
+    runtime: Runtime
+    inst: TracardiInstallation
+    old_retention: dict[str, Any]
+    inputs: Any
+
+    def publish(self, plan: RetentionStatus) -> None:
+        patch = {"retention": retention_status.retention_patch(self.old_retention, plan)}
+        self.runtime.kube.patch_status(self.inst.namespace, self.inst.name, patch)
+
+    def recheck(self) -> execution.Fresh:
+        kube, inst = self.runtime.kube, self.inst
+        fresh_policies, fresh_live = self.inputs(fresh=True)
+        raw = kube.get_installation(inst.namespace, inst.name)
+        current = None
+        if raw is not None and not raw.get("metadata", {}).get("deletionTimestamp"):
+            with contextlib.suppress(ValidationError):
+                current = TracardiInstallation.model_validate(raw)
+        return execution.Fresh(fresh_policies, fresh_live, current, kube.namespace_labels(inst.namespace))
+
+    def record_deleting(self, names: execution.Names) -> None:
+        """Deleting, with the names about to go, recorded before they go (a failed patch stops the run)."""
+        kube, inst = self.runtime.kube, self.inst
+        raw = kube.get_installation(inst.namespace, inst.name) or {}
+        records = retention_status.mark_deleting((raw.get("status") or {}).get("versions") or [], names)
+        kube.patch_status(inst.namespace, inst.name, {"versions": records})

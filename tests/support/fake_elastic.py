@@ -1,5 +1,5 @@
 """An in-memory Elasticsearch cluster behind the `ElasticAdapter` interface, for unit tests of the real
-retention path (`gc.run`): it answers the inventory from what it holds, records every delete request,
+retention path (`retention.execution.run`): it answers the inventory from what it holds, records every delete request,
 and lets a test change the world at the moments the operator waits (before a delete, during a snapshot).
 
 It holds Tracardi-shaped indices and templates (with `_meta` as Tracardi writes it) and foreign names,

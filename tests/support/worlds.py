@@ -9,9 +9,9 @@ just before a delete request).
 
 `World.play` runs the REAL retention path for every installation, twice: the pass of
 `reconcile.Runtime._retention` (identity from the shared inventory cache, the live set from
-`gc.cluster_live`, `gc.run` with recheck and record_deleting, the status written back), against the
-world as the fakes hold it. Every delete request is checked, at the moment it is sent, against a
-ground truth written here from the world itself, not from `retention` or `gc`: no name of a live pair
+`retention.evidence.cluster_live`, `retention.execution.run` with its effects, the status written back),
+against the world as the fakes hold it. Every delete request is checked, at the moment it is sent, against a
+ground truth written here from the world itself, not from `retention`: no name of a live pair
 of any installation actually on that cluster (Current record, currentVersion, a running image, an
 upgrade in progress), of a kept rollback target, of another tenant, foreign, too young, or the source
 of an unverified migration goes; nothing goes when retention is disabled or no single policy that is
@@ -31,11 +31,14 @@ from typing import Any, cast
 from pydantic import ValidationError
 
 from tests.support.fake_elastic import FakeElastic
-from tracardi_operator import gc
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
-from tracardi_operator.reconcile import _images_by_instance
+from tracardi_operator.retention import execution
+from tracardi_operator.retention.evidence import cluster_key, cluster_live, images_by_instance
+from tracardi_operator.retention.execution import Fresh
+from tracardi_operator.retention.inventory import InventoryCache
+from tracardi_operator.retention.status import mark_deleting
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 TAGS = ("0.8.0", "0.8.1", "0.8.2.1")
@@ -100,7 +103,7 @@ class World:
     ns_labels: dict[str, dict[str, str]]
     orphans: list[tuple[int, str, str, str]]  # (cluster, namespace, instance, image): no installation listed
     injection: Injection | None
-    cache: gc.InventoryCache = field(default_factory=gc.InventoryCache)
+    cache: InventoryCache = field(default_factory=InventoryCache)
     checked: int = 0
     requests: int = 0
     violations: list[str] = field(default_factory=list)
@@ -139,12 +142,12 @@ class World:
             inst = TracardiInstallation.model_validate(member.raw)
         except ValidationError:
             return  # the operator does not act on an object it refuses
-        # FakeElastic answers the part of ElasticAdapter that gc uses.
+        # FakeElastic answers the part of ElasticAdapter that a retention run uses.
         adapter = cast(ElasticAdapter, self.clusters[member.cluster].es)
         self._running = member
         self._start_history = copy.deepcopy(member.status.get("versions") or [])
         self._begun = set()
-        key = gc.cluster_key(inst)
+        key = cluster_key(inst)
         identity = self.cache.get(key, adapter).raw.cluster_uuid
 
         def inputs() -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
@@ -154,11 +157,11 @@ class World:
                     policies.append(TracardiRetentionPolicy.model_validate(raw))
                 except ValidationError:
                     continue
-            images = _images_by_instance(self.deployments())
-            live, _ = gc.cluster_live(inst, identity, [m.raw for m in self.members], images)
+            images = images_by_instance(self.deployments())
+            live, _ = cluster_live(inst, identity, [m.raw for m in self.members], images)
             return policies, live
 
-        def recheck() -> gc.Fresh:
+        def recheck() -> Fresh:
             fresh_policies, fresh_live = inputs()
             current = None
             found = self.member(member.namespace, member.name)
@@ -167,20 +170,16 @@ class World:
                     current = TracardiInstallation.model_validate(found.raw)
                 except ValidationError:
                     current = None
-            return gc.Fresh(fresh_policies, fresh_live, current, dict(self.ns_labels.get(member.namespace, {})))
+            return Fresh(fresh_policies, fresh_live, current, dict(self.ns_labels.get(member.namespace, {})))
 
         def record_deleting(names: Mapping[VersionId, Sequence[str]]) -> None:
-            for record in member.status.get("versions") or []:
-                pair = VersionId(str(record.get("dbVersion")), str(record.get("tenant")))
-                if pair in names and record.get("state") in RECLAIMABLE:
-                    record["state"] = "Deleting"
-                    record["deletedNames"] = sorted(set(record.get("deletedNames") or []) | set(names[pair]))
+            member.status["versions"] = mark_deleting(member.status.get("versions") or [], names)
 
         policies, live = inputs()
         try:
-            outcome = gc.run(inst, adapter, self.cache, policies, dict(self.ns_labels.get(member.namespace, {})),
-                             live, NOW, publish=lambda status: None, recheck=recheck,
-                             record_deleting=record_deleting)
+            effects = execution.Callbacks(publish=lambda plan: None, recheck=recheck, record_deleting=record_deleting)
+            outcome = execution.run(inst, adapter, self.cache, policies,
+                                    dict(self.ns_labels.get(member.namespace, {})), live, NOW, effects)
         except Exception as e:  # the operator logs and tries again next cycle
             self.errors.append(f"{member.namespace}/{member.name}: {type(e).__name__}: {e}")
             return

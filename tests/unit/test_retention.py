@@ -8,31 +8,22 @@ from typing import Any
 
 import pytest
 
-from tracardi_operator import retention
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
-from tracardi_operator.retention import (
+from tracardi_operator.models import LabelSelector, VersionState
+from tracardi_operator.retention import plan as planning
+from tracardi_operator.retention.decisions import Action, NameKind, PairDecision, Reason, RetentionPlan
+from tracardi_operator.retention.history import HistoryEntry, RetentionPolicy, RetentionRules
+from tracardi_operator.retention.plan import plan_retention
+from tracardi_operator.retention.safety import (
+    DEFAULT_URL_BYTE_LIMIT,
     REQUEST_LINE_RESERVE,
-    Action,
-    HistoryEntry,
-    LabelSelector,
-    NameKind,
-    PolicySelection,
-    Reason,
-    RetentionPlan,
-    RetentionPolicy,
-    RetentionRules,
     SafetyGuard,
-    SelectionOutcome,
-    SelectorRequirement,
-    VersionState,
     batch_names,
     batch_path_bytes,
     enforce_safety,
     is_exact_name,
-    plan_retention,
-    select_policy,
-    selector_matches,
 )
+from tracardi_operator.retention.selection import PolicySelection, SelectionOutcome, select_policy
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 V080 = VersionId("080", "fa73a")
@@ -133,7 +124,7 @@ def plan(
     policy: PolicySelection | None = None,
     enabled: bool = True,
     cluster_live: tuple[VersionId, ...] = (),
-    url_byte_limit: int = retention.DEFAULT_URL_BYTE_LIMIT,
+    url_byte_limit: int = DEFAULT_URL_BYTE_LIMIT,
 ) -> RetentionPlan:
     return plan_retention(
         standard_history() if history is None else history,
@@ -148,7 +139,7 @@ def plan(
     )
 
 
-def decision(result: RetentionPlan, pair: VersionId) -> retention.PairDecision:
+def decision(result: RetentionPlan, pair: VersionId) -> PairDecision:
     return next(d for d in result.decisions if d.pair == pair)
 
 
@@ -522,7 +513,7 @@ def test_every_plan_passes_the_filter_even_with_a_broken_selection(monkeypatch: 
     def broken_candidate(*args: Any, **kwargs: Any) -> RetentionPlan:
         return everything_candidate(inventory)
 
-    monkeypatch.setattr(retention, "_candidate_plan", broken_candidate)
+    monkeypatch.setattr(planning, "_candidate_plan", broken_candidate)
     result = plan(
         inventory=inventory, policy=governed(keep_superseded_versions=1, min_age_after_superseded=timedelta(0))
     )
@@ -531,14 +522,14 @@ def test_every_plan_passes_the_filter_even_with_a_broken_selection(monkeypatch: 
 
 
 def test_broken_pair_decisions_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_decide = retention._decide_pairs
+    real_decide = planning._decide_pairs
 
-    def approve_everything(*args: Any) -> dict[VersionId, retention.PairDecision]:
+    def approve_everything(*args: Any) -> dict[VersionId, PairDecision]:
         return {
             pair: replace(d, action=Action.DELETE, reason=Reason.ELIGIBLE) for pair, d in real_decide(*args).items()
         }
 
-    monkeypatch.setattr(retention, "_decide_pairs", approve_everything)
+    monkeypatch.setattr(planning, "_decide_pairs", approve_everything)
     result = plan(history=standard_history(verified=False), enabled=False)
     assert result.deletion_count == 0
     assert {v.rule for v in result.safety_violations} == {"NotGoverned"}
@@ -558,6 +549,17 @@ def test_broken_pair_decisions_are_caught(monkeypatch: pytest.MonkeyPatch) -> No
         ("+a", False),
         (".kibana", False),
         (" a", False),
+        ("a b", False),
+        ("a\tb", False),
+        ("a:b", False),
+        ("a#b", False),
+        ("a/b", False),
+        ('a"b', False),
+        ("a|b", False),
+        ("a<b", False),
+        ("a\\b", False),
+        ("tracardi-shop-acme-20260101-120000", True),
+        ("template.0820.ffe49.tracardi-flow", True),
     ],
 )
 def test_is_exact_name(name: str, exact: bool) -> None:
@@ -566,39 +568,6 @@ def test_is_exact_name(name: str, exact: bool) -> None:
 
 # --------------------------------------------------------------------------------------------------
 # Policy selection
-
-
-def test_selector_semantics() -> None:
-    labels = {"env": "prod", "team": "cdp"}
-    assert selector_matches(None, labels)
-    assert selector_matches(LabelSelector(), labels)
-    assert selector_matches(LabelSelector(match_labels={"env": "prod"}), labels)
-    assert not selector_matches(LabelSelector(match_labels={"env": "dev"}), labels)
-    assert not selector_matches(LabelSelector(match_labels={"tier": "x"}), labels)
-
-    def expr(key: str, op: str, *values: str) -> LabelSelector:
-        return LabelSelector(match_expressions=(SelectorRequirement(key, op, values),))
-
-    assert selector_matches(expr("env", "In", "prod", "stage"), labels)
-    assert not selector_matches(expr("env", "In", "dev"), labels)
-    assert not selector_matches(expr("tier", "In", "dev"), labels)
-    assert selector_matches(expr("env", "NotIn", "dev"), labels)
-    assert selector_matches(expr("tier", "NotIn", "dev"), labels)
-    assert not selector_matches(expr("env", "NotIn", "prod"), labels)
-    assert selector_matches(expr("team", "Exists"), labels)
-    assert not selector_matches(expr("tier", "Exists"), labels)
-    assert selector_matches(expr("tier", "DoesNotExist"), labels)
-    assert not selector_matches(expr("team", "DoesNotExist"), labels)
-    # Invalid requirements (rejected by the API server) select nothing.
-    assert not selector_matches(expr("env", "In"), labels)
-    assert not selector_matches(expr("env", "NotIn"), labels)
-    assert not selector_matches(expr("env", "Exists", "prod"), labels)
-    assert not selector_matches(expr("tier", "DoesNotExist", "x"), labels)
-    assert not selector_matches(expr("env", "Matches", "prod"), labels)
-    both = LabelSelector(
-        match_labels={"env": "prod"}, match_expressions=(SelectorRequirement("team", "In", ("other",)),)
-    )
-    assert not selector_matches(both, labels)
 
 
 def test_select_policy() -> None:

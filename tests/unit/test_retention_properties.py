@@ -1,7 +1,7 @@
 """Property tests: over random inventories and histories, the plan never lists a forbidden name.
 
 What is forbidden is computed here a third time, from docs/tracardi.md §7 directly, independently of
-both the selection and the safety filter in `retention.py`.
+both the selection (`retention.plan`) and the safety filter (`retention.safety`).
 """
 
 from __future__ import annotations
@@ -15,19 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
-from tracardi_operator.retention import (
-    HistoryEntry,
-    PolicySelection,
-    RetentionPlan,
-    RetentionPolicy,
-    RetentionRules,
-    SafetyGuard,
-    SelectionOutcome,
-    VersionState,
-    batch_path_bytes,
-    enforce_safety,
-    plan_retention,
-)
+from tracardi_operator.models import VersionState
+from tracardi_operator.retention.decisions import RetentionPlan
+from tracardi_operator.retention.history import HistoryEntry, RetentionPolicy, RetentionRules
+from tracardi_operator.retention.plan import plan_retention
+from tracardi_operator.retention.safety import SafetyGuard, batch_path_bytes, enforce_safety
+from tracardi_operator.retention.selection import PolicySelection, SelectionOutcome
 
 NOW = datetime(2024, 6, 1, tzinfo=UTC)
 DBS = ["070", "074", "080", "08x", "082x", "0820", "09x"]

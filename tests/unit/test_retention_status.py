@@ -15,7 +15,8 @@ from tracardi_operator.models import (
     RetentionStatus,
     TracardiInstallationStatus,
 )
-from tracardi_operator.retention import PolicySelection, RetentionPolicy, SelectionOutcome
+from tracardi_operator.retention.history import RetentionPolicy
+from tracardi_operator.retention.selection import PolicySelection, SelectionOutcome
 from tracardi_operator.retention.status import RunOutcome, StatusChange, after_run, mark_deleting, unreadable
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)

@@ -6,6 +6,7 @@ retention plan and the shard headroom.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
@@ -14,7 +15,17 @@ from tracardi_operator.models.common import CONDITIONS_LIST, INT32, INT64, Camel
 from tracardi_operator.versions import StepKind
 
 Phase = Literal["Pending", "Progressing", "Ready", "Degraded", "Blocked", "Paused"]
-VersionState = Literal["Current", "Superseded", "Deleting", "Abandoned", "Deleted"]
+
+
+class VersionState(StrEnum):
+    """The state of a version an installation has run (status.versions[].state)."""
+
+    CURRENT = "Current"  # serving
+    SUPERSEDED = "Superseded"  # served production, then replaced: a rollback target while kept
+    DELETING = "Deleting"  # a deletion run began: never a rollback target again
+    ABANDONED = "Abandoned"  # installed for an upgrade that never served production: garbage
+    DELETED = "Deleted"  # its indices are gone
+
 UpgradeStep = Literal[
     "Resolving",
     "StartingCandidate",

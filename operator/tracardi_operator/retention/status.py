@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracardi_operator import conditions
-from tracardi_operator import retention as rt
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import (
     Condition,
@@ -27,9 +26,12 @@ from tracardi_operator.models import (
     RetentionItem,
     RetentionStatus,
     TracardiInstallationStatus,
+    VersionState,
 )
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom as headroom_
+from tracardi_operator.retention.decisions import Action, RetentionPlan
+from tracardi_operator.retention.selection import PolicySelection, SelectionOutcome
 
 MAX_ITEMS = 200
 """Items listed in status.retention (the counts always cover everything)."""
@@ -54,7 +56,7 @@ class RunOutcome:
     deleted_templates: int = 0
     snapshot: str | None = None
     events: list[Event] = field(default_factory=list)
-    selection: rt.PolicySelection | None = None
+    selection: PolicySelection | None = None
     deleting: dict[VersionId, list[str]] = field(default_factory=dict)
 
 
@@ -66,12 +68,12 @@ class StatusChange:
     events: list[Event]
 
 
-def status_of_plan(plan: rt.RetentionPlan, selection: rt.PolicySelection, now: dt.datetime) -> RetentionStatus:
+def status_of_plan(plan: RetentionPlan, selection: PolicySelection, now: dt.datetime) -> RetentionStatus:
     items: list[RetentionItem] = []
     for d in plan.decisions:
         items.append(RetentionItem(
             name=f"{d.pair.db}.{d.pair.tenant}", kind="Version",
-            action="Delete" if d.action is rt.Action.DELETE else "Keep", reason=str(d.reason),
+            action="Delete" if d.action is Action.DELETE else "Keep", reason=str(d.reason),
             eligible_at=d.eligible_at, db_version=d.pair.db, tenant=d.pair.tenant,
         ))
     for name in plan.indices[: MAX_ITEMS]:
@@ -147,9 +149,9 @@ def after_run(
     for record in new.versions:
         pair = VersionId(record.db_version, record.tenant)
         if pair in outcome.deleted_pairs and record.state in RECLAIMABLE:
-            record.state, record.deleted_at = "Deleted", now
+            record.state, record.deleted_at = VersionState.DELETED, now
         elif pair in outcome.deleting and record.state in RECLAIMABLE:
-            record.state = "Deleting"
+            record.state = VersionState.DELETING
             record.deleted_names = sorted(set(record.deleted_names or []) | set(outcome.deleting[pair]))
     new.conditions = _identity_conditions(new.conditions, identity, sorted(shared), now, generation)
     new.conditions = _deletion_conditions(new, outcome, now, generation)
@@ -218,21 +220,21 @@ def _deletion_conditions(status: TracardiInstallationStatus, outcome: RunOutcome
 
 
 _SELECTION_REASONS = {
-    rt.SelectionOutcome.GOVERNED: Reason.GOVERNED,
-    rt.SelectionOutcome.NO_POLICY: Reason.NO_POLICY,
-    rt.SelectionOutcome.POLICY_TIE: Reason.POLICY_TIE,
+    SelectionOutcome.GOVERNED: Reason.GOVERNED,
+    SelectionOutcome.NO_POLICY: Reason.NO_POLICY,
+    SelectionOutcome.POLICY_TIE: Reason.POLICY_TIE,
 }
 
 
-def _policy_condition(current: list[Condition], selection: rt.PolicySelection | None, now: dt.datetime,
+def _policy_condition(current: list[Condition], selection: PolicySelection | None, now: dt.datetime,
                       generation: int | None) -> list[Condition]:
     """RetentionPolicyResolved: True when one policy or none selects the installation, False on a tie."""
     if selection is None:
         return current
-    governed = selection.outcome is rt.SelectionOutcome.GOVERNED
+    governed = selection.outcome is SelectionOutcome.GOVERNED
     return conditions.set_condition(
         current, conditions.RETENTION_POLICY_RESOLVED,
-        governed or selection.outcome is rt.SelectionOutcome.NO_POLICY,
+        governed or selection.outcome is SelectionOutcome.NO_POLICY,
         _SELECTION_REASONS[selection.outcome], selection.message + ("" if governed else ": nothing is deleted"),
         now=now, observed_generation=generation,
     )

@@ -29,9 +29,9 @@ retry), `workloads` (Deployments and Services), `readiness` (refused pods, stall
 
 from __future__ import annotations
 
+from tracardi_operator.jobs.repair import quarter_suffix
 from tracardi_operator.rollout.draft import WAIT, Decision, Event, RolloutContext
 from tracardi_operator.rollout.entry import decide
-from tracardi_operator.rollout.jobs import quarter_suffix
 from tracardi_operator.rollout.readiness import REFUSED_HINT
 
 __all__ = ["REFUSED_HINT", "WAIT", "Decision", "Event", "RolloutContext", "decide", "quarter_suffix"]

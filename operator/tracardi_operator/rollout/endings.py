@@ -5,7 +5,7 @@ asks for a retry (the tracardi.com/retry annotation)."""
 from __future__ import annotations
 
 from tracardi_operator import builders
-from tracardi_operator.models import JobRecord, UpgradeStatus, VersionRecord
+from tracardi_operator.models import JobRecord, UpgradeStatus, VersionRecord, VersionState
 from tracardi_operator.observe import Observed
 from tracardi_operator.reasons import Reason
 from tracardi_operator.rollout.draft import DEGRADED, PROGRESSING, Draft
@@ -36,7 +36,8 @@ def abandon(s: Draft, up: UpgradeStatus, current: str) -> None:
     rollback target and takes no keepSupersededVersions slot; its indices (half-copied, perhaps) are
     never migrated into again (see resolving._target_is_fresh) and retention reclaims them as garbage."""
     _go_back(s, up, current, VersionRecord(
-        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "", state="Abandoned",
+        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "",
+        state=VersionState.ABANDONED,
         installed_at=s.ctx.now, superseded_at=s.ctx.now,
     ))
     up.message = f"abandoned: spec.version is back to {current}"
@@ -50,7 +51,8 @@ def roll_back_switch(s: Draft, up: UpgradeStatus, current: str) -> None:
     rollback. The target is recorded Superseded (with supersededAt: a rollback target, aged and kept
     by the policy like any other) and the old version serves again."""
     _go_back(s, up, current, VersionRecord(
-        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "", state="Superseded",
+        version=up.to_version, db_version=up.to_db_version or "", tenant=up.to_tenant or "",
+        state=VersionState.SUPERSEDED,
         installed_at=s.ctx.now, superseded_at=s.ctx.now, migrated_from=up.from_version or None,
         migration_verified=verified(up),
     ))

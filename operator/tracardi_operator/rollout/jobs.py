@@ -4,7 +4,6 @@ version and tenant, the migration's verified counts); a failure recorded as Degr
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -145,11 +144,6 @@ def installed(s: Draft, observed: Observed, up: UpgradeStatus, api_deployment: s
         fail(s, up, record)
         return False
     return _record_installed(s, up, record, observed)
-
-
-def quarter_suffix(now: dt.datetime) -> str:
-    """The partition suffix merged event and profile data goes to, decided once per migration."""
-    return f"{now.year}-q{(now.month - 1) // 3 + 1}"
 
 
 def migration_job(s: Draft, observed: Observed, up: UpgradeStatus, candidate_api: str) -> JobRecord | None:

@@ -5,12 +5,13 @@ install, migration, switch)."""
 from __future__ import annotations
 
 from tracardi_operator import builders
-from tracardi_operator.models import UpgradeStatus, VersionRecord
+from tracardi_operator.jobs.repair import quarter_suffix
+from tracardi_operator.models import UpgradeStatus, VersionRecord, VersionState
 from tracardi_operator.observe import Observed
 from tracardi_operator.reasons import Reason
 from tracardi_operator.rollout.draft import PROGRESSING, Draft, current_record, is_offline
 from tracardi_operator.rollout.endings import abandon, complete, reverted, roll_back_switch, target_applied, verified
-from tracardi_operator.rollout.jobs import fail, installed, migration_job, quarter_suffix, record_verified
+from tracardi_operator.rollout.jobs import fail, installed, migration_job, record_verified
 from tracardi_operator.rollout.workloads import (
     all_rolled_out,
     candidate_manifests,
@@ -53,7 +54,7 @@ def install_step(s: Draft, observed: Observed, up: UpgradeStatus) -> None:
             return
         s.status.versions.append(VersionRecord(
             version=version, db_version=up.to_db_version or "", tenant=up.to_tenant or "",
-            state="Current", installed_at=s.ctx.now,
+            state=VersionState.CURRENT, installed_at=s.ctx.now,
         ))
         s.status.current_version = version
         up.step = "Switching"
@@ -85,17 +86,17 @@ def rolling_step(s: Draft, observed: Observed, up: UpgradeStatus) -> None:
         target = next((r for r in reversed(s.status.versions)
                        if r.db_version == up.to_db_version and r.state == "Superseded"), None)
         if old is not None:
-            old.state, old.superseded_at = "Superseded", s.ctx.now
+            old.state, old.superseded_at = VersionState.SUPERSEDED, s.ctx.now
         if target is not None:
-            target.state, target.superseded_at, target.version = "Current", None, version
+            target.state, target.superseded_at, target.version = VersionState.CURRENT, None, version
         s.event("Warning", Reason.ROLLED_BACK,
                 f"rolled back to {version}; data written to {up.from_version} since the upgrade is not carried back")
     else:
         if old is not None:
-            old.state, old.superseded_at = "Superseded", s.ctx.now
+            old.state, old.superseded_at = VersionState.SUPERSEDED, s.ctx.now
         s.status.versions.append(VersionRecord(
             version=version, db_version=up.to_db_version or (old.db_version if old else ""),
-            tenant=old.tenant if old else "", state="Current", installed_at=s.ctx.now,
+            tenant=old.tenant if old else "", state=VersionState.CURRENT, installed_at=s.ctx.now,
             migrated_from=None,
         ))
     s.status.current_version = version
@@ -173,9 +174,9 @@ def migrate_step(s: Draft, observed: Observed, up: UpgradeStatus) -> None:
         return
     previous = current_record(s.status)
     if previous is not None:
-        previous.state, previous.superseded_at = "Superseded", s.ctx.now
+        previous.state, previous.superseded_at = VersionState.SUPERSEDED, s.ctx.now
     s.status.versions.append(VersionRecord(
-        version=version, db_version=db, tenant=up.to_tenant or "", state="Current",
+        version=version, db_version=db, tenant=up.to_tenant or "", state=VersionState.CURRENT,
         installed_at=s.ctx.now, migrated_from=old or None, migration_verified=verified(up),
     ))
     s.status.current_version = version

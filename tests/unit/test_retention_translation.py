@@ -1,15 +1,20 @@
-"""The pure translation between the API objects and the retention planner (gc.py)."""
+"""The pure translation between the API objects and the retention planner: the history and policies as
+the planner reads them (`retention.history`, `retention.selection`), the live pairs of a cluster
+(`retention.evidence`) and the plan as status (`retention.status`)."""
 
 from __future__ import annotations
 
 import datetime as dt
 from typing import Any
 
-from tracardi_operator import gc
-from tracardi_operator import retention as rt
 from tracardi_operator.indices import VersionId, parse_inventory
-from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy, VersionState
+from tracardi_operator.retention import evidence
 from tracardi_operator.retention import status as retention_status
+from tracardi_operator.retention.decisions import Reason
+from tracardi_operator.retention.history import history_of
+from tracardi_operator.retention.plan import plan_retention
+from tracardi_operator.retention.selection import governed_by, policy_of, select_policy
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 
@@ -43,62 +48,62 @@ HISTORY = [
 
 
 def test_history_counts_a_migration_as_verified_only_when_the_verification_was_recorded() -> None:
-    history = gc.history_of(installation(versions=HISTORY))
+    history = history_of(installation(versions=HISTORY))
     assert [(h.db, h.state, h.migration_verified) for h in history] == [
-        ("080", rt.VersionState.SUPERSEDED, False), ("08x", rt.VersionState.CURRENT, True)]
+        ("080", VersionState.SUPERSEDED, False), ("08x", VersionState.CURRENT, True)]
     unproven = [HISTORY[0], {k: v for k, v in HISTORY[1].items() if k != "migrationVerified"}]
-    assert [h.migration_verified for h in gc.history_of(installation(versions=unproven))] == [False, False]
+    assert [h.migration_verified for h in history_of(installation(versions=unproven))] == [False, False]
     failed = [HISTORY[0], {**HISTORY[1], "migrationVerified": False}]
-    assert [h.migration_verified for h in gc.history_of(installation(versions=failed))] == [False, False]
+    assert [h.migration_verified for h in history_of(installation(versions=failed))] == [False, False]
 
 
 def test_the_source_of_a_migration_not_recorded_as_verified_is_never_deleted() -> None:
     raw_meta = {"080.fa73a.tracardi-flow": {"mappings": {"_meta": {"version": "080", "name": "fa73a"}}}}
     inventory = parse_inventory([{"index": "080.fa73a.tracardi-flow", "pri": "1", "rep": "0",
                                   "docs.count": "3", "health": "green", "status": "open"}], {}, {}, raw_meta)
-    selection = rt.select_policy([gc.policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s"))],
+    selection = select_policy([policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s"))],
                                  {}, {})
     unproven = [HISTORY[0], {k: v for k, v in HISTORY[1].items() if k != "migrationVerified"}]
-    plan = rt.plan_retention(gc.history_of(installation(versions=unproven)), inventory, policy=selection,
+    plan = plan_retention(history_of(installation(versions=unproven)), inventory, policy=selection,
                              retention_enabled=True, cluster_live_versions=[], now=NOW)
     assert plan.indices == ()
-    assert [d.reason for d in plan.decisions] == [rt.Reason.UNVERIFIED_MIGRATION_SOURCE]
+    assert [d.reason for d in plan.decisions] == [Reason.UNVERIFIED_MIGRATION_SOURCE]
 
 
 def test_live_pairs_include_both_ends_of_an_upgrade_in_progress() -> None:
     inst = installation(versions=HISTORY, upgrade={
         "kind": "Migrate", "toVersion": "0.8.2.1", "step": "Migrating", "fromDbVersion": "08x",
         "toDbVersion": "0820", "fromTenant": "01506", "toTenant": "ffe49"})
-    assert gc.live_pairs(inst) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
+    assert evidence.live_pairs(inst) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
     done = installation(versions=HISTORY, upgrade={"kind": "Migrate", "toVersion": "0.8.1", "step": "Completed",
                                                    "toDbVersion": "08x", "toTenant": "01506"})
-    assert gc.live_pairs(done) == {VersionId("08x", "01506")}
+    assert evidence.live_pairs(done) == {VersionId("08x", "01506")}
 
 
 def test_cluster_key_ignores_order_and_trailing_slashes() -> None:
     a = installation()
     b = installation()
     b.spec.elasticsearch.hosts = ["http://es:9200"]
-    assert gc.cluster_key(a) == gc.cluster_key(b)
+    assert evidence.cluster_key(a) == evidence.cluster_key(b)
 
 
 def test_governed_by_skips_disabled_outranked_and_tied() -> None:
     policies = [policy("low", 1), policy("high", 5, selector={"matchLabels": {"tier": "gold"}})]
     installs = [installation("a", labels={"tier": "gold"}), installation("b"),
                 installation("c", labels={"tier": "gold"}, enabled=False)]
-    assert gc.governed_by("high", policies, installs, {}) == [("shop", "a")]
-    assert gc.governed_by("low", policies, installs, {}) == [("shop", "b")]
+    assert governed_by("high", policies, installs, {}) == [("shop", "a")]
+    assert governed_by("low", policies, installs, {}) == [("shop", "b")]
     tied = [policy("x", 1), policy("y", 1)]
-    assert gc.governed_by("x", tied, installs, {}) == []
+    assert governed_by("x", tied, installs, {}) == []
 
 
 def test_plan_status_says_what_would_go_and_why() -> None:
     raw_meta = {"080.fa73a.tracardi-flow": {"mappings": {"_meta": {"version": "080", "name": "fa73a"}}}}
     inventory = parse_inventory([{"index": "080.fa73a.tracardi-flow", "pri": "1", "rep": "0",
                                   "docs.count": "3", "health": "green", "status": "open"}], {}, {}, raw_meta)
-    selection = rt.select_policy([gc.policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s",
+    selection = select_policy([policy_of(policy("p", keepSupersededVersions=0, minAgeAfterSuperseded="0s",
                                                        dryRun=True))], {}, {})
-    plan = rt.plan_retention(gc.history_of(installation(versions=HISTORY)), inventory, policy=selection,
+    plan = plan_retention(history_of(installation(versions=HISTORY)), inventory, policy=selection,
                              retention_enabled=True, cluster_live_versions=[], now=NOW)
     status = retention_status.status_of_plan(plan, selection, NOW)
     assert status.policy == "p"
@@ -124,30 +129,30 @@ def test_an_installation_the_model_refuses_still_protects_its_pairs() -> None:
            "status": {"versions": [{"dbVersion": "08x", "tenant": "01506", "state": "Current"},
                                    {"dbVersion": "080", "tenant": "fa73a", "state": "Deleted"}],
                       "upgrade": {"toDbVersion": "0820", "toTenant": "ffe49"}}}
-    assert gc.live_pairs_unparsed(raw) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
+    assert evidence.live_pairs_unparsed(raw) == {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
 
 
 def test_cluster_identity_is_what_the_installation_recorded_and_unknown_is_everywhere() -> None:
-    assert gc.recorded_cluster({"status": {"elasticsearchCluster": "u-1"}}) == "u-1"
-    assert gc.recorded_cluster({"status": {}}) is None
-    assert gc.recorded_cluster({}) is None
-    assert gc.same_cluster("u-1", "u-1")
-    assert not gc.same_cluster("u-1", "u-2")
-    assert gc.same_cluster("u-1", None), "an installation that has not said where it is may be here"
+    assert evidence.recorded_cluster({"status": {"elasticsearchCluster": "u-1"}}) == "u-1"
+    assert evidence.recorded_cluster({"status": {}}) is None
+    assert evidence.recorded_cluster({}) is None
+    assert evidence.same_cluster("u-1", "u-1")
+    assert not evidence.same_cluster("u-1", "u-2")
+    assert evidence.same_cluster("u-1", None), "an installation that has not said where it is may be here"
 
 
 def test_live_pairs_from_evidence_when_the_status_lost_its_current_record() -> None:
     wiped = installation(versions=[])
     wiped.status.current_version = "0.8.2.1"
-    assert gc.live_pairs(wiped) == {VersionId("0820", "ffe49")}
+    assert evidence.live_pairs(wiped) == {VersionId("0820", "ffe49")}
     running = installation(versions=[])
-    assert gc.live_pairs(running, ["registry.example:5000/tracardi/tracardi-api:0.8.1",
+    assert evidence.live_pairs(running, ["registry.example:5000/tracardi/tracardi-api:0.8.1",
                                    "tracardi/tracardi-gui:0.8.1@sha256:abc"]) == {VersionId("08x", "01506")}
     recorded = installation(versions=[{"version": "0.8.1", "dbVersion": "08x", "tenant": "acme1",
                                        "state": "Superseded", "supersededAt": "2026-11-01T00:00:00Z"}])
-    assert gc.live_pairs(recorded, ["tracardi/tracardi-api:0.8.1"]) == {VersionId("08x", "acme1")}, \
+    assert evidence.live_pairs(recorded, ["tracardi/tracardi-api:0.8.1"]) == {VersionId("08x", "acme1")}, \
         "the tenant the API reported wins over the default one"
-    assert gc.live_pairs_unparsed({"status": {"currentVersion": "0.8.0"}}, ["x/tracardi-api:0.8.1"]) == {
+    assert evidence.live_pairs_unparsed({"status": {"currentVersion": "0.8.0"}}, ["x/tracardi-api:0.8.1"]) == {
         VersionId("080", "fa73a"), VersionId("08x", "01506")}
 
 
@@ -157,8 +162,8 @@ def test_the_images_of_a_long_named_installation_are_its_own() -> None:
     long_name = "l" * 35 + "-" + "m" * 34
     other = installation(name=long_name).model_dump(by_alias=True, mode="json", exclude_none=True)
     images = {("shop", label_value(long_name)): ["tracardi/tracardi-api:0.8.1"]}
-    live, shared = gc.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
+    live, shared = evidence.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
     assert VersionId("08x", "01506") in live
     other["status"] = {"elasticsearchCluster": "u-1"}
-    live, shared = gc.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
+    live, shared = evidence.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
     assert shared == {f"shop/{long_name}"}, "paired with its installation, not kept as an orphan's"

@@ -1,4 +1,4 @@
-"""The real retention path (`gc.run`: plan, publish, snapshot, re-check, delete, verify) against an
+"""The real retention path (`retention.execution.run`: plan, publish, snapshot, re-check, delete, verify) against an
 in-memory cluster. Each test changes the world where the operator waits and checks what was deleted."""
 
 from __future__ import annotations
@@ -8,9 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.support.fake_elastic import FakeElastic
-from tracardi_operator import gc
 from tracardi_operator.indices import VersionId
-from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.retention import execution
+from tracardi_operator.retention.evidence import live_pairs
+from tracardi_operator.retention.execution import Fresh
+from tracardi_operator.retention.inventory import InventoryCache
 from tracardi_operator.retention.status import RunOutcome
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -53,13 +56,16 @@ class World:
         self.es.indices["logs-2026"] = None  # foreign
 
     def live(self) -> set[VersionId]:
-        return gc.live_pairs(self.inst) | self.others_live
+        return live_pairs(self.inst) | self.others_live
 
-    def recheck(self) -> gc.Fresh:
+    def recheck(self) -> Fresh:
         self.rechecks += 1
-        return gc.Fresh(list(self.policies), self.live(), self.inst, {})
+        return Fresh(list(self.policies), self.live(), self.inst, {})
 
-    def record(self, names: Any) -> None:
+    def publish(self, plan: RetentionStatus) -> None:
+        pass
+
+    def record_deleting(self, names: Any) -> None:
         # What a Deleting record must say before the names go: compare with what is gone so far.
         assert all(n in self.es.indices or n in self.es.templates for pair in names for n in names[pair]
                    if n not in self.es.deleted), "recorded before deletion"
@@ -67,8 +73,7 @@ class World:
 
     def run(self) -> RunOutcome:
         start = installation(self.inst.metadata.generation or 1, self.inst.spec.retention.enabled)
-        return gc.run(start, self.es, gc.InventoryCache(ttl=0), list(self.policies), {}, self.live(), NOW,
-                      publish=lambda status: None, recheck=self.recheck, record_deleting=self.record)
+        return execution.run(start, self.es, InventoryCache(ttl=0), list(self.policies), {}, self.live(), NOW, self)
 
 
 def test_an_allowed_deletion_deletes_every_name_of_the_old_version_and_nothing_else() -> None:
@@ -153,10 +158,9 @@ def test_a_status_without_its_current_record_still_protects_the_serving_pair() -
         "status": {"currentVersion": "0.8.1", "versions": [HISTORY[0], {**HISTORY[1], "state": "Superseded",
                                                                           "supersededAt": "2026-11-02T00:00:00Z"}]},
     })
-    start_live = gc.live_pairs(w.inst)
+    start_live = live_pairs(w.inst)
     assert LIVE in start_live
-    outcome = gc.run(w.inst, w.es, gc.InventoryCache(ttl=0), w.policies, {}, start_live, NOW,
-                     publish=lambda status: None, recheck=w.recheck, record_deleting=w.record)
+    outcome = execution.run(w.inst, w.es, InventoryCache(ttl=0), w.policies, {}, start_live, NOW, w)
     assert not (set(w.es.deleted) & w.es.names_of(LIVE))
     assert not any(".01506." in n for n in w.es.deleted)
     assert LIVE not in outcome.deleted_pairs
