@@ -184,7 +184,7 @@ def elasticsearch_url() -> str:
     if devenv_dir:
         env_file = Path(devenv_dir) / "env"
         for line in env_file.read_text().splitlines() if env_file.exists() else []:
-            key, _, value = line.partition("=")
+            key, _, value = line.removeprefix("export ").partition("=")
             if key.strip() == "ELASTICSEARCH_URL" and value.strip():
                 return value.strip()
     raise SystemExit("export ELASTICSEARCH_URL, or DEVENV_DIR (its env file names the URL)")
