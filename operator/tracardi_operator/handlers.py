@@ -17,7 +17,7 @@ from kubernetes import client, config
 from tracardi_operator import API_GROUP, API_VERSION, health, leader, metrics
 from tracardi_operator.kube import INSTALLATIONS, POLICIES, Kube
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
-from tracardi_operator.reconcile import Runtime
+from tracardi_operator.runtime import Runtime
 from tracardi_operator.settings import Settings, sa_dir
 
 log = logging.getLogger("tracardi_operator")

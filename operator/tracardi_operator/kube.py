@@ -39,6 +39,13 @@ REQUEST_TIMEOUT = (5.0, 60.0)
 hung connection would stall an installation's loop for good."""
 
 
+def safe_error(error: BaseException) -> str:
+    """An error for the log: API errors by status and reason only (their bodies can echo objects)."""
+    if isinstance(error, ApiException):
+        return f"Kubernetes API {error.status} {error.reason}"
+    return f"{type(error).__name__}: {error}"[:500]
+
+
 def resource_of(url: str) -> str:
     """The resource a Kubernetes API request addresses, for counting: `pods`, `deployments`,
     `tracardiinstallations/status`, ...; `other` for anything else (discovery, /version)."""

@@ -24,10 +24,6 @@ ReconcileResult = Literal["ok", "retry", "error"]
 """The `result` label of the reconciliations counter. ok: a pass finished; retry: a pass failed on
 something transient (a server that did not answer, a conflict) and is tried again with backoff; error:
 permanent (an invalid spec or a refused version), nothing happens until the spec changes."""
-LoopOutcome = Literal["success", "error"]
-"""What the installation loop reports of one pass: it returned, or it raised. The loop retries every
-pass that raised, with backoff, so its `error` is a retry, never a permanent failure."""
-_RESULT_OF_LOOP_OUTCOME: dict[str, ReconcileResult] = {"success": "ok", "error": "retry"}
 MigrationResult = Literal["succeeded", "failed"]
 
 # Upgrade steps take from seconds (a rolling update) to an hour or more (a migration of a large
@@ -73,11 +69,6 @@ class Metrics:
     def count_reconciliation(self, result: ReconcileResult) -> None:
         """One reconciliation, by result: ok, retry (transient, tried again) or error (permanent)."""
         self.reconciliations.labels(result=result).inc()
-
-    def reconciled(self, outcome: LoopOutcome) -> None:
-        """One pass of the installation loop: `success` counts as ok, `error` (the pass raised and is
-        retried with backoff) as retry. Permanent failures are counted with count_reconciliation("error")."""
-        self.count_reconciliation(_RESULT_OF_LOOP_OUTCOME[outcome])
 
     def observe_step(self, step: str, seconds: float) -> None:
         """Duration of one upgrade step (a status.upgrade.step value such as Migrating)."""

@@ -10,7 +10,7 @@ from kubernetes import client
 
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import label_value
-from tracardi_operator.reconcile import Runtime
+from tracardi_operator.runtime import Runtime
 from tracardi_operator.settings import Settings
 
 LONG = "a" * 30 + "-" + "b" * 39  # 70 characters: valid as a name, too long as a label value

@@ -58,13 +58,12 @@ def test_counters_and_histogram_by_label() -> None:
     assert sample(metrics, "tracardi_operator_upgrade_step_duration_seconds_bucket", step="Migrating", le="60.0") == 1
 
 
-def test_a_pass_that_raised_counts_as_a_retry_not_as_a_permanent_error() -> None:
-    """The installation loop reports a pass as success or error (it raised); it retries every pass that
-    raised, so those are transient: the error series stays for permanent failures."""
+def test_reconciliations_count_by_result() -> None:
+    """ok, retry (a pass that raised, tried again with backoff) and error (permanent) are three series."""
     metrics = new_metrics()
-    metrics.reconciled("success")
-    metrics.reconciled("error")
-    metrics.reconciled("error")
+    metrics.count_reconciliation("ok")
+    metrics.count_reconciliation("retry")
+    metrics.count_reconciliation("retry")
     assert sample(metrics, "tracardi_operator_reconciliations_total", result="ok") == 1
     assert sample(metrics, "tracardi_operator_reconciliations_total", result="retry") == 2
     assert sample(metrics, "tracardi_operator_reconciliations_total", result="error") is None

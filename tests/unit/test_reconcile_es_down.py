@@ -8,8 +8,7 @@ from typing import Any
 
 from tests.unit.test_builders import make_installation
 from tracardi_operator.models import Condition
-from tracardi_operator.reconcile import Runtime
-from tracardi_operator.settings import Settings
+from tracardi_operator.retention_pass import Listings, RetentionPass
 
 
 class Unreachable:
@@ -27,10 +26,10 @@ class FakeKube:
 
 def test_elasticsearch_down_is_reported_once_and_nothing_is_deleted() -> None:
     kube = FakeKube()
-    runtime = Runtime(settings=Settings(), kube=kube)  # type: ignore[arg-type]
+    retention = RetentionPass(kube, Listings(kube))  # type: ignore[arg-type]
     inst = make_installation()
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-    runtime._retention(inst, {"status": {}}, Unreachable(), now)  # type: ignore[arg-type]
+    retention.run(inst, {"status": {}}, Unreachable(), now)  # type: ignore[arg-type]
     assert len(kube.patches) == 1
     (cond,) = [c for c in kube.patches[0]["conditions"] if c["type"] == "ClusterIdentified"]
     assert (cond["status"], cond["reason"]) == ("False", "ElasticsearchUnavailable")
@@ -38,6 +37,6 @@ def test_elasticsearch_down_is_reported_once_and_nothing_is_deleted() -> None:
     assert "deletes nothing" in cond["message"]
     # The next pass reads the status it wrote: nothing new to say.
     inst.status.conditions = [Condition.model_validate(c) for c in kube.patches[0]["conditions"]]
-    runtime._retention(inst, {"status": {"conditions": kube.patches[0]["conditions"]}}, Unreachable(),  # type: ignore[arg-type]
-                       now + dt.timedelta(seconds=20))
+    retention.run(inst, {"status": {"conditions": kube.patches[0]["conditions"]}}, Unreachable(),  # type: ignore[arg-type]
+                  now + dt.timedelta(seconds=20))
     assert len(kube.patches) == 1

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 
-from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory
+from tracardi_operator.elastic import ElasticAdapter, RawInventory
 from tracardi_operator.indices import Inventory, parse_inventory
-from tracardi_operator.models import TracardiInstallation
 
 INVENTORY_TTL = 20.0
 """Seconds one inventory read serves every installation on the same cluster."""
@@ -49,15 +47,3 @@ class InventoryCache:
     def invalidate(self, key: tuple[str, ...]) -> None:
         with self._lock:
             self._entries.pop(key, None)
-
-
-def connection_of(
-    inst: TracardiInstallation, secret: Mapping[str, str] | None, ca_file: str | None
-) -> ElasticConnection:
-    es = inst.spec.elasticsearch
-    secret = secret or {}
-    return ElasticConnection(
-        hosts=tuple(es.hosts), username=secret.get("username"), password=secret.get("password"),
-        api_key_id=secret.get("apiKeyId"), api_key=secret.get("apiKey"), verify_certs=es.verify_certs,
-        ca_file=ca_file,
-    )

@@ -1,0 +1,150 @@
+"""What the operator runs, built once at start-up and shared by every installation: the scheduler of
+the installations' passes, the passes themselves (`reconcile`), the liveness heartbeat of the watch and
+the loop that keeps the retention policies' statuses current. kopf's handlers (`handlers`) call in here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracardi_operator import health
+from tracardi_operator.connections import Connections
+from tracardi_operator.kube import Kube, safe_error
+from tracardi_operator.labels import label_value
+from tracardi_operator.reconcile import Reconciler
+from tracardi_operator.retention_pass import Listings, RetentionPass
+from tracardi_operator.scheduler import Key, Scheduler
+from tracardi_operator.settings import Settings
+
+log = logging.getLogger("tracardi_operator")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    kube: Kube
+    metrics: Any = None
+    last_watch_event: float = field(default_factory=time.monotonic)
+    watched: dict[Key, str] = field(default_factory=dict)
+    """The resourceVersion of each installation the watch delivered last."""
+    watched_at: dict[Key, float] = field(default_factory=dict)
+    """When the watch last delivered an event of each installation."""
+    leading: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
+    _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.listings = Listings(self.kube)
+        self.reconciler = Reconciler(
+            self.settings, self.kube, Connections(self.kube),
+            RetentionPass(self.kube, self.listings, metrics=self.metrics), metrics=self.metrics,
+        )
+        self.scheduler = Scheduler(
+            work=self.reconciler.reconcile_once,
+            default_delay=lambda: self.settings.resync_seconds * random.uniform(0.9, 1.1),
+            gate=lambda: self.leading.wait(),  # a standby replica keeps its loops but acts on nothing
+            on_retry=self._retry,
+        )
+
+    @property
+    def wakeups(self) -> dict[Key, asyncio.Event]:
+        """The installations that have a loop, each with the event that wakes it."""
+        return self.scheduler.wakeups
+
+    def _retry(self, namespace: str, name: str, failures: int, delay: float, error: Exception) -> None:
+        log.warning("reconcile of %s/%s failed (attempt %d, retry in %.0fs): %s",
+                    namespace, name, failures, delay, safe_error(error))
+        if self.metrics is not None:
+            self.metrics.count_reconciliation("retry")
+
+    # -- the installations' loops ------------------------------------------------------------------
+    def ensure_loop(self, namespace: str, name: str) -> None:
+        """One loop per installation, started on its first event (also the initial listing)."""
+        self.scheduler.ensure_loop(namespace, name)
+
+    def wake(self, namespace: str, name: str) -> None:
+        self.scheduler.wake(namespace, name)
+
+    def wake_labelled(self, namespace: str, instance: str) -> None:
+        """Wake the installation whose children carry `instance` as their instance label: its name, or
+        for a name longer than a label value allows, the name cut to fit (`labels.label_value`)."""
+        if (namespace, instance) in self.wakeups:
+            self.wake(namespace, instance)
+            return
+        for ns, name in list(self.wakeups):
+            if ns == namespace and label_value(name) == instance:
+                self.wake(ns, name)
+
+    def forget(self, namespace: str, name: str) -> None:
+        self.scheduler.forget(namespace, name)
+        if self.metrics is not None:
+            self.metrics.forget_installation(namespace, name)
+
+    async def stop_loops(self) -> None:
+        await self.scheduler.stop()
+
+    # -- the watch's liveness ----------------------------------------------------------------------
+    def touch(self) -> None:
+        self.last_watch_event = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.touch()
+
+    def saw(self, namespace: str, name: str, resource_version: str | None, deleted: bool = False) -> None:
+        """An installation's watch event: which state of it the watch has delivered, and when."""
+        key = (namespace, name)
+        if deleted:
+            self.watched.pop(key, None)
+        elif resource_version:
+            self.watched[key] = resource_version
+        self.watched_at[key] = time.monotonic()
+
+    async def heartbeat(self, every: float | None = None) -> None:
+        """Liveness evidence when nothing changes: the API answers and the installations' watch has
+        delivered every change a fresh listing shows. A watch that silently stopped delivering stays
+        behind, the clock is not touched, and /healthz fails after `watch_stale_seconds`."""
+        every = every or min(60.0, self.settings.watch_stale_seconds / 3)
+        lagging_since: dict[Key, float] = {}
+        while True:
+            await asyncio.sleep(every)
+            try:
+                listed = await asyncio.to_thread(self.kube.installation_versions, self.settings.namespaces)
+            except Exception as e:
+                log.warning("the Kubernetes API did not answer the heartbeat: %s", safe_error(e))
+                continue
+            now = time.monotonic()
+            lagging = health.watch_lagging(listed, self.watched)
+            stuck = health.watch_stuck(lagging_since, lagging, self.watched_at)
+            lagging_since = {k: lagging_since.get(k, now) for k in lagging}
+            if stuck:
+                names = ", ".join(f"{ns}/{n}" for ns, n in sorted(stuck)[:5])
+                log.warning("the installations' watch has not delivered changes of %d installation(s) for %.0fs "
+                            "or more (%s): not alive until it does", len(stuck), every, names)
+                continue
+            self.touch()
+
+    # -- retention policies ------------------------------------------------------------------------
+    def policies_changed(self) -> None:
+        self.listings.forget("policies")  # the next pass reads the policies as they are now
+        self._policies_changed.set()
+
+    async def policy_statuses(self, every: float = 60.0) -> None:
+        """Keep every policy's list of governed installations current: on policy events, and on a
+        timer because labels of installations and namespaces change the selection too."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._policies_changed.wait(), timeout=every)
+            self._policies_changed.clear()
+            await self.leading.wait()
+            try:
+                for raw in await asyncio.to_thread(self.kube.list_cluster, "policies"):
+                    meta = raw.get("metadata", {})
+                    await asyncio.to_thread(self.reconciler.policy_status, meta.get("name", ""),
+                                            meta.get("generation"))
+            except Exception as e:
+                log.warning("could not update retention policy statuses: %s", safe_error(e))

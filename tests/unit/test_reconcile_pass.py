@@ -1,0 +1,223 @@
+"""Whole reconcile passes (`reconcile.Reconciler.reconcile_once`) against an in-memory Kubernetes and
+Elasticsearch: status recorded before anything is created, passes that converge to a serving version and
+then run retention, and how each pass is counted (ok, or error when the spec is invalid or refused)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.fake_elastic import FakeElastic
+from tests.unit.test_rollout import body, succeed
+from tracardi_operator import labels
+from tracardi_operator.indices import VersionId
+from tracardi_operator.reconcile import Reconciler
+from tracardi_operator.retention_pass import Listings, RetentionPass
+from tracardi_operator.scheduler import GONE
+from tracardi_operator.settings import Settings
+
+OLD, NEW = VersionId("080", "fa73a"), VersionId("08x", "01506")
+
+
+def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
+    """A JSON merge patch (RFC 7386), as the apiserver applies a status patch."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, dict) and isinstance(target.get(key), dict):
+            merge(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
+
+
+@dataclass
+class MemoryKube:
+    """What the apiserver and the controllers would do: Deployments roll out at once, Jobs succeed with
+    the result `test_rollout.succeed` gives, status patches merge."""
+
+    installation: dict[str, Any] | None
+    policies: list[dict[str, Any]] = field(default_factory=list)
+    deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ops: list[str] = field(default_factory=list)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.installation)
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        assert self.installation is not None
+        self.ops.append("status")
+        merge(self.installation.setdefault("status", {}), patch)
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.ops.append(f"apply {manifest['kind']}")
+        if manifest["kind"] == "Deployment":
+            replicas = manifest["spec"].get("replicas", 1)
+            self.deployments[manifest["metadata"]["name"]] = {**manifest, "status": {
+                "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas}}
+        return manifest
+
+    def create_once(self, manifest: dict[str, Any]) -> bool:
+        name = manifest["metadata"]["name"]
+        if name in self.jobs:
+            return False
+        self.ops.append(f"create {manifest['kind']}")
+        self.jobs[name] = manifest
+        return True
+
+    def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
+        self.ops.append(f"delete {kind}")
+        return (self.deployments if kind == "Deployment" else self.jobs).pop(name, None) is not None
+
+    def event(self, involved: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason))
+
+    def failed_create(self, namespace: str, name: str) -> str:
+        return ""
+
+    def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
+        pods = []
+        for i, name in enumerate(sorted(self.deployments)):
+            if self.deployments[name]["spec"].get("replicas", 1):
+                pods.append({"metadata": {"ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-abc12"}]},
+                             "status": {"podIP": f"10.0.0.{i + 1}",
+                                        "conditions": [{"type": "Ready", "status": "True"}]}})
+        jobs = []
+        for name, job in self.jobs.items():
+            _, result = succeed(job)
+            pods.append({"metadata": {"labels": {"job-name": name}}, "status": {"containerStatuses": [
+                {"state": {"terminated": {"finishedAt": "2026-01-01T00:00:00Z", "message": json.dumps(result)}}}]}})
+            jobs.append({**job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
+        return {"deployments": list(self.deployments.values()), "jobs": jobs, "pods": pods}
+
+    def list_cluster(self, kind: str) -> list[dict[str, Any]]:
+        if kind == "policies":
+            return copy.deepcopy(self.policies)
+        if kind == "installations":
+            return [copy.deepcopy(self.installation)] if self.installation else []
+        return [{**d, "metadata": {**d["metadata"], "namespace": "shop"}} for d in self.deployments.values()]
+
+    def namespace_labels(self, namespace: str) -> dict[str, str]:
+        return {}
+
+    @property
+    def status(self) -> dict[str, Any]:
+        assert self.installation is not None
+        found: dict[str, Any] = self.installation.get("status") or {}
+        return found
+
+    def condition(self, type_: str) -> dict[str, Any]:
+        return next(c for c in self.status["conditions"] if c["type"] == type_)
+
+
+@dataclass
+class Counted:
+    results: list[str] = field(default_factory=list)
+    deleted: int = 0
+
+    def count_reconciliation(self, result: str) -> None:
+        self.results.append(result)
+
+    def gc_deleted(self, namespace: str, installation: str, indices: int) -> None:
+        self.deleted += indices
+
+
+@dataclass
+class Elastic:
+    es: FakeElastic
+
+    def adapter(self, inst: Any) -> FakeElastic:
+        return self.es
+
+
+def reconciler(kube: MemoryKube, es: FakeElastic | None = None) -> tuple[Reconciler, Counted]:
+    metrics = Counted()
+    # Listings read anew by every pass: a shared listing up to 10 s old may still show the Deployments of
+    # the version just superseded (they keep it, until a later pass).
+    retention = RetentionPass(kube, Listings(kube, ttl=0), metrics=metrics)  # type: ignore[arg-type]
+    return Reconciler(Settings(), kube, Elastic(es or FakeElastic()), retention, metrics), metrics  # type: ignore[arg-type]
+
+
+def converge(r: Reconciler, passes: int = 40) -> None:
+    for _ in range(passes):
+        if r.reconcile_once("shop", "acme") is None:
+            return
+    raise AssertionError("no convergence")
+
+
+def test_the_first_pass_records_its_decision_before_it_creates_anything() -> None:
+    kube = MemoryKube(body("0.8.0"))
+    r, metrics = reconciler(kube)
+    assert r.reconcile_once("shop", "acme") is not None
+    assert kube.ops == ["status"]  # the version change is recorded, nothing else moves yet
+    assert kube.events == [("Normal", "UpgradeStarted")]
+    assert kube.status["targetVersion"] == "0.8.0"
+    r.reconcile_once("shop", "acme")
+    assert kube.ops[1] == "status"
+    assert "apply Deployment" in kube.ops[2:]
+    assert metrics.results == ["ok", "ok"]
+
+
+def test_passes_converge_to_serving_and_an_idle_pass_runs_retention() -> None:
+    es = FakeElastic()
+    es.install(OLD)
+    es.install(NEW)
+    es.indices["logs-2026"] = None  # foreign
+    kube = MemoryKube(body("0.8.0"), policies=[{"metadata": {"name": "p"}, "spec": {
+        "keepSupersededVersions": 0, "minAgeAfterSuperseded": "0s"}}])
+    r, metrics = reconciler(kube, es)
+    converge(r)
+    assert kube.condition("Ready")["status"] == "True"
+    assert kube.status["elasticsearchCluster"] == "cluster-1"
+    assert kube.condition("RetentionPolicyResolved")["reason"] == "Governed"
+    assert not es.deleted  # nothing superseded yet
+    kube.installation["spec"]["version"] = "0.8.1"  # type: ignore[index]
+    kube.installation["metadata"]["generation"] = 2  # type: ignore[index]
+    converge(r)
+    states = {(v["dbVersion"], v["tenant"]): v["state"] for v in kube.status["versions"]}
+    assert states == {("080", "fa73a"): "Deleted", ("08x", "01506"): "Current"}
+    assert es.deleted
+    assert not es.names_of(OLD)
+    assert es.names_of(NEW)
+    assert "logs-2026" in es.indices
+    assert metrics.deleted > 0
+    assert ("Normal", "IndicesDeleted") in kube.events
+    assert set(metrics.results) == {"ok"}
+    images = {d["spec"]["template"]["metadata"]["labels"][labels.LABEL_VERSION] for d in kube.deployments.values()}
+    assert images == {"0.8.1"}
+
+
+def test_an_invalid_spec_is_said_once_and_counted_as_an_error() -> None:
+    invalid = body("0.8.0")
+    invalid["spec"]["redis"] = {"url": 7}
+    kube = MemoryKube(invalid)
+    r, metrics = reconciler(kube)
+    assert r.reconcile_once("shop", "acme") is None
+    assert r.reconcile_once("shop", "acme") is None
+    accepted = kube.condition("SpecAccepted")
+    assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
+    assert kube.events == [("Warning", "InvalidSpec")]
+    assert metrics.results == ["error", "error"]
+    assert not kube.deployments
+
+
+def test_a_refused_version_is_counted_as_an_error() -> None:
+    kube = MemoryKube(body("latest"))
+    r, metrics = reconciler(kube)
+    r.reconcile_once("shop", "acme")
+    assert kube.condition("SpecAccepted")["reason"] == "InvalidVersion"
+    assert metrics.results == ["error"]
+    assert not kube.deployments
+
+
+def test_a_gone_installation_ends_its_loop_and_writes_nothing() -> None:
+    kube = MemoryKube(None)
+    r, metrics = reconciler(kube)
+    assert r.reconcile_once("shop", "acme") == GONE
+    deleting = MemoryKube({**body("0.8.0"), "metadata": {**body("0.8.0")["metadata"], "deletionTimestamp": "x"}})
+    assert reconciler(deleting)[0].reconcile_once("shop", "acme") == GONE
+    assert kube.ops == deleting.ops == []
+    assert metrics.results == []
