@@ -2,9 +2,10 @@
 
 A reason is the CamelCase word of a condition (`kubectl describe tri`) or an Event that says why; tools
 and people search for it, so each has one spelling and one meaning. The rollout (`tracardi_operator.rollout`),
-the version checks (`versions`) and the Jobs (`tracardi_operator.jobs`, whose failure reason becomes the
-Degraded reason) take theirs from here; README.md's "Troubleshooting by condition" table documents every
-reason a condition can carry (tests/unit/test_reasons.py holds the two to each other).
+retention (`tracardi_operator.retention`), the reconcile pass (`reconcile`), the version checks (`versions`)
+and the Jobs (`tracardi_operator.jobs`, whose failure reason becomes the Degraded reason) take theirs from
+here; README.md's "Troubleshooting by condition" table documents every reason a condition can carry
+(tests/unit/test_reasons.py holds the two to each other).
 
 `EVENT_ONLY` are reasons of Events that no condition ever carries; every other member can be read in a
 condition (`CONDITION_REASONS`).
@@ -116,6 +117,8 @@ class Reason(StrEnum):
     MIGRATED = "Migrated"  # the migration Job copied and verified the data
     SWITCHED = "Switched"  # the migrated version serves; the old one is superseded
     UPGRADE_COMPLETED = "UpgradeCompleted"  # the last step of a version change is done
+    INDICES_DELETED = "IndicesDeleted"  # retention deleted (or recorded as deleted) a version's indices
+    SNAPSHOT_TAKEN = "SnapshotTaken"  # retention snapshotted the indices it is about to delete
 
 
 EVENT_ONLY: frozenset[Reason] = frozenset({
@@ -126,6 +129,8 @@ EVENT_ONLY: frozenset[Reason] = frozenset({
     Reason.MIGRATED,
     Reason.SWITCHED,
     Reason.UPGRADE_COMPLETED,
+    Reason.INDICES_DELETED,
+    Reason.SNAPSHOT_TAKEN,
 })
 """Reasons of Events that no condition carries."""
 

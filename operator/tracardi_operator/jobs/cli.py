@@ -24,6 +24,7 @@ from tracardi_operator.jobs.common import Deadline, JobError, Log, env_required,
 from tracardi_operator.jobs.es import es_from_env, unavailable
 from tracardi_operator.jobs.install import AdminCredentials, run_install
 from tracardi_operator.jobs.migrate import MigrationRequest, run_migrate
+from tracardi_operator.reasons import Reason
 from tracardi_operator.scrubbing import scrub
 from tracardi_operator.tracardi_api import TracardiApi
 
@@ -76,7 +77,7 @@ def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
         elif command == "migrate":
             result = _migrate(args, env, log)
         else:
-            raise JobError("UsageError", "expected the job command install or migrate")
+            raise JobError(Reason.USAGE_ERROR, "expected the job command install or migrate")
     except JobError as failure:
         error = _blame_elasticsearch(failure, env)
         message = _scrub(error.message, env)
@@ -86,7 +87,7 @@ def run_job(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     except Exception as error:  # the termination message must say something, whatever happened
         message = _scrub(f"{type(error).__name__}: {error}", env)[:500]  # scrub first, then cut
         log("job.crashed", level="error", error=type(error).__name__)
-        finish({"error": "InternalError", "message": message}, out=sys.stdout, environ=env)
+        finish({"error": Reason.INTERNAL_ERROR, "message": message}, out=sys.stdout, environ=env)
         return 2
     finish(result, out=sys.stdout, environ=env)
     return 0
@@ -104,7 +105,7 @@ def _blame_elasticsearch(error: JobError, env: Mapping[str, str]) -> JobError:
         return error
     if why is None:
         return error
-    return JobError("ElasticsearchUnavailable",
+    return JobError(Reason.ELASTICSEARCH_UNAVAILABLE,
                     f"Elasticsearch did not answer ({why}) when the Job failed with {error.reason}: {error.message}",
                     error.details)
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from tracardi_operator.reasons import Reason
+
 TERMINATION_LIMIT = 4096
 DEFAULT_TERMINATION_PATH = "/dev/termination-log"
 
@@ -119,5 +121,5 @@ class Deadline:
 def env_required(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name)
     if not value:
-        raise JobError("ConfigurationError", f"environment variable {name} is not set")
+        raise JobError(Reason.CONFIGURATION_ERROR, f"environment variable {name} is not set")
     return value

@@ -23,6 +23,7 @@ from typing import Any
 
 from tracardi_operator.httpjson import decode, read_error
 from tracardi_operator.jobs.common import JobError
+from tracardi_operator.reasons import Reason
 from tracardi_operator.scrubbing import scrub
 
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -101,7 +102,7 @@ def unavailable(es: EsClient) -> str | None:
 def es_from_env(environ: Mapping[str, str]) -> EsClient:
     hosts = tuple(h.strip() for h in (environ.get("TRACARDI_ES_HOSTS") or "").split(",") if h.strip())
     if not hosts:
-        raise JobError("ConfigurationError", "TRACARDI_ES_HOSTS is not set: verification needs Elasticsearch")
+        raise JobError(Reason.CONFIGURATION_ERROR, "TRACARDI_ES_HOSTS is not set: verification needs Elasticsearch")
     hosts = tuple(h if "://" in h else f"http://{h}" for h in hosts)
     auth: str | None = None
     api_key = environ.get("TRACARDI_ES_API_KEY")

@@ -19,6 +19,7 @@ from typing import Any
 from tracardi_operator.jobresults import InstallResult
 from tracardi_operator.jobs.common import Deadline, JobError, Log
 from tracardi_operator.jobs.es import EsClient, EsError
+from tracardi_operator.reasons import Reason
 from tracardi_operator.tracardi_api import (
     ApiUnreachableError,
     InstallStatus,
@@ -63,7 +64,7 @@ def check_flattened(es: EsClient, log: Log) -> None:
         return
     problem = flattened_verdict(400 if _is_error(answer) else 200, answer)
     if problem is not None:
-        raise JobError("ElasticsearchLacksFlattened", problem)
+        raise JobError(Reason.ELASTICSEARCH_LACKS_FLATTENED, problem)
     log("elasticsearch.flattened", known=True)
 
 
@@ -88,7 +89,7 @@ def wait_for_api(api: TracardiApi, deadline: Deadline, log: Log) -> VersionDetai
         except TracardiApiError as error:
             last = str(error)
             log("api.waiting", attempt=attempt, status=error.status)
-    raise JobError("ApiUnreachable", f"Tracardi API at {api.base_url} did not answer in time: {last}")
+    raise JobError(Reason.API_UNREACHABLE, f"Tracardi API at {api.base_url} did not answer in time: {last}")
 
 
 def install_result(details: VersionDetails, status: InstallStatus) -> dict[str, Any]:
@@ -102,19 +103,19 @@ def install_result(details: VersionDetails, status: InstallStatus) -> dict[str, 
 def classify_install_error(error: TracardiApiError) -> JobError:
     """A rejected or failed `POST /install` as a reason a person can act on."""
     if isinstance(error, ApiUnreachableError):
-        return JobError("ApiUnreachable", f"POST /install got no answer: {error.detail}")
+        return JobError(Reason.API_UNREACHABLE, f"POST /install got no answer: {error.detail}")
     if error.status == 403 and "token" in error.detail.lower():
         return JobError(
-            "InstallTokenRejected",
+            Reason.INSTALL_TOKEN_REJECTED,
             "Tracardi refused the installation token: the token Secret must equal the API's INSTALLATION_TOKEN",
         )
     if error.status in (403, 422):
         return JobError(
-            "AdminRejected",
+            Reason.ADMIN_REJECTED,
             f"Tracardi refused the admin credentials ({error.status}: {error.detail}); the admin "
             "Secret needs an e-mail username and a non-empty password",
         )
-    return JobError("ApiError", f"POST /install failed with {error.status}: {error.detail}")
+    return JobError(Reason.API_ERROR, f"POST /install failed with {error.status}: {error.detail}")
 
 
 def run_install(
@@ -137,7 +138,7 @@ def run_install(
         if status.schema_ok and status.admin_ok:
             break
         if deadline.expired:
-            raise JobError("Timeout", "the install did not finish within the Job's timeout")
+            raise JobError(Reason.TIMEOUT, "the install did not finish within the Job's timeout")
         log("install.post", attempt=attempt)
         try:
             api.install(
@@ -148,20 +149,20 @@ def run_install(
             )
         except ApiUnreachableError as error:
             if deadline.expired:
-                raise JobError("Timeout", "POST /install did not answer within the Job's timeout") from None
+                raise JobError(Reason.TIMEOUT, "POST /install did not answer within the Job's timeout") from None
             raise classify_install_error(error) from None
         except TracardiApiError as error:
             raise classify_install_error(error) from None
         status = _poll_status(api, deadline, min(settle, deadline.remaining), log)
     if not status.schema_ok:
         raise JobError(
-            "SchemaIncomplete",
+            Reason.SCHEMA_INCOMPLETE,
             "GET /install still reports schema_ok=false after POST /install"
             + (f" (warning: {api.scrub(status.warning)})" if status.warning else "")
             + "; see the API's log for the index that failed",
         )
     if not status.admin_ok:
-        raise JobError("AdminRejected", "GET /install reports admin_ok=false: no admin user was created")
+        raise JobError(Reason.ADMIN_REJECTED, "GET /install reports admin_ok=false: no admin user was created")
     # 0.8.2.1 reports `installed` in the version details: read them again after the install.
     details = _details_or(api, details)
     result = install_result(details, status)
@@ -173,9 +174,9 @@ def _status(api: TracardiApi) -> InstallStatus:
     try:
         return api.install_status()
     except ApiUnreachableError as error:
-        raise JobError("ApiUnreachable", f"GET /install got no answer: {error.detail}") from None
+        raise JobError(Reason.API_UNREACHABLE, f"GET /install got no answer: {error.detail}") from None
     except TracardiApiError as error:
-        raise JobError("ApiError", f"GET /install failed with {error.status}: {error.detail}") from None
+        raise JobError(Reason.API_ERROR, f"GET /install failed with {error.status}: {error.detail}") from None
 
 
 def _poll_status(api: TracardiApi, deadline: Deadline, settle: float, log: Log) -> InstallStatus:

@@ -20,6 +20,7 @@ from typing import Any
 from tracardi_operator.jobs.common import JobError
 from tracardi_operator.jobs.es import EsClient, EsError
 from tracardi_operator.jobs.verify import CopyCheck, CopyFacts, IdTally, unreadable
+from tracardi_operator.reasons import Reason
 
 PAGE = 1000
 """Ids per scroll page of a frozen source (the scroll's page size is fixed when it is opened)."""
@@ -137,7 +138,7 @@ class Cutoff(Mapping[str, int]):
                 except EsError as error:
                     if error.status == 404:
                         raise JobError(
-                            "MigrationIncomplete",
+                            Reason.MIGRATION_INCOMPLETE,
                             f"the view of {name} frozen when the copy began expired after {self.keep_alive} "
                             "before it was verified: run the migration Job again (a retry copies nothing twice)",
                         ) from None

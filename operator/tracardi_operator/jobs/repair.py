@@ -41,6 +41,7 @@ from tracardi_operator.jobs.verify import (
     source_indices,
     template_name,
 )
+from tracardi_operator.reasons import Reason
 from tracardi_operator.tracardi_api import MigrationEntry
 
 REPAIR_TARGET_DB = "0820"
@@ -217,7 +218,7 @@ def outcome_of(copy: RepairCopy, task: Mapping[str, Any]) -> CopyOutcome:
         cause = first.get("cause", first) if isinstance(first, Mapping) else first
         reason = cause.get("reason") if isinstance(cause, Mapping) else str(cause)
         raise JobError(
-            "RepairFailed",
+            Reason.REPAIR_FAILED,
             f"copy {copy.source} -> {copy.destination} failed ({len(failures) or 1} failures): {str(reason)[:200]}",
         )
     return CopyOutcome(
@@ -237,7 +238,7 @@ def check_templates(es: EsClient, plan: RepairPlan) -> None:
             missing.append(name)
     if missing:
         raise JobError(
-            "TargetNotInstalled",
+            Reason.TARGET_NOT_INSTALLED,
             f"index templates missing, install the target version first: {', '.join(missing)}",
         )
 
@@ -251,10 +252,10 @@ def execute_repair(es: EsClient, plan: RepairPlan, deadline: Deadline, log: Log)
         try:
             started = es.post("/_reindex", reindex_body(copy), wait_for_completion="false")
         except EsError as error:
-            raise JobError("RepairFailed", f"_reindex {copy.source} could not start: {error.detail}") from None
+            raise JobError(Reason.REPAIR_FAILED, f"_reindex {copy.source} could not start: {error.detail}") from None
         task_id = started.get("task") if isinstance(started, Mapping) else None
         if not isinstance(task_id, str):
-            raise JobError("RepairFailed", f"_reindex {copy.source} returned no task")
+            raise JobError(Reason.REPAIR_FAILED, f"_reindex {copy.source} returned no task")
         outcome = outcome_of(copy, _wait_task(es, task_id, deadline, copy))
         log("repair.copied", source=copy.source, created=outcome.created, conflicts=outcome.conflicts)
         outcomes.append(outcome)
@@ -266,10 +267,10 @@ def _wait_task(es: EsClient, task_id: str, deadline: Deadline, copy: RepairCopy)
         try:
             task = es.get(f"/_tasks/{task_id}")
         except EsError as error:
-            raise JobError("RepairFailed", f"_tasks/{task_id} for {copy.source}: {error.detail}") from None
+            raise JobError(Reason.REPAIR_FAILED, f"_tasks/{task_id} for {copy.source}: {error.detail}") from None
         if isinstance(task, Mapping) and task.get("completed"):
             return task
-    raise JobError("Timeout", f"the copy {copy.source} -> {copy.destination} did not finish in time")
+    raise JobError(Reason.TIMEOUT, f"the copy {copy.source} -> {copy.destination} did not finish in time")
 
 
 def repair_summary(outcomes: Iterable[CopyOutcome]) -> dict[str, dict[str, dict[str, int]]]:

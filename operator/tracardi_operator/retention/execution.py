@@ -17,6 +17,7 @@ from typing import Protocol
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
 from tracardi_operator.retention.decisions import Action, RetentionPlan
 from tracardi_operator.retention.evidence import cluster_key, live_pairs
@@ -153,7 +154,7 @@ class _Run:
             # only the record is missing. Record it now rather than leave the versions Superseded forever.
             outcome.deleted_pairs = _gone(plan)
             if outcome.deleted_pairs:
-                outcome.events.append(("Normal", "IndicesDeleted",
+                outcome.events.append(("Normal", Reason.INDICES_DELETED,
                                        f"recorded {_pairs(outcome.deleted_pairs)} as deleted: their indices and "
                                        f"templates are already gone"))
             return outcome
@@ -163,7 +164,8 @@ class _Run:
         if repository:
             snapshot = f"tracardi-{self.inst.namespace}-{self.inst.name}-{self.now.strftime('%Y%m%d-%H%M%S')}".lower()
             outcome.snapshot = self.adapter.snapshot_indices(repository, snapshot, list(plan.indices))
-            outcome.events.append(("Normal", "SnapshotTaken", f"snapshot {snapshot} in {repository} before deleting"))
+            outcome.events.append(("Normal", Reason.SNAPSHOT_TAKEN,
+                                   f"snapshot {snapshot} in {repository} before deleting"))
         inventory = first.inventory.inventory
         owners = {r.name: r.owner for r in inventory.indices if r.owner is not None}
         owners |= {t.name: t.owner for t in inventory.templates if t.owner is not None}
@@ -187,7 +189,7 @@ class _Run:
             status.message = (status.message or "") + (
                 f"; stopped after {len(deleted)} names: the inputs changed before the next deletion "
                 f"(policy, retention setting, spec or a new live installation)")
-        outcome.events.append(("Normal", "IndicesDeleted",
+        outcome.events.append(("Normal", Reason.INDICES_DELETED,
                                f"deleted {outcome.deleted_indices} indices and {outcome.deleted_templates} templates "
                                f"of {_pairs(outcome.deleted_pairs) or 'superseded versions'} as {plan.policy} allows"
                                + ("; stopped early because the inputs changed" if aborted else "")))

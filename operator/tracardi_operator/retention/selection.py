@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
+from tracardi_operator.reasons import Reason
 from tracardi_operator.retention.history import RetentionPolicy, RetentionRules
 
 
 class SelectionOutcome(StrEnum):
-    GOVERNED = "Governed"
-    NO_POLICY = "NoPolicy"
-    POLICY_TIE = "PolicyTie"
+    """How selection ended, spelled as the RetentionPolicyResolved reason that says so."""
+
+    GOVERNED = Reason.GOVERNED.value
+    NO_POLICY = Reason.NO_POLICY.value
+    POLICY_TIE = Reason.POLICY_TIE.value
 
 
 @dataclass(frozen=True)
