@@ -109,6 +109,15 @@ def _is_null(schema: Mapping[str, Any]) -> bool:
 
 def structural(schema: Mapping[str, Any], definitions: Mapping[str, Any], path: str = "") -> dict[str, Any]:
     """The structural equivalent of one pydantic JSON schema node, with all references inlined."""
+    node = _inlined(schema, definitions, path)
+    result = {key: _keyword(key, value, node, definitions, path) for key, value in node.items() if key not in _DROPPED}
+    if "type" not in result and not result.get("x-kubernetes-int-or-string"):
+        raise SchemaError(f"{path or '<root>'}: no type")
+    return result
+
+
+def _inlined(schema: Mapping[str, Any], definitions: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The node with its `$ref` and its single-type combinators (Optional[X] is X) resolved."""
     node = dict(schema)
     # A field's own keywords (description, CEL rules) win over those of the type it refers to.
     if "$ref" in node:
@@ -128,32 +137,28 @@ def structural(schema: Mapping[str, Any], definitions: Mapping[str, Any], path: 
             node = structural(node, definitions, path)
     if node.get("default", 0) is None:
         del node["default"]
+    return node
 
-    result: dict[str, Any] = {}
-    for key, value in node.items():
-        if key in _DROPPED:
-            continue
-        if key == "properties":
-            result[key] = {name: structural(sub, definitions, f"{path}.{name}") for name, sub in value.items()}
-        elif key == "items":
-            result[key] = structural(value, definitions, f"{path}[]")
-        elif key == "additionalProperties":
-            if not isinstance(value, Mapping):
-                # additionalProperties: false is not allowed in a structural schema; true needs
-                # x-kubernetes-preserve-unknown-fields, which we do not want in our own API.
-                raise SchemaError(f"{path}: additionalProperties must be a schema")
-            result[key] = structural(value, definitions, f"{path}{{}}")
-        elif key == "required":
-            result[key] = list(value)
-        elif key == "anyOf" and node.get("x-kubernetes-int-or-string"):
-            result[key] = [dict(option) for option in value]
-        elif key in _PASSTHROUGH:
-            result[key] = value
-        else:
-            raise SchemaError(f"{path or '<root>'}: keyword {key!r} has no structural form")
-    if "type" not in result and not result.get("x-kubernetes-int-or-string"):
-        raise SchemaError(f"{path or '<root>'}: no type")
-    return result
+
+def _keyword(key: str, value: Any, node: Mapping[str, Any], definitions: Mapping[str, Any], path: str) -> Any:
+    """The structural form of one keyword of `node`."""
+    if key == "properties":
+        return {name: structural(sub, definitions, f"{path}.{name}") for name, sub in value.items()}
+    if key == "items":
+        return structural(value, definitions, f"{path}[]")
+    if key == "additionalProperties":
+        if not isinstance(value, Mapping):
+            # additionalProperties: false is not allowed in a structural schema; true needs
+            # x-kubernetes-preserve-unknown-fields, which we do not want in our own API.
+            raise SchemaError(f"{path}: additionalProperties must be a schema")
+        return structural(value, definitions, f"{path}{{}}")
+    if key == "required":
+        return list(value)
+    if key == "anyOf" and node.get("x-kubernetes-int-or-string"):
+        return [dict(option) for option in value]
+    if key in _PASSTHROUGH:
+        return value
+    raise SchemaError(f"{path or '<root>'}: keyword {key!r} has no structural form")
 
 
 def model_schema(model: type[Any]) -> dict[str, Any]:

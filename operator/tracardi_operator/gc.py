@@ -20,7 +20,7 @@ from tracardi_operator.retention.status import RunOutcome
 __all__ = ["Fresh", "InventoryCache", "live_pairs", "run"]
 
 
-def run(
+def run(  # noqa: PLR0913 - the former signature of the retention run, kept for benchmarks/bench_gc.py
     inst: TracardiInstallation,
     adapter: ElasticAdapter,
     cache: InventoryCache,

@@ -257,6 +257,13 @@ def plan_upgrade(
             )
         )
 
+    return _plan_from(running, running_db, wanted, rollback_targets)
+
+
+def _plan_from(
+    running: TracardiVersion, running_db: str, wanted: TracardiVersion, rollback_targets: Collection[str]
+) -> UpgradePath:
+    """The change from a running version (of a known db version) to an acceptable different one."""
     if running == wanted:
         return UpgradePath(True, UP_TO_DATE, f"{wanted} is running")
 
@@ -285,6 +292,11 @@ def plan_upgrade(
             (Step("Rollback", wanted, running),),
         )
 
+    return _migration_path(running, running_db, wanted)
+
+
+def _migration_path(running: TracardiVersion, running_db: str, wanted: TracardiVersion) -> UpgradePath:
+    """One verified migration per db version between the running one and the wanted one."""
     assert wanted.db_version is not None  # check_target accepts only versions with a db version
     chain = migration_chain(running_db, wanted.db_version)
     if chain is None:

@@ -8,7 +8,7 @@ by name, so that a mistake here cannot delete what must be kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -164,6 +164,29 @@ def _decide_pairs(
     return decisions
 
 
+@dataclass(frozen=True)
+class _NameRules:
+    """Why a name of a pair stays: the pair's own decision, or what the pair is to this installation."""
+
+    by_pair: Mapping[VersionId, _PairHistory]
+    decisions: Mapping[VersionId, PairDecision]
+    live: frozenset[VersionId]
+    history_tenants: frozenset[str]
+
+    def reason(self, owner: VersionId | None) -> Reason | None:
+        """The reason a name of `owner` stays, or None when its pair is being deleted."""
+        if owner is None:
+            return Reason.FOREIGN
+        if owner in self.live:
+            return Reason.LIVE_PAIR
+        if owner not in self.by_pair:
+            return Reason.NOT_IN_HISTORY if owner.tenant in self.history_tenants else Reason.OTHER_TENANT
+        if self.by_pair[owner].state is VersionState.DELETED:
+            return Reason.ALREADY_DELETED
+        decision = self.decisions[owner]
+        return None if decision.action is Action.DELETE else decision.reason
+
+
 def _candidate_plan(
     pairs: list[_PairHistory],
     decisions: dict[VersionId, PairDecision],
@@ -174,25 +197,12 @@ def _candidate_plan(
     url_byte_limit: int,
 ) -> RetentionPlan:
     by_pair = {p.pair: p for p in pairs}
-    history_tenants = {p.tenant for p in by_pair}
+    names = _NameRules(by_pair, decisions, live, frozenset(p.tenant for p in by_pair))
     kept: list[KeptName] = []
-
-    def name_level_reason(owner: VersionId | None) -> Reason | None:
-        """The reason a name of `owner` stays, or None when its pair is being deleted."""
-        if owner is None:
-            return Reason.FOREIGN
-        if owner in live:
-            return Reason.LIVE_PAIR
-        if owner not in by_pair:
-            return Reason.NOT_IN_HISTORY if owner.tenant in history_tenants else Reason.OTHER_TENANT
-        if by_pair[owner].state is VersionState.DELETED:
-            return Reason.ALREADY_DELETED
-        decision = decisions[owner]
-        return None if decision.action is Action.DELETE else decision.reason
 
     doomed_indices: dict[VersionId, list[str]] = {}
     for record in inventory.indices:
-        reason = name_level_reason(record.owner)
+        reason = names.reason(record.owner)
         if reason is None and record.owner is not None:
             if path_bytes([record.name]) > url_byte_limit - REQUEST_LINE_RESERVE:
                 reason = Reason.NAME_TOO_LONG
@@ -204,19 +214,43 @@ def _candidate_plan(
 
     doomed_templates: dict[VersionId, list[str]] = {}
     for template in inventory.templates:
-        reason = name_level_reason(template.owner)
+        reason = names.reason(template.owner)
         if reason is None and template.owner is not None:
             doomed_templates.setdefault(template.owner, []).append(template.name)
             continue
         detail = template.foreign_reason.value if template.foreign_reason else None
         kept.append(KeptName(template.name, NameKind.TEMPLATE, reason or Reason.FOREIGN, detail))
 
-    # Oldest versions first; a pair's templates go only once all its indices fit in this run, so
-    # that a capped run never leaves indices whose template is already gone.
+    order = sorted(set(doomed_indices) | set(doomed_templates), key=lambda p: by_pair[p].position)
     budget = rules.max_deletions_per_run if rules and rules.max_deletions_per_run is not None else None
+    indices, templates, deferred = _capped(order, doomed_indices, doomed_templates, budget)
+    kept.extend(deferred)
+    return RetentionPlan(
+        policy=policy.policy.name if policy.policy else None,
+        dry_run=rules.dry_run if rules else False,
+        decisions=tuple(decisions.values()),
+        index_batches=batch_names(indices, url_byte_limit),
+        templates=tuple(templates),
+        kept=tuple(kept),
+        shards_freed=0,  # computed from the final lists by enforce_safety
+    )
+
+
+def _capped(
+    order: Sequence[VersionId],
+    doomed_indices: Mapping[VersionId, Sequence[str]],
+    doomed_templates: Mapping[VersionId, Sequence[str]],
+    budget: int | None,
+) -> tuple[list[str], list[str], list[KeptName]]:
+    """The indices and templates this run deletes within `budget` (None: no cap), and those it defers.
+
+    Oldest versions first; a pair's templates go only once all its indices fit in this run, so that a
+    capped run never leaves indices whose template is already gone.
+    """
     indices: list[str] = []
     templates: list[str] = []
-    for pair in sorted(set(doomed_indices) | set(doomed_templates), key=lambda p: by_pair[p].position):
+    deferred_names: list[KeptName] = []
+    for pair in order:
         pair_indices = sorted(doomed_indices.get(pair, []))
         pair_templates = sorted(doomed_templates.get(pair, []))
         room = len(pair_indices) if budget is None else max(0, min(budget, len(pair_indices)))
@@ -232,15 +266,6 @@ def _candidate_plan(
             deferred_templates = pair_templates[t_room:]
         else:
             deferred_templates = pair_templates
-        kept.extend(KeptName(n, NameKind.INDEX, Reason.DEFERRED_BY_LIMIT) for n in deferred)
-        kept.extend(KeptName(n, NameKind.TEMPLATE, Reason.DEFERRED_BY_LIMIT) for n in deferred_templates)
-
-    return RetentionPlan(
-        policy=policy.policy.name if policy.policy else None,
-        dry_run=rules.dry_run if rules else False,
-        decisions=tuple(decisions.values()),
-        index_batches=batch_names(indices, url_byte_limit),
-        templates=tuple(templates),
-        kept=tuple(kept),
-        shards_freed=0,  # computed from the final lists by enforce_safety
-    )
+        deferred_names.extend(KeptName(n, NameKind.INDEX, Reason.DEFERRED_BY_LIMIT) for n in deferred)
+        deferred_names.extend(KeptName(n, NameKind.TEMPLATE, Reason.DEFERRED_BY_LIMIT) for n in deferred_templates)
+    return indices, templates, deferred_names

@@ -114,58 +114,83 @@ def migrate_step(s: Draft, observed: Observed, up: UpgradeStatus) -> None:
         candidate_manifests(s, version, db)
         production_replicas = 0 if (is_offline(s) and up.step == "Migrating") else None
         primary_manifests(s, old, production_replicas=production_replicas)
-    migration_started = any(j.purpose == "Migrate" for j in up.jobs)
-    if reverted(s, up) and up.step == "Switching" and target_applied(s, observed, version):
-        # The production API may already have served the target: going back is a rollback.
-        roll_back_switch(s, up, old)
-        return
-    if reverted(s, up) and up.step == "Switching":
-        # Verified, but the switch was never applied: nothing served the target.
-        abandon(s, up, old)
-        return
-    if reverted(s, up) and not migration_started:
-        # Before the migration Job exists nothing is lost by stopping.
-        abandon(s, up, old)
+    if _reverted_migration(s, observed, up):
         return
     if up.step == "StartingCandidate":
-        s.cond(PROGRESSING, True, Reason.STARTING_CANDIDATE, f"starting {version} beside {old}")
-        if not observed.serving(candidate_api) or (s.ctx.api_addressing == "pod"
-                                                    and not observed.pod_ips.get(candidate_api)):
-            s.wait()
-            return
-        up.step = "Installing"
-        s.wait(0.1)
+        _starting_candidate(s, observed, up, candidate_api)
+    elif up.step == "Installing":
+        _installing(s, observed, up, candidate_api)
+    elif up.step == "Migrating":
+        _migrating(s, observed, up, candidate_api)
+    else:
+        _switching(s, observed, up)
+
+
+def _reverted_migration(s: Draft, observed: Observed, up: UpgradeStatus) -> bool:
+    """spec.version set back during a migration: roll back or abandon while that loses nothing; True when
+    it did."""
+    if not reverted(s, up):
+        return False
+    old = up.from_version or ""
+    if up.step == "Switching" and target_applied(s, observed, up.to_version):
+        # The production API may already have served the target: going back is a rollback.
+        roll_back_switch(s, up, old)
+        return True
+    if up.step == "Switching" or not any(j.purpose == "Migrate" for j in up.jobs):
+        # Verified but the switch never applied (nothing served the target), or before the migration
+        # Job exists: nothing is lost by stopping.
+        abandon(s, up, old)
+        return True
+    return False
+
+
+def _starting_candidate(s: Draft, observed: Observed, up: UpgradeStatus, candidate_api: str) -> None:
+    s.cond(PROGRESSING, True, Reason.STARTING_CANDIDATE, f"starting {up.to_version} beside {up.from_version or ''}")
+    if not observed.serving(candidate_api) or (s.ctx.api_addressing == "pod"
+                                                and not observed.pod_ips.get(candidate_api)):
+        s.wait()
         return
-    if up.step == "Installing":
-        s.cond(PROGRESSING, True, Reason.INSTALLING, f"installing {version} beside {old}")
-        if not installed(s, observed, up, candidate_api, "candidate"):
-            return
-        if up.merged_suffix is None:
-            up.merged_suffix = quarter_suffix(s.ctx.now)
-        up.step = "Migrating"
-        s.event("Normal", Reason.INSTALLED, f"{version} installed beside {old} (db {db}, tenant {up.to_tenant})")
-        s.wait(0.1)
+    up.step = "Installing"
+    s.wait(0.1)
+
+
+def _installing(s: Draft, observed: Observed, up: UpgradeStatus, candidate_api: str) -> None:
+    version, old = up.to_version, up.from_version or ""
+    s.cond(PROGRESSING, True, Reason.INSTALLING, f"installing {version} beside {old}")
+    if not installed(s, observed, up, candidate_api, "candidate"):
         return
-    if up.step == "Migrating":
-        strategy = ("Offline: event collection is paused while the data is copied" if is_offline(s) else
-                    "Online: events written to the old version during the copy are not carried over")
-        s.cond(PROGRESSING, True, Reason.MIGRATING, f"migrating {up.from_db_version} → {db}; {strategy}")
-        if is_offline(s) and not observed.settled(builders.workload_name(s.inst.name, "api-production"), old):
-            s.wait()  # wait until the old production API is really down
-            return
-        record = migration_job(s, observed, up, candidate_api)
-        if record is None:
-            return
-        if record.outcome == "Failed":
-            fail(s, up, record)
-            return
-        job = observed.jobs.get(record.name)
-        record_verified(up, job.result if job else None)
-        up.step = "Switching"
-        s.event("Normal", Reason.MIGRATED, f"{up.from_db_version} → {db} migrated and verified ({record.name})")
-        s.wait(0.1)
+    if up.merged_suffix is None:
+        up.merged_suffix = quarter_suffix(s.ctx.now)
+    up.step = "Migrating"
+    s.event("Normal", Reason.INSTALLED,
+            f"{version} installed beside {old} (db {up.to_db_version or ''}, tenant {up.to_tenant})")
+    s.wait(0.1)
+
+
+def _migrating(s: Draft, observed: Observed, up: UpgradeStatus, candidate_api: str) -> None:
+    db, old = up.to_db_version or "", up.from_version or ""
+    strategy = ("Offline: event collection is paused while the data is copied" if is_offline(s) else
+                "Online: events written to the old version during the copy are not carried over")
+    s.cond(PROGRESSING, True, Reason.MIGRATING, f"migrating {up.from_db_version} → {db}; {strategy}")
+    if is_offline(s) and not observed.settled(builders.workload_name(s.inst.name, "api-production"), old):
+        s.wait()  # wait until the old production API is really down
         return
-    # Switching: the outcome is recorded; move every component to the new version.
+    record = migration_job(s, observed, up, candidate_api)
+    if record is None:
+        return
+    if record.outcome == "Failed":
+        fail(s, up, record)
+        return
+    job = observed.jobs.get(record.name)
+    record_verified(up, job.result if job else None)
+    up.step = "Switching"
+    s.event("Normal", Reason.MIGRATED, f"{up.from_db_version} → {db} migrated and verified ({record.name})")
+    s.wait(0.1)
+
+
+def _switching(s: Draft, observed: Observed, up: UpgradeStatus) -> None:
+    """The outcome is recorded; move every component to the new version."""
+    version, db, old = up.to_version, up.to_db_version or "", up.from_version or ""
     primary_manifests(s, version)
     delete_candidates(s, db)
     s.cond(PROGRESSING, True, Reason.SWITCHING, f"switching every component to {version}")
