@@ -6,8 +6,8 @@ Run: `ELASTICSEARCH_URL=http://127.0.0.1:9200 .venv/bin/python benchmarks/bench_
 It creates N indices of a fake superseded version (db `07b`, tenant `bench`, 1 shard, 0 replicas,
 correct `_meta`, via one index template and parallel create calls), and once M unrelated indices that
 the cluster also holds (another application's logs), then times
-  (a) our path: the operator's retention run `gc.run` with a real adapter: inventory, plan, the inputs
-      read again before every delete request, batched deletes, verification;
+  (a) our path: the operator's retention run (`retention.execution.run`) with a real adapter:
+      inventory, plan, the inputs read again before every delete request, batched deletes, verification;
   (b) a raw delete of the same names with the Elasticsearch client, in the same batches,
 recreating the indices between rounds, and prints the figures and the ratio (goal <= 1.2).
 cluster.max_shards_per_node is raised by a transient setting when needed, and restored.
@@ -25,11 +25,13 @@ from pathlib import Path
 
 from elasticsearch import Elasticsearch
 
-from tracardi_operator import gc
 from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, RawInventory, build_client
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import TracardiInstallation, TracardiRetentionPolicy
-from tracardi_operator.retention import batch_names
+from tracardi_operator.retention import execution
+from tracardi_operator.retention.evidence import live_pairs
+from tracardi_operator.retention.inventory import InventoryCache
+from tracardi_operator.retention.safety import batch_names
 
 OLD = VersionId("07b", "bench")
 LIVE = VersionId("07c", "bench")
@@ -91,18 +93,19 @@ POLICY = TracardiRetentionPolicy.model_validate(
 
 
 def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int, int]:
-    """The operator's own retention run (`gc.run`): inventory, plan, the inputs read again before every
-    delete request, batched deletes, verification. Returns the time, the batches and the inventory reads."""
+    """The operator's own retention run (`retention.execution.run`): inventory, plan, the inputs read
+    again before every delete request, batched deletes, verification. Returns the time, the batches
+    and the inventory reads."""
     adapter = CountingAdapter(client)
     inst = installation()
-    live = gc.live_pairs(inst)
+    live = live_pairs(inst)
 
-    def recheck() -> gc.Fresh:
-        return gc.Fresh([POLICY], live, inst, {})
+    def recheck() -> execution.Fresh:
+        return execution.Fresh([POLICY], live, inst, {})
 
     started = time.perf_counter()
-    outcome = gc.run(inst, adapter, gc.InventoryCache(), [POLICY], {}, live, datetime.now(UTC),
-                     publish=lambda status: None, recheck=recheck, record_deleting=lambda names: None)
+    effects = execution.Callbacks(publish=lambda status: None, recheck=recheck, record_deleting=lambda names: None)
+    outcome = execution.run(inst, adapter, InventoryCache(), [POLICY], {}, live, datetime.now(UTC), effects)
     elapsed = time.perf_counter() - started
     if outcome.deleted_indices != len(expected):
         raise SystemExit(f"our path deleted {outcome.deleted_indices} indices, not the {len(expected)} made")
@@ -235,7 +238,7 @@ def main() -> None:
         client.cluster.put_settings(body={"transient": {"cluster.max_shards_per_node": previous_limit}})
     ours_median, raw_median = statistics.median(ours), statistics.median(raw)
     print(f"indices: {args.indices}, unrelated indices: {args.others}, rounds: {args.rounds}")
-    print(f"ours (gc.run: inventory, plan, re-read before each request, batched delete, verify): "
+    print(f"ours (the retention run: inventory, plan, re-read before each request, batched delete, verify): "
           f"median {ours_median:.3f} s  {ours}; inventory reads per run {reads}")
     print(f"raw batched delete:                               median {raw_median:.3f} s  {raw}")
     print(f"ratio ours/raw: {ours_median / raw_median:.2f} (goal <= 1.2)")

@@ -1,7 +1,9 @@
 """The Elasticsearch adapter: the only module of retention that talks to Elasticsearch.
 
 What lives here: building a client (TLS verification on by default; secrets never logged or shown in
-a repr), reading the raw inventory (and the cluster's identity) in seven requests, deleting indices
+a repr), reading the raw inventory (and the cluster's identity) in seven requests (indices and mappings of
+Tracardi-named indices only: a cluster's other indices are counted, never listed), reading the shard
+room alone (two small requests), deleting indices
 and templates by exact names, checking which names still exist, and snapshotting named indices. No
 decisions: what to delete is decided by `retention.plan.plan_retention`; this module refuses anything
 that is not one exact name (`retention.safety.is_exact_name`, the test the plan's safety filter uses).
@@ -22,6 +24,11 @@ from tracardi_operator.retention.safety import is_exact_name
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
 
 _CAT_COLUMNS = "index,pri,rep,docs.count,health,status"
+# Every Tracardi index name holds `.tracardi-` (docs/tracardi.md §2); system (dot) indices are foreign
+# whatever their name. Indices outside this pattern are never Tracardi's: they are not listed, and their
+# mappings are not read (on a cluster with thousands of other indices those reads were most of a run).
+TRACARDI_INDICES = "*.tracardi-*,-.*"
+_HEALTH_FIELDS = "number_of_data_nodes,active_shards,initializing_shards,unassigned_shards"
 # Names joined into one path up to this many bytes are checked by name; longer lists would not fit
 # the request line (http.max_initial_line_length, 4kb by default) and are checked against _cat/indices.
 _VERIFY_BY_NAME_BYTES = 3000
@@ -55,6 +62,22 @@ class RawInventory:
     data_nodes: int
     cluster_uuid: str | None = None
     """What the cluster says it is (GET /), None when it did not say (no elected master yet: `_na_`)."""
+    shards_in_use: int = 0
+    """Every shard of the cluster (active, initializing and unassigned; `_cluster/health`), whoever's."""
+
+
+@dataclass(frozen=True)
+class ShardRoom:
+    """What the shard limit check needs: the limit's inputs and the shards in use."""
+
+    max_shards_per_node: int
+    data_nodes: int
+    shards_in_use: int
+
+
+def _shards(health: Mapping[str, Any] | None) -> int:
+    h = health or {}
+    return sum(int(h.get(k) or 0) for k in ("active_shards", "initializing_shards", "unassigned_shards"))
 
 
 def build_client(connection: ElasticConnection) -> Elasticsearch:
@@ -91,7 +114,7 @@ class ElasticAdapter:
     def read_inventory(self) -> RawInventory:
         client = self._client
         identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
-        cat_indices = client.cat.indices(format="json", h=_CAT_COLUMNS, expand_wildcards="all")
+        cat_indices = client.cat.indices(index=TRACARDI_INDICES, format="json", h=_CAT_COLUMNS, expand_wildcards="all")
         # _cat/aliases lists every alias, of system indices too, without the deprecation warning that
         # GET _alias and GET _mapping give for system indices; the rows become `GET _alias`'s shape.
         aliases: dict[str, Any] = {}
@@ -103,11 +126,11 @@ class ElasticAdapter:
             templates = client.indices.get_index_template()
         except NotFoundError:
             templates = {"index_templates": []}
-        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed. Dot
-        # (system) indices are foreign whatever their mapping says: their mappings are not read.
-        mappings = client.indices.get_mapping(index="*,-.*", expand_wildcards="all", filter_path="*.mappings._meta")
+        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed.
+        mappings = client.indices.get_mapping(index=TRACARDI_INDICES, expand_wildcards="all",
+                                              filter_path="*.mappings._meta")
         settings = client.cluster.get_settings(include_defaults=True, filter_path="*.cluster.max_shards_per_node")
-        health = client.cluster.health(filter_path="number_of_data_nodes")
+        health = client.cluster.health(filter_path=_HEALTH_FIELDS)
         return RawInventory(
             cat_indices=_rows(cat_indices),
             aliases=aliases,
@@ -116,7 +139,16 @@ class ElasticAdapter:
             max_shards_per_node=max_shards_per_node(settings or {}),
             data_nodes=int((health or {}).get("number_of_data_nodes", 0)),
             cluster_uuid=identity,
+            shards_in_use=_shards(health),
         )
+
+    def shard_room(self) -> ShardRoom:
+        """The shard limit's inputs and the shards in use, without listing any index."""
+        settings = self._client.cluster.get_settings(include_defaults=True,
+                                                     filter_path="*.cluster.max_shards_per_node")
+        health = self._client.cluster.health(filter_path=_HEALTH_FIELDS)
+        return ShardRoom(max_shards_per_node(settings or {}), int((health or {}).get("number_of_data_nodes", 0)),
+                         _shards(health))
 
     def delete_indices(self, names: Sequence[str]) -> None:
         """Delete one batch of exact index names; names already gone are skipped (a resumed run)."""

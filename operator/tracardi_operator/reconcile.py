@@ -31,7 +31,6 @@ from tracardi_operator.models import (
 from tracardi_operator.observe import Observed, observe
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
-from tracardi_operator.retention.evidence import cluster_key
 from tracardi_operator.retention.selection import governed_by
 from tracardi_operator.retention_pass import RetentionPass, validated
 from tracardi_operator.rollout import Decision, RolloutContext, decide
@@ -106,18 +105,17 @@ class Reconciler:
         return dataclasses.replace(observed, jobs=jobs)
 
     def _shards_available(self, inst: TracardiInstallation, adapter: ElasticAdapter | None) -> int | None:
-        """Room for new shards, read only when a version change is about to start."""
+        """Room for new shards, read only when a version change is about to start: the limit and the
+        cluster's shard count (two small requests, no index listing: a bump is acted on at once)."""
         up = inst.status.upgrade
         if adapter is None or inst.status.current_version == inst.spec.version or (up and up.step != "Completed"):
             return None
         try:
-            cached = self.retention.inventories.get(cluster_key(inst), adapter)
+            room = adapter.shard_room()
         except Exception as e:
-            log.warning("could not read the index inventory of %s/%s: %s", inst.namespace, inst.name,
-                        safe_error(e))
+            log.warning("could not read the shard room of %s/%s: %s", inst.namespace, inst.name, safe_error(e))
             return None
-        return headroom.available(cached.raw.max_shards_per_node, cached.raw.data_nodes,
-                                  cached.inventory.shards_in_use)
+        return headroom.available(room.max_shards_per_node, room.data_nodes, room.shards_in_use)
 
     def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision) -> None:
         ns, name = inst.namespace, inst.name

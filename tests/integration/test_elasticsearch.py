@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -176,3 +177,33 @@ def _java_processes_using(needle: str) -> list[int]:
         if argv and argv[0].endswith(b"java") and any(needle.encode() in a for a in argv):
             found.append(int(entry))
     return found
+
+
+def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticsearch, es_devenv: Running) -> None:
+    """The inventory lists (and reads the mappings of) Tracardi-named indices only; the shards in use
+    are the whole cluster's, the other indices' too, as Elasticsearch's limit counts them."""
+    from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
+
+    meta = {"_meta": {"version": "0820", "name": "ab12c"}}
+    es.indices.create(index="0820.ab12c.tracardi-profile", mappings=meta,
+                      settings={"number_of_shards": 2, "number_of_replicas": 0})
+    es.indices.create(index="app-logs-1", settings={"number_of_shards": 3, "number_of_replicas": 0})
+    with warnings.catch_warnings():  # Elasticsearch warns that dot names are for system indices
+        warnings.simplefilter("ignore")
+        es.indices.create(index=".app-state", settings={"number_of_shards": 1, "number_of_replicas": 0})
+    es.cluster.health(wait_for_status="green", timeout="60s")
+    try:
+        adapter = ElasticAdapter(build_client(ElasticConnection(hosts=(es_devenv.url,))))
+        raw = adapter.read_inventory()
+        assert [row["index"] for row in raw.cat_indices] == ["0820.ab12c.tracardi-profile"]
+        assert set(raw.mappings) == {"0820.ab12c.tracardi-profile"}
+        total = int(es.cluster.health()["active_shards"])
+        assert total >= 6
+        assert raw.shards_in_use == total
+        room = adapter.shard_room()
+        assert (room.shards_in_use, room.data_nodes) == (total, 1)
+        assert room.max_shards_per_node == raw.max_shards_per_node == 1000
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state")

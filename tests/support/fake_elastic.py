@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracardi_operator.elastic import RawInventory, require_exact_names
+from tracardi_operator.elastic import RawInventory, ShardRoom, require_exact_names
 from tracardi_operator.indices import VersionId
 
 PLAIN = ("flow", "rule", "segment", "event-source", "bridge")
@@ -67,8 +67,14 @@ class FakeElastic:
                 "index_patterns": [n.replace("template.", "", 1) + "-*"],
                 "template": {"mappings": {"_meta": {"version": p.db, "name": p.tenant}}}}}
             for n, p in sorted(self.templates.items())]}
-        return RawInventory(cat_indices=cat, aliases=aliases, index_templates=templates, mappings=mappings,
-                            max_shards_per_node=1000, data_nodes=1, cluster_uuid=self.cluster_uuid)
+        # As Elasticsearch: only Tracardi-named indices are listed; every index counts in the shards in use.
+        listed = [row for row in cat if ".tracardi-" in row["index"] and not row["index"].startswith(".")]
+        return RawInventory(cat_indices=listed, aliases=aliases, index_templates=templates, mappings=mappings,
+                            max_shards_per_node=1000, data_nodes=1, cluster_uuid=self.cluster_uuid,
+                            shards_in_use=len(cat))
+
+    def shard_room(self) -> ShardRoom:
+        return ShardRoom(1000, 1, len(self.indices))
 
     def delete_indices(self, names: Sequence[str]) -> None:
         batch = require_exact_names(names)

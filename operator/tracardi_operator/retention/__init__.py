@@ -11,10 +11,3 @@ The modules, pure unless said otherwise:
 - `inventory` (reads Elasticsearch): one inventory read per cluster and cycle, shared.
 - `execution` (reads and deletes): a run: plan, publish, re-read the inputs, snapshot, delete, verify.
 """
-
-from __future__ import annotations
-
-# benchmarks/bench_gc.py imports batch_names from here.
-from tracardi_operator.retention.safety import batch_names
-
-__all__ = ["batch_names"]

@@ -277,7 +277,7 @@ def assess(
         cluster_live_versions=live, now=now,
     )
     outcome = RunOutcome(retention=status_of_plan(plan, selection, now), headroom=headroom.assess(
-        cached.inventory.shards_in_use, cached.raw.max_shards_per_node, cached.raw.data_nodes,
+        cached.raw.shards_in_use, cached.raw.max_shards_per_node, cached.raw.data_nodes,
         reclaimable=plan.shards_freed, now=now,
     ), selection=selection)
     for violation in plan.safety_violations:
