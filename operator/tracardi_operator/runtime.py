@@ -10,6 +10,7 @@ import contextlib
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ class Runtime:
             default_delay=lambda: self.settings.resync_seconds * random.uniform(0.9, 1.1),
             gate=lambda: self.leading.wait(),  # a standby replica keeps its loops but acts on nothing
             on_retry=self._retry,
+            executor=ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="reconcile"),
         )
 
     @property

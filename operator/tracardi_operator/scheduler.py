@@ -1,6 +1,7 @@
 """One loop per key, each running its work one pass at a time (knows nothing of what the work is).
 
-A loop runs its work in a thread, then sleeps until it is woken (`wake`) or its next pass is due: the
+A loop runs its work in a thread of `executor` (a bounded pool: at most that many passes at once,
+whatever the number of keys), then sleeps until it is woken (`wake`) or its next pass is due: the
 delay the work returned, or `default_delay()` when it returned None. Work that raises is tried again
 with exponential backoff (2, 4, 8 ... up to 300 seconds); work that returns `GONE` ends its loop. Every
 pass first waits for `gate` (a standby replica keeps its loops but runs no work).
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 Key = tuple[str, str]  # namespace, name
@@ -33,6 +35,7 @@ class Scheduler:
     default_delay: Callable[[], float]
     gate: Callable[[], Awaitable[object]]
     on_retry: Retry = _nothing
+    executor: Executor | None = None  # None: the event loop's default executor
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
 
@@ -71,7 +74,7 @@ class Scheduler:
                 await self.gate()
                 wake.clear()
                 try:
-                    delay = await asyncio.to_thread(self.work, namespace, name)
+                    delay = await asyncio.get_running_loop().run_in_executor(self.executor, self.work, namespace, name)
                     if delay == GONE:
                         return
                     failures = 0

@@ -45,6 +45,8 @@ class Settings:
     network, gives each pod's own (loopback) IP."""
     resync_seconds: float = 300.0
     """How often an idle installation is looked at again (retention ages, lost events), with jitter."""
+    workers: int = 8
+    """How many installations are reconciled at once (threads; each pass is one installation's)."""
     watch_stale_seconds: float = 900.0
     """Liveness fails when no watch event arrived for this long (the heartbeat, every third of it up to a
     minute, counts as one while the installations' watch is caught up)."""
@@ -92,6 +94,7 @@ class Settings:
             health_port=int(e.get("TRACARDI_OPERATOR_HEALTH_PORT", cls.health_port)),
             health_host=e.get("TRACARDI_OPERATOR_HEALTH_HOST") or cls.health_host,
             resync_seconds=float(e.get("TRACARDI_OPERATOR_RESYNC_SECONDS", cls.resync_seconds)),
+            workers=_workers(e.get("TRACARDI_OPERATOR_WORKERS", str(cls.workers))),
             watch_stale_seconds=float(e.get("TRACARDI_OPERATOR_WATCH_STALE_SECONDS", cls.watch_stale_seconds)),
             health_grace_seconds=float(e.get("TRACARDI_OPERATOR_HEALTH_GRACE_SECONDS", cls.health_grace_seconds)),
             log_format=fmt,  # type: ignore[arg-type]
@@ -103,6 +106,15 @@ class Settings:
             or "default",
             identity=e.get("TRACARDI_OPERATOR_IDENTITY") or e.get("POD_NAME") or socket.gethostname(),
         )
+
+
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise ValueError(f"TRACARDI_OPERATOR_WORKERS must be a whole number from 1 to {MAX_WORKERS}, not {text!r}")
+    return int(text)
 
 
 def _sa_namespace(env: Mapping[str, str]) -> str | None:
