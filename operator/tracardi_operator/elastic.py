@@ -170,7 +170,9 @@ class ElasticAdapter:
         by name when the names fit in a request line, else from the list of every index."""
         path = ",".join(require_exact_names(names))
         if len(path.encode()) > _VERIFY_BY_NAME_BYTES:
-            listed = self._client.cat.indices(format="json", h="index", expand_wildcards="all")
+            tracardi = all(".tracardi-" in n and not n.startswith(".") for n in names)
+            listed = self._client.cat.indices(index=TRACARDI_INDICES if tracardi else None, format="json", h="index",
+                                              expand_wildcards="all")
             return {row["index"] for row in _rows(listed) if isinstance(row.get("index"), str)} & set(names)
         found = self._client.indices.get_settings(
             index=path,
