@@ -11,7 +11,7 @@ import pytest
 from tracardi_operator.indices import Inventory, VersionId, parse_inventory
 from tracardi_operator.models import LabelSelector, VersionState
 from tracardi_operator.retention import plan as planning
-from tracardi_operator.retention.decisions import Action, NameKind, PairDecision, Reason, RetentionPlan
+from tracardi_operator.retention.decisions import Action, KeepReason, NameKind, PairDecision, RetentionPlan
 from tracardi_operator.retention.history import HistoryEntry, RetentionPolicy, RetentionRules
 from tracardi_operator.retention.plan import plan_retention
 from tracardi_operator.retention.safety import (
@@ -143,7 +143,7 @@ def decision(result: RetentionPlan, pair: VersionId) -> PairDecision:
     return next(d for d in result.decisions if d.pair == pair)
 
 
-def kept_reasons(result: RetentionPlan) -> dict[str, Reason]:
+def kept_reasons(result: RetentionPlan) -> dict[str, KeepReason]:
     return {k.name: k.reason for k in result.kept}
 
 
@@ -159,8 +159,8 @@ def test_keep_none_deletes_every_superseded_index_and_template_and_nothing_else(
     assert result.shards_freed == 2 * len(OLD_080 + OLD_08X)
     assert not result.safety_violations
     assert {d.pair: (d.action, d.reason) for d in result.decisions} == {
-        V080: (Action.DELETE, Reason.ELIGIBLE),
-        V08X: (Action.DELETE, Reason.ELIGIBLE),
+        V080: (Action.DELETE, KeepReason.ELIGIBLE),
+        V08X: (Action.DELETE, KeepReason.ELIGIBLE),
     }
     d080 = decision(result, V080)
     assert (d080.indices_planned, d080.templates_planned, d080.remaining_after_run) == (len(OLD_080), 2, 0)
@@ -168,10 +168,10 @@ def test_keep_none_deletes_every_superseded_index_and_template_and_nothing_else(
     # Oldest version first, and the order within a version is stable.
     assert result.indices[: len(OLD_080)] == tuple(sorted(OLD_080))
     reasons = kept_reasons(result)
-    assert all(reasons[name] is Reason.LIVE_PAIR for name in LIVE_0820 + version_templates(V0820))
-    assert reasons["0820.abcde.tracardi-flow"] is Reason.OTHER_TENANT
-    assert reasons["080.zzzzz.tracardi-profile-2024-q1"] is Reason.OTHER_TENANT
-    assert all(reasons[name] is Reason.FOREIGN for name in [*PLANTED_FOREIGN, "ilm-history"])
+    assert all(reasons[name] is KeepReason.LIVE_PAIR for name in LIVE_0820 + version_templates(V0820))
+    assert reasons["0820.abcde.tracardi-flow"] is KeepReason.OTHER_TENANT
+    assert reasons["080.zzzzz.tracardi-profile-2024-q1"] is KeepReason.OTHER_TENANT
+    assert all(reasons[name] is KeepReason.FOREIGN for name in [*PLANTED_FOREIGN, "ilm-history"])
     details = {k.name: k.detail for k in result.kept}
     assert details["080.fa73a.tracardi-session"] == "MetaDisagrees"
     assert details["080.fa73a.tracardi-rule"] == "MetaMissing"
@@ -185,9 +185,9 @@ def test_keep_one_superseded_version_deletes_only_the_oldest() -> None:
     result = plan(policy=governed(keep_superseded_versions=1, min_age_after_superseded=timedelta(0)))
     assert set(result.indices) == set(OLD_080)
     assert set(result.templates) == set(version_templates(V080))
-    assert decision(result, V08X).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert decision(result, V08X).reason is KeepReason.RETAINED_FOR_ROLLBACK
     assert decision(result, V08X).action is Action.KEEP
-    assert all(kept_reasons(result)[n] is Reason.RETAINED_FOR_ROLLBACK for n in OLD_08X)
+    assert all(kept_reasons(result)[n] is KeepReason.RETAINED_FOR_ROLLBACK for n in OLD_08X)
 
 
 def test_keep_more_than_exist_deletes_nothing() -> None:
@@ -198,14 +198,14 @@ def test_keep_more_than_exist_deletes_nothing() -> None:
 @pytest.mark.parametrize(
     ("selection", "enabled", "reason"),
     [
-        (governed(keep_superseded_versions=0), False, Reason.RETENTION_DISABLED),
-        (PolicySelection(SelectionOutcome.NO_POLICY), True, Reason.NO_POLICY),
-        (PolicySelection(SelectionOutcome.POLICY_TIE, tied=("a", "b")), True, Reason.POLICY_TIE),
-        (PolicySelection(SelectionOutcome.POLICY_TIE, tied=("a", "b")), False, Reason.RETENTION_DISABLED),
+        (governed(keep_superseded_versions=0), False, KeepReason.RETENTION_DISABLED),
+        (PolicySelection(SelectionOutcome.NO_POLICY), True, KeepReason.NO_POLICY),
+        (PolicySelection(SelectionOutcome.POLICY_TIE, tied=("a", "b")), True, KeepReason.POLICY_TIE),
+        (PolicySelection(SelectionOutcome.POLICY_TIE, tied=("a", "b")), False, KeepReason.RETENTION_DISABLED),
     ],
 )
 def test_nothing_is_deleted_without_a_governing_policy(
-    selection: PolicySelection, enabled: bool, reason: Reason
+    selection: PolicySelection, enabled: bool, reason: KeepReason
 ) -> None:
     result = plan(policy=selection, enabled=enabled)
     assert result.deletion_count == 0
@@ -216,42 +216,42 @@ def test_nothing_is_deleted_without_a_governing_policy(
 
 def test_too_recent_and_eligible_at() -> None:
     result = plan(policy=governed(keep_superseded_versions=0, min_age_after_superseded=timedelta(days=45)))
-    assert decision(result, V080).reason is Reason.ELIGIBLE
+    assert decision(result, V080).reason is KeepReason.ELIGIBLE
     d08x = decision(result, V08X)
-    assert d08x.reason is Reason.TOO_RECENT
+    assert d08x.reason is KeepReason.TOO_RECENT
     assert d08x.eligible_at == NOW + timedelta(days=15)
     assert set(result.indices) == set(OLD_080)
 
 
 def test_exactly_at_eligible_at_is_old_enough() -> None:
     result = plan(policy=governed(keep_superseded_versions=0, min_age_after_superseded=timedelta(days=30)))
-    assert decision(result, V08X).reason is Reason.ELIGIBLE
+    assert decision(result, V08X).reason is KeepReason.ELIGIBLE
 
 
 def test_unknown_superseded_at_keeps() -> None:
     history = standard_history()
     history[0] = replace(history[0], superseded_at=None)
     result = plan(history=history)
-    assert decision(result, V080).reason is Reason.SUPERSEDED_AT_UNKNOWN
+    assert decision(result, V080).reason is KeepReason.SUPERSEDED_AT_UNKNOWN
     assert decision(result, V080).eligible_at is None
     assert set(result.indices) == set(OLD_08X)
 
 
 def test_unverified_migration_source_is_kept() -> None:
     result = plan(history=standard_history(verified=False))
-    assert decision(result, V08X).reason is Reason.UNVERIFIED_MIGRATION_SOURCE
+    assert decision(result, V08X).reason is KeepReason.UNVERIFIED_MIGRATION_SOURCE
     assert set(result.indices) == set(OLD_080)
 
 
 def test_migrated_from_may_name_a_db_version() -> None:
     history = standard_history()
     history[2] = replace(history[2], migrated_from="08x", migration_verified=False)
-    assert decision(plan(history=history), V08X).reason is Reason.UNVERIFIED_MIGRATION_SOURCE
+    assert decision(plan(history=history), V08X).reason is KeepReason.UNVERIFIED_MIGRATION_SOURCE
 
 
 def test_pair_live_for_another_installation_is_kept() -> None:
     result = plan(cluster_live=(V080,))
-    assert decision(result, V080).reason is Reason.LIVE_PAIR
+    assert decision(result, V080).reason is KeepReason.LIVE_PAIR
     assert set(result.indices) == set(OLD_08X)
 
 
@@ -261,8 +261,8 @@ def test_live_pair_does_not_take_a_rollback_slot() -> None:
     result = plan(
         cluster_live=(V08X,), policy=governed(keep_superseded_versions=1, min_age_after_superseded=timedelta(0))
     )
-    assert decision(result, V08X).reason is Reason.LIVE_PAIR
-    assert decision(result, V080).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert decision(result, V08X).reason is KeepReason.LIVE_PAIR
+    assert decision(result, V080).reason is KeepReason.RETAINED_FOR_ROLLBACK
     assert result.deletion_count == 0
     assert result.safety_violations == ()
 
@@ -295,9 +295,9 @@ def test_live_pair_with_several_tags_does_not_take_a_rollback_slot() -> None:
         cluster_live=(live,),
         policy=governed(keep_superseded_versions=2, min_age_after_superseded=timedelta(0)),
     )
-    assert decision(result, live).reason is Reason.LIVE_PAIR
-    assert decision(result, v070_other).reason is Reason.RETAINED_FOR_ROLLBACK
-    assert decision(result, v070).reason is Reason.RETAINED_FOR_ROLLBACK
+    assert decision(result, live).reason is KeepReason.LIVE_PAIR
+    assert decision(result, v070_other).reason is KeepReason.RETAINED_FOR_ROLLBACK
+    assert decision(result, v070).reason is KeepReason.RETAINED_FOR_ROLLBACK
     assert result.indices == ()
     assert result.safety_violations == ()
 
@@ -322,22 +322,22 @@ def test_rollback_counts_pairs_not_tags() -> None:
     ]
     result = plan(history=history, policy=governed(keep_superseded_versions=1, min_age_after_superseded=timedelta(0)))
     d08x = decision(result, V08X)
-    assert d08x.reason is Reason.RETAINED_FOR_ROLLBACK
+    assert d08x.reason is KeepReason.RETAINED_FOR_ROLLBACK
     assert d08x.versions == ("0.8.1", "0.8.1.1")
-    assert decision(result, V080).reason is Reason.ELIGIBLE
+    assert decision(result, V080).reason is KeepReason.ELIGIBLE
 
 
 def test_alias_of_the_live_tenant_pins_an_old_index() -> None:
     inventory = build_inventory({"ffe49.tracardi-rule": ["080.fa73a.tracardi-flow"]})
     result = plan(inventory=inventory)
-    assert decision(result, V080).reason is Reason.ALIASED_BY_LIVE
+    assert decision(result, V080).reason is KeepReason.ALIASED_BY_LIVE
     assert set(result.indices) == set(OLD_08X)
 
 
 def test_foreign_alias_pins_an_old_index() -> None:
     inventory = build_inventory({"reporting": ["prod-08x.01506.tracardi-event-2023-11"]})
     result = plan(inventory=inventory)
-    assert decision(result, V08X).reason is Reason.ALIASED_BY_LIVE
+    assert decision(result, V08X).reason is KeepReason.ALIASED_BY_LIVE
     assert set(result.indices) == set(OLD_080)
 
 
@@ -351,16 +351,16 @@ def test_deleted_pair_leftovers_are_left_alone() -> None:
     history[0] = replace(history[0], state=VersionState.DELETED)
     result = plan(history=history)
     assert V080 not in {d.pair for d in result.decisions}
-    assert all(kept_reasons(result)[name] is Reason.ALREADY_DELETED for name in OLD_080)
+    assert all(kept_reasons(result)[name] is KeepReason.ALREADY_DELETED for name in OLD_080)
 
 
 def test_pair_unknown_to_history_with_a_known_tenant() -> None:
     history = standard_history()[1:]
     result = plan(history=history)
-    assert all(kept_reasons(result)[name] is Reason.OTHER_TENANT for name in OLD_080)
+    assert all(kept_reasons(result)[name] is KeepReason.OTHER_TENANT for name in OLD_080)
     history = [HistoryEntry("0.8.2", "0820", "01506", VersionState.CURRENT)]
     result = plan(history=history)
-    assert all(kept_reasons(result)[name] is Reason.NOT_IN_HISTORY for name in OLD_08X)
+    assert all(kept_reasons(result)[name] is KeepReason.NOT_IN_HISTORY for name in OLD_08X)
     assert result.deletion_count == 0
 
 
@@ -384,7 +384,7 @@ def test_max_deletions_per_run_defers_the_rest_oldest_first() -> None:
     assert result.templates[0] in version_templates(V080)
     d080, d08x = decision(result, V080), decision(result, V08X)
     assert (d080.remaining_after_run, d08x.remaining_after_run) == (1, len(OLD_08X) + 2)
-    deferred = {k.name for k in result.kept if k.reason is Reason.DEFERRED_BY_LIMIT}
+    deferred = {k.name for k in result.kept if k.reason is KeepReason.DEFERRED_BY_LIMIT}
     assert deferred == set(OLD_08X) | set(version_templates(V08X)) | (
         set(version_templates(V080)) - set(result.templates)
     )
@@ -417,7 +417,7 @@ def test_batches_respect_the_url_limit() -> None:
 def test_a_name_longer_than_the_limit_is_kept() -> None:
     result = plan(url_byte_limit=REQUEST_LINE_RESERVE + 30)
     reasons = kept_reasons(result)
-    assert reasons["prod-080.fa73a.tracardi-event-2023-1"] is Reason.NAME_TOO_LONG
+    assert reasons["prod-080.fa73a.tracardi-event-2023-1"] is KeepReason.NAME_TOO_LONG
     assert all(batch_path_bytes(batch) <= REQUEST_LINE_RESERVE + 30 for batch in result.index_batches)
 
 
@@ -475,7 +475,7 @@ def test_safety_filter_strips_everything_forbidden() -> None:
     assert rules["*"] == rules["_all"] == rules["a,b"] == rules["-080.fa73a.tracardi-flow"] == "NotAnExactName"
     assert rules["nope"] == "NotAConfirmedTracardiTemplate"  # the template check comes last and wins
     assert rules["ilm-history"] == "NotAConfirmedTracardiTemplate"
-    assert all(k.reason is Reason.BLOCKED_BY_SAFETY_FILTER for k in result.kept)
+    assert all(k.reason is KeepReason.BLOCKED_BY_SAFETY_FILTER for k in result.kept)
 
 
 @pytest.mark.parametrize(
@@ -526,7 +526,7 @@ def test_broken_pair_decisions_are_caught(monkeypatch: pytest.MonkeyPatch) -> No
 
     def approve_everything(*args: Any) -> dict[VersionId, PairDecision]:
         return {
-            pair: replace(d, action=Action.DELETE, reason=Reason.ELIGIBLE) for pair, d in real_decide(*args).items()
+            pair: replace(d, action=Action.DELETE, reason=KeepReason.ELIGIBLE) for pair, d in real_decide(*args).items()
         }
 
     monkeypatch.setattr(planning, "_decide_pairs", approve_everything)

@@ -11,7 +11,7 @@ from tracardi_operator.indices import VersionId, parse_inventory
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy, VersionState
 from tracardi_operator.retention import evidence
 from tracardi_operator.retention import status as retention_status
-from tracardi_operator.retention.decisions import Reason
+from tracardi_operator.retention.decisions import KeepReason
 from tracardi_operator.retention.history import history_of
 from tracardi_operator.retention.plan import plan_retention
 from tracardi_operator.retention.selection import governed_by, policy_of, select_policy
@@ -67,7 +67,7 @@ def test_the_source_of_a_migration_not_recorded_as_verified_is_never_deleted() -
     plan = plan_retention(history_of(installation(versions=unproven)), inventory, policy=selection,
                              retention_enabled=True, cluster_live_versions=[], now=NOW)
     assert plan.indices == ()
-    assert [d.reason for d in plan.decisions] == [Reason.UNVERIFIED_MIGRATION_SOURCE]
+    assert [d.reason for d in plan.decisions] == [KeepReason.UNVERIFIED_MIGRATION_SOURCE]
 
 
 def test_live_pairs_include_both_ends_of_an_upgrade_in_progress() -> None:

@@ -12,8 +12,11 @@ from enum import StrEnum
 from tracardi_operator.indices import VersionId
 
 
-class Reason(StrEnum):
-    """Why a pair or a name is kept, or `Eligible` when it goes. Also the status/condition reasons."""
+class KeepReason(StrEnum):
+    """Why a pair or a name is kept, or `Eligible` when it goes: the reasons of status.retention items.
+
+    Condition and Event reasons are `tracardi_operator.reasons.Reason`.
+    """
 
     RETENTION_DISABLED = "RetentionDisabled"
     NO_POLICY = "NoPolicy"
@@ -50,7 +53,7 @@ class PairDecision:
     pair: VersionId
     versions: tuple[str, ...]
     action: Action
-    reason: Reason
+    reason: KeepReason
     superseded_at: datetime | None
     # The earliest time the age rule allows deletion (other reasons may still keep the pair).
     eligible_at: datetime | None
@@ -65,7 +68,7 @@ class PairDecision:
 class KeptName:
     name: str
     kind: NameKind
-    reason: Reason
+    reason: KeepReason
     detail: str | None = None
 
 

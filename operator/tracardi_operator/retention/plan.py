@@ -14,7 +14,7 @@ from datetime import datetime
 
 from tracardi_operator.indices import Inventory, VersionId, live_aliases
 from tracardi_operator.models import VersionState
-from tracardi_operator.retention.decisions import Action, KeptName, NameKind, PairDecision, Reason, RetentionPlan
+from tracardi_operator.retention.decisions import Action, KeepReason, KeptName, NameKind, PairDecision, RetentionPlan
 from tracardi_operator.retention.history import RECLAIMABLE_STATES, STATE_PRECEDENCE, HistoryEntry, RetentionRules
 from tracardi_operator.retention.safety import (
     DEFAULT_URL_BYTE_LIMIT,
@@ -132,31 +132,31 @@ def _decide_pairs(
             else None
         )
         if not retention_enabled:
-            reason = Reason.RETENTION_DISABLED
+            reason = KeepReason.RETENTION_DISABLED
         elif policy.outcome is SelectionOutcome.POLICY_TIE:
-            reason = Reason.POLICY_TIE
+            reason = KeepReason.POLICY_TIE
         elif rules is None:
-            reason = Reason.NO_POLICY
+            reason = KeepReason.NO_POLICY
         elif pair in live:
-            reason = Reason.LIVE_PAIR
+            reason = KeepReason.LIVE_PAIR
         elif pair in unverified:
-            reason = Reason.UNVERIFIED_MIGRATION_SOURCE
+            reason = KeepReason.UNVERIFIED_MIGRATION_SOURCE
         elif pair in rollback_kept:
-            reason = Reason.RETAINED_FOR_ROLLBACK
+            reason = KeepReason.RETAINED_FOR_ROLLBACK
         elif eligible_at is None:
-            reason = Reason.SUPERSEDED_AT_UNKNOWN
+            reason = KeepReason.SUPERSEDED_AT_UNKNOWN
         elif now < eligible_at:
-            reason = Reason.TOO_RECENT
+            reason = KeepReason.TOO_RECENT
         elif pair in pinned_by_alias:
             # One index still read through a live alias implicates the whole version: most likely
             # tenants collide and the live version has not let go of it.
-            reason = Reason.ALIASED_BY_LIVE
+            reason = KeepReason.ALIASED_BY_LIVE
         else:
-            reason = Reason.ELIGIBLE
+            reason = KeepReason.ELIGIBLE
         decisions[pair] = PairDecision(
             pair=pair,
             versions=pair_history.versions,
-            action=Action.DELETE if reason is Reason.ELIGIBLE else Action.KEEP,
+            action=Action.DELETE if reason is KeepReason.ELIGIBLE else Action.KEEP,
             reason=reason,
             superseded_at=pair_history.superseded_at,
             eligible_at=eligible_at,
@@ -173,16 +173,16 @@ class _NameRules:
     live: frozenset[VersionId]
     history_tenants: frozenset[str]
 
-    def reason(self, owner: VersionId | None) -> Reason | None:
+    def reason(self, owner: VersionId | None) -> KeepReason | None:
         """The reason a name of `owner` stays, or None when its pair is being deleted."""
         if owner is None:
-            return Reason.FOREIGN
+            return KeepReason.FOREIGN
         if owner in self.live:
-            return Reason.LIVE_PAIR
+            return KeepReason.LIVE_PAIR
         if owner not in self.by_pair:
-            return Reason.NOT_IN_HISTORY if owner.tenant in self.history_tenants else Reason.OTHER_TENANT
+            return KeepReason.NOT_IN_HISTORY if owner.tenant in self.history_tenants else KeepReason.OTHER_TENANT
         if self.by_pair[owner].state is VersionState.DELETED:
-            return Reason.ALREADY_DELETED
+            return KeepReason.ALREADY_DELETED
         decision = self.decisions[owner]
         return None if decision.action is Action.DELETE else decision.reason
 
@@ -205,12 +205,12 @@ def _candidate_plan(
         reason = names.reason(record.owner)
         if reason is None and record.owner is not None:
             if path_bytes([record.name]) > url_byte_limit - REQUEST_LINE_RESERVE:
-                reason = Reason.NAME_TOO_LONG
+                reason = KeepReason.NAME_TOO_LONG
             else:
                 doomed_indices.setdefault(record.owner, []).append(record.name)
                 continue
         detail = record.foreign_reason.value if record.foreign_reason else None
-        kept.append(KeptName(record.name, NameKind.INDEX, reason or Reason.FOREIGN, detail))
+        kept.append(KeptName(record.name, NameKind.INDEX, reason or KeepReason.FOREIGN, detail))
 
     doomed_templates: dict[VersionId, list[str]] = {}
     for template in inventory.templates:
@@ -219,7 +219,7 @@ def _candidate_plan(
             doomed_templates.setdefault(template.owner, []).append(template.name)
             continue
         detail = template.foreign_reason.value if template.foreign_reason else None
-        kept.append(KeptName(template.name, NameKind.TEMPLATE, reason or Reason.FOREIGN, detail))
+        kept.append(KeptName(template.name, NameKind.TEMPLATE, reason or KeepReason.FOREIGN, detail))
 
     order = sorted(set(doomed_indices) | set(doomed_templates), key=lambda p: by_pair[p].position)
     budget = rules.max_deletions_per_run if rules and rules.max_deletions_per_run is not None else None
@@ -266,6 +266,6 @@ def _capped(
             deferred_templates = pair_templates[t_room:]
         else:
             deferred_templates = pair_templates
-        deferred_names.extend(KeptName(n, NameKind.INDEX, Reason.DEFERRED_BY_LIMIT) for n in deferred)
-        deferred_names.extend(KeptName(n, NameKind.TEMPLATE, Reason.DEFERRED_BY_LIMIT) for n in deferred_templates)
+        deferred_names.extend(KeptName(n, NameKind.INDEX, KeepReason.DEFERRED_BY_LIMIT) for n in deferred)
+        deferred_names.extend(KeptName(n, NameKind.TEMPLATE, KeepReason.DEFERRED_BY_LIMIT) for n in deferred_templates)
     return indices, templates, deferred_names

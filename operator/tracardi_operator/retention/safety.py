@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from tracardi_operator.indices import Inventory, VersionId, live_aliases
 from tracardi_operator.models import VersionState
-from tracardi_operator.retention.decisions import KeptName, NameKind, Reason, RetentionPlan, SafetyViolation
+from tracardi_operator.retention.decisions import KeepReason, KeptName, NameKind, RetentionPlan, SafetyViolation
 from tracardi_operator.retention.history import RECLAIMABLE_STATES, HistoryEntry
 from tracardi_operator.retention.selection import PolicySelection, SelectionOutcome
 
@@ -197,7 +197,7 @@ def enforce_safety(candidate: RetentionPlan, guard: SafetyGuard) -> RetentionPla
                 admitted.append(name)
             else:
                 violations.append(SafetyViolation(name, kind, rule))
-                kept.append(KeptName(name, kind, Reason.BLOCKED_BY_SAFETY_FILTER, rule))
+                kept.append(KeptName(name, kind, KeepReason.BLOCKED_BY_SAFETY_FILTER, rule))
         return admitted
 
     indices = admit(candidate.indices, NameKind.INDEX, guard.index_violation)
@@ -207,8 +207,8 @@ def enforce_safety(candidate: RetentionPlan, guard: SafetyGuard) -> RetentionPla
         over_indices, indices = indices[cap:], indices[:cap]
         cap -= len(indices)
         over_templates, templates = templates[cap:], templates[:cap]
-        kept.extend(KeptName(n, NameKind.INDEX, Reason.DEFERRED_BY_LIMIT) for n in over_indices)
-        kept.extend(KeptName(n, NameKind.TEMPLATE, Reason.DEFERRED_BY_LIMIT) for n in over_templates)
+        kept.extend(KeptName(n, NameKind.INDEX, KeepReason.DEFERRED_BY_LIMIT) for n in over_indices)
+        kept.extend(KeptName(n, NameKind.TEMPLATE, KeepReason.DEFERRED_BY_LIMIT) for n in over_templates)
 
     planned_indices = set(indices)
     planned_templates = set(templates)
