@@ -28,13 +28,15 @@ import yaml
 
 from devenv import lifecycle, procs
 from devenv.paths import REPO_ROOT, State
+from tracardi_operator import API_GROUP as GROUP
+from tracardi_operator import API_VERSION, GROUP_VERSION
+from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 
 NAMESPACE = "demo"
 NAME = "acme"
 POLICY = "demo-retention"
 FIRST, UPGRADES = "0.8.0", ("0.8.1", "0.8.2.1")
-GROUP, API_VERSION = "tracardi.com", "v1alpha1"
-PLURAL, POLICIES = "tracardiinstallations", "tracardiretentionpolicies"
+PLURAL, POLICIES = INSTALLATION.plural, RETENTION_POLICY.plural
 STEP_TIMEOUT = 600.0
 """Bound of every wait on the operator (seconds)."""
 NOTE_EVERY = 8.0
@@ -386,7 +388,7 @@ class Demo:
 
         self.wait(f"namespace {NAMESPACE} to be gone", gone, timeout=180)
         others = self.custom.list_cluster_custom_object(GROUP, API_VERSION, POLICIES).get("items", []) \
-            if self._crd_exists(f"{POLICIES}.{GROUP}") else []
+            if self._crd_exists(RETENTION_POLICY.crd_name) else []
         if others:
             say("  note: other retention policies exist: " + ", ".join(p["metadata"]["name"] for p in others))
         before = len(self.index_docs())
@@ -416,7 +418,7 @@ class Demo:
             say(f"  applied crds/{path.name}")
 
         def established() -> bool | None:
-            for name in (f"{PLURAL}.{GROUP}", f"{POLICIES}.{GROUP}"):
+            for name in (INSTALLATION.crd_name, RETENTION_POLICY.crd_name):
                 crd = self.ext.read_custom_resource_definition(name)
                 if not any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
                     return None
@@ -474,7 +476,7 @@ class Demo:
                 data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()}))
         say(f"  namespace {NAMESPACE}, Secrets acme-admin (username, password) and acme-install (token)")
         body = {
-            "apiVersion": f"{GROUP}/{API_VERSION}", "kind": "TracardiInstallation",
+            "apiVersion": GROUP_VERSION, "kind": "TracardiInstallation",
             "metadata": {"name": NAME, "namespace": NAMESPACE},
             "spec": {
                 "version": FIRST,
@@ -523,7 +525,7 @@ class Demo:
         obj = self.get()
         self.show_indices(obj, self.index_docs(), "before: indices per version")
         policy = {
-            "apiVersion": f"{GROUP}/{API_VERSION}", "kind": "TracardiRetentionPolicy",
+            "apiVersion": GROUP_VERSION, "kind": "TracardiRetentionPolicy",
             "metadata": {"name": POLICY},
             "spec": {
                 "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}},

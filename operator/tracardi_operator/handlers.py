@@ -15,8 +15,9 @@ import kopf
 from kubernetes import client, config
 
 from tracardi_operator import API_GROUP, API_VERSION, health, leader, metrics
-from tracardi_operator.kube import INSTALLATIONS, POLICIES, Kube
+from tracardi_operator.kube import Kube
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 from tracardi_operator.runtime import Runtime
 from tracardi_operator.settings import Settings, sa_dir
 
@@ -136,7 +137,7 @@ def _runtime(memo: Any) -> Runtime:
     return runtime
 
 
-@kopf.on.event(API_GROUP, API_VERSION, INSTALLATIONS)
+@kopf.on.event(API_GROUP, API_VERSION, INSTALLATION.plural)
 async def installation_changed(type: str | None, namespace: str | None, name: str, memo: Any,
                                meta: Mapping[str, Any], **_: Any) -> None:
     """Every event of an installation: start its loop if it has none (the initial listing, a new
@@ -162,7 +163,7 @@ async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: 
         runtime.wake_labelled(namespace, instance)
 
 
-@kopf.on.event(API_GROUP, API_VERSION, POLICIES)
+@kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
 async def policy_changed(memo: Any, type: str | None, **_: Any) -> None:
     """A policy decides what every installation it selects may lose: look at all of them again."""
     runtime = _runtime(memo)

@@ -15,10 +15,9 @@ from kubernetes.client.rest import ApiException
 from tracardi_operator import API_GROUP as GROUP
 from tracardi_operator import API_VERSION as VERSION
 from tracardi_operator.labels import label_value
+from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 
 FIELD_MANAGER = "tracardi-operator"
-INSTALLATIONS = "tracardiinstallations"
-POLICIES = "tracardiretentionpolicies"
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +152,13 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Merge-patch the installation's status subresource."""
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, INSTALLATIONS, name, {"status": dict(status)}
+            GROUP, VERSION, namespace, INSTALLATION.plural, name, {"status": dict(status)}
         )
 
     def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
-        self.custom.patch_cluster_custom_object_status(GROUP, VERSION, POLICIES, name, {"status": dict(status)})
+        self.custom.patch_cluster_custom_object_status(
+            GROUP, VERSION, RETENTION_POLICY.plural, name, {"status": dict(status)}
+        )
 
     def event(
         self, involved: Mapping[str, Any], type_: str, reason: str, message: str
@@ -187,7 +188,7 @@ class Kube:
     # -- reads ------------------------------------------------------------------------------------
     def ping(self) -> None:
         """One cheap authorised request: list at most one installation."""
-        self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATIONS, limit=1)
+        self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATION.plural, limit=1)
     def unserved(self, paths: tuple[str, ...]) -> list[str]:
         """Those of the API group versions `paths` (e.g. /apis/batch/v1) whose discovery does not answer
         with resources yet: an apiserver starting up answers before it serves every group."""
@@ -208,7 +209,7 @@ class Kube:
         """(namespace, name) → resourceVersion of every installation (in `namespaces`, when given): one
         listing of their metadata only."""
         data = self.api.call_api(
-            f"/apis/{GROUP}/{VERSION}/{INSTALLATIONS}", "GET",
+            f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}", "GET",
             header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
             response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
         )
@@ -221,7 +222,7 @@ class Kube:
 
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTALLATIONS, name))
+            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTALLATION.plural, name))
         except ApiException as e:
             if e.status == 404:
                 return None
@@ -266,7 +267,7 @@ class Kube:
                 auth_settings=["BearerToken"], _return_http_data_only=True,
             )
             return list(data.get("items", []))
-        plural = {"installations": INSTALLATIONS, "policies": POLICIES}[kind]
+        plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
         return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []))
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:

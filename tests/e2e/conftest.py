@@ -21,10 +21,10 @@ from devenv.paths import State
 from devenv.procs import free_port
 from tests.factories import ADMIN_SECRET, TOKEN_SECRET, installation_body, installation_spec, wait_for
 from tracardi_operator import API_GROUP, API_VERSION
-from tracardi_operator.models import INSTALLATION
+from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 
 REPO = Path(__file__).resolve().parents[2]
-GROUP, VERSION, PLURAL = API_GROUP, API_VERSION, INSTALLATION.plural
+GROUP, VERSION, PLURAL, POLICIES = API_GROUP, API_VERSION, INSTALLATION.plural, RETENTION_POLICY.plural
 
 
 class OperatorProcess:
@@ -107,7 +107,7 @@ def crds(kube_api: Any) -> None:
     ext = client.ApiextensionsV1Api(kube_api)
 
     def established() -> bool:
-        for name in (f"{PLURAL}.{GROUP}", f"tracardiretentionpolicies.{GROUP}"):
+        for name in (INSTALLATION.crd_name, RETENTION_POLICY.crd_name):
             crd = ext.read_custom_resource_definition(name)
             if not any(c.type == "Established" and c.status == "True" for c in crd.status.conditions or []):
                 return False

@@ -17,7 +17,7 @@ import pytest
 
 from devenv import lifecycle
 from devenv.paths import State
-from tests.e2e.conftest import Installations, OperatorProcess
+from tests.e2e.conftest import GROUP, PLURAL, POLICIES, VERSION, Installations, OperatorProcess
 from tests.e2e.faults import (
     FreezingProxy,
     Kubelet,
@@ -33,6 +33,7 @@ from tests.e2e.faults import (
 )
 from tests.e2e.test_failures import assert_all_readable, fault_env, primary_images, seed, step, wait_pods_gone
 from tests.factories import installation_body, installation_spec, wait_for
+from tracardi_operator import GROUP_VERSION
 
 RESUME_LIMIT = 30.0
 """Seconds from the apiserver answering again to the operator acting on a change."""
@@ -284,8 +285,8 @@ def test_elasticsearch_down_during_install_migration_and_retention(inst: Install
     lifecycle.stop_elasticsearch(state)
     say("Elasticsearch stopped before the policy")
     policy = f"faults-{inst.namespace}"
-    custom.create_cluster_custom_object("tracardi.com", "v1alpha1", "tracardiretentionpolicies", {
-        "apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiRetentionPolicy", "metadata": {"name": policy},
+    custom.create_cluster_custom_object(GROUP, VERSION, POLICIES, {
+        "apiVersion": GROUP_VERSION, "kind": "TracardiRetentionPolicy", "metadata": {"name": policy},
         "spec": {"namespaceSelector": {"matchLabels": {"tracardi.com/retention": label}},
                  "keepSupersededVersions": 0, "minAgeAfterSuperseded": "0s", "dryRun": False}})
     try:
@@ -302,7 +303,7 @@ def test_elasticsearch_down_during_install_migration_and_retention(inst: Install
         assert _es_named(inst, "acme") is None
         assert_all_readable(es, "0.8.1", seeded)
     finally:
-        custom.delete_cluster_custom_object("tracardi.com", "v1alpha1", "tracardiretentionpolicies", policy)
+        custom.delete_cluster_custom_object(GROUP, VERSION, POLICIES, policy)
     assert obj["status"]["currentVersion"] == "0.8.1"
 
 
@@ -422,8 +423,7 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
     for what, name, patch in corpus:
         body = installation_body(_deep_merge(base, patch), name=name)
         try:
-            custom.create_namespaced_custom_object("tracardi.com", "v1alpha1", inst.namespace,
-                                                   "tracardiinstallations", body)
+            custom.create_namespaced_custom_object(GROUP, VERSION, inst.namespace, PLURAL, body)
             accepted.append(("installation", name))
         except ApiException as e:
             rejected.append((what, f"{e.status} {e.body}"))
@@ -435,10 +435,10 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
     try:
         for i, (what, patch) in enumerate(policies):
             name = f"{label}-{i}"
-            body = {"apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiRetentionPolicy",
+            body = {"apiVersion": GROUP_VERSION, "kind": "TracardiRetentionPolicy",
                     "metadata": {"name": name}, "spec": _deep_merge(base_policy, patch)}
             try:
-                custom.create_cluster_custom_object("tracardi.com", "v1alpha1", "tracardiretentionpolicies", body)
+                custom.create_cluster_custom_object(GROUP, VERSION, POLICIES, body)
                 made.append(name)
                 accepted.append(("policy", name))
             except ApiException as e:
@@ -451,8 +451,7 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
 
         def get(kind: str, name: str) -> dict[str, Any]:
             if kind == "policy":
-                return dict(custom.get_cluster_custom_object("tracardi.com", "v1alpha1",
-                                                             "tracardiretentionpolicies", name))
+                return dict(custom.get_cluster_custom_object(GROUP, VERSION, POLICIES, name))
             return inst.get(name)
 
         def all_reported() -> dict[tuple[str, str], dict[str, Any]] | None:
@@ -481,7 +480,7 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
         assert per_minute < 60 * len(accepted), f"{per_minute:.0f} requests/min for {len(accepted)} objects"
     finally:
         for name in made:
-            custom.delete_cluster_custom_object("tracardi.com", "v1alpha1", "tracardiretentionpolicies", name)
+            custom.delete_cluster_custom_object(GROUP, VERSION, POLICIES, name)
 
 
 # -- no secret value anywhere the operator writes --------------------------------------------------------
@@ -511,8 +510,8 @@ def test_no_secret_value_in_logs_events_or_status(kube_api: Any, operator: Opera
     for e in core.list_event_for_all_namespaces().items:
         sources[f"Event {e.metadata.namespace}/{e.metadata.name}"] = f"{e.reason} {e.message}".encode()
     custom = client.CustomObjectsApi(kube_api)
-    for plural in ("tracardiinstallations", "tracardiretentionpolicies"):
-        for obj in custom.list_cluster_custom_object("tracardi.com", "v1alpha1", plural)["items"]:
+    for plural in (PLURAL, POLICIES):
+        for obj in custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
             meta = obj["metadata"]
             sources[f"{plural} {meta.get('namespace')}/{meta['name']} status"] = json.dumps(obj.get("status")).encode()
     jobs = sum("-install-" in s or "-migrate-" in s for s in sources)

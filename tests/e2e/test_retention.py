@@ -18,10 +18,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import GROUP, PLURAL, VERSION, Installations
+from tests.e2e.conftest import GROUP, PLURAL, POLICIES, VERSION, Installations
 from tests.factories import wait_for
 
-POLICIES = "tracardiretentionpolicies"
 SEED = {"profiles": 12, "events": 30, "sessions": 10}
 OLD_PAIRS = ("080.fa73a", "08x.01506")
 LIVE_PAIR = "0820.ffe49"
