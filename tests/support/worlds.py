@@ -30,6 +30,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
+from tests.factories import installation_body, installation_spec
 from tests.support.fake_elastic import FakeElastic
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.indices import VersionId
@@ -440,14 +441,8 @@ def _selects(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> b
 
 def _installation(name: str, namespace: str, hosts: list[str], version: str, labels: dict[str, str],
                   enabled: bool) -> dict[str, Any]:
-    return {
-        "apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiInstallation",
-        "metadata": {"name": name, "namespace": namespace, "generation": 1, "labels": labels},
-        "spec": {"version": version, "elasticsearch": {"hosts": hosts}, "redis": {"url": "redis://r"},
-                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
-                 "retention": {"enabled": enabled}},
-        "status": {},
-    }
+    spec = installation_spec(version, hosts=hosts, retention={"enabled": enabled})
+    return installation_body(spec, name=name, status={}, namespace=namespace, generation=1, labels=labels)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import installation_body, installation_spec
 from tracardi_operator import builders as b
 from tracardi_operator import labels as lbl
 from tracardi_operator.models import TracardiInstallation
@@ -17,18 +18,9 @@ SETTINGS = b.BuilderSettings(job_image="registry.example/tracardi-operator:0.1.0
 
 
 def make_installation(name: str = "acme", uid: str = "uid-123", **spec: Any) -> TracardiInstallation:
-    body: dict[str, Any] = {
-        "version": "0.8.1",
-        "elasticsearch": {"hosts": ["http://es-0:9200", "http://es-1:9200"]},
-        "redis": {"url": "redis://redis:6379"},
-        "installation": {
-            "adminSecretRef": {"name": "acme-admin"},
-            "tokenSecretRef": {"name": "acme-install", "key": "token"},
-        },
-    }
-    body.update(spec)
+    body = installation_spec(hosts=("http://es-0:9200", "http://es-1:9200"), **spec)
     return TracardiInstallation.model_validate(
-        {"metadata": {"name": name, "namespace": "shop", "uid": uid, "generation": 1}, "spec": body}
+        installation_body(body, name=name, namespace="shop", uid=uid, generation=1)
     )
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.factories import installation_body, installation_spec
 from tests.support.fake_elastic import FakeElastic
 from tracardi_operator.indices import VersionId
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
@@ -27,13 +28,10 @@ HISTORY = [
 
 
 def installation(generation: int = 1, enabled: bool = True) -> TracardiInstallation:
-    return TracardiInstallation.model_validate({
-        "metadata": {"name": "acme", "namespace": "shop", "generation": generation},
-        "spec": {"version": "0.8.1", "elasticsearch": {"hosts": ["http://es:9200"]}, "redis": {"url": "redis://r"},
-                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
-                 "retention": {"enabled": enabled}},
-        "status": {"currentVersion": "0.8.1", "versions": HISTORY},
-    })
+    return TracardiInstallation.model_validate(installation_body(
+        installation_spec(retention={"enabled": enabled}), namespace="shop", generation=generation,
+        status={"currentVersion": "0.8.1", "versions": HISTORY},
+    ))
 
 
 def policy(**spec: Any) -> TracardiRetentionPolicy:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from tests.factories import installation_body, installation_spec
 from tracardi_operator.indices import VersionId, parse_inventory
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy, VersionState
 from tracardi_operator.retention import evidence
@@ -25,13 +26,10 @@ def installation(name: str = "acme", ns: str = "shop", labels: dict[str, str] | 
     status: dict[str, Any] = {"versions": versions or []}
     if upgrade:
         status["upgrade"] = upgrade
-    return TracardiInstallation.model_validate({
-        "metadata": {"name": name, "namespace": ns, "labels": labels or {}, "generation": 1},
-        "spec": {"version": "0.8.1", "elasticsearch": {"hosts": ["http://es:9200/"]}, "redis": {"url": "redis://r"},
-                 "installation": {"adminSecretRef": {"name": "a"}, "tokenSecretRef": {"name": "t", "key": "k"}},
-                 "retention": {"enabled": enabled}},
-        "status": status,
-    })
+    spec = installation_spec(hosts=("http://es:9200/",), retention={"enabled": enabled})
+    return TracardiInstallation.model_validate(
+        installation_body(spec, name=name, status=status, namespace=ns, labels=labels or {}, generation=1)
+    )
 
 
 def policy(name: str, priority: int = 0, **spec: Any) -> TracardiRetentionPolicy:

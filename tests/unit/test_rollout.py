@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.factories import installation_body, installation_spec
 from tracardi_operator import builders, conditions, labels
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.observe import DeploymentState, JobState, Observed
@@ -28,18 +29,7 @@ INSTALLED = {
 
 
 def body(version: str, **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "tracardi.com/v1alpha1",
-        "kind": "TracardiInstallation",
-        "metadata": {"name": "acme", "namespace": "shop", "uid": "u-1", "generation": 1},
-        "spec": {
-            "version": version,
-            "elasticsearch": {"hosts": ["http://es:9200"]},
-            "redis": {"url": "redis://redis:6379"},
-            "installation": {"adminSecretRef": {"name": "admin"}, "tokenSecretRef": {"name": "tok", "key": "token"}},
-            **spec,
-        },
-    }
+    return installation_body(installation_spec(version, **spec), namespace="shop", uid="u-1", generation=1)
 
 
 JobOutcome = Callable[[dict[str, Any]], tuple[str, dict[str, Any] | None]]
