@@ -1,5 +1,5 @@
-"""What many tests build alike, in one place: TracardiInstallation objects, a clock the test moves, and
-waiting until something holds (a predicate polled with a timeout).
+"""What many tests build alike, in one place: TracardiInstallation objects, the apiserver's merge patch, a
+clock the test moves, and waiting until something holds (a predicate polled with a timeout).
 
 Plain helpers, no fixtures: unit, integration and end-to-end tests import them alike.
 """
@@ -7,6 +7,7 @@ Plain helpers, no fixtures: unit, integration and end-to-end tests import them a
 from __future__ import annotations
 
 import asyncio
+import copy
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,18 @@ def installation_body(
     if status is not None:
         body["status"] = dict(status)
     return body
+
+
+def merge_patch(target: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """Apply a JSON merge patch (RFC 7386) to `target` in place, as the apiserver applies a status patch:
+    None removes a key, a mapping merges into a mapping, anything else replaces."""
+    for key, value in patch.items():
+        if value is None:
+            target.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(target.get(key), dict):
+            merge_patch(target[key], value)
+        else:
+            target[key] = copy.deepcopy(value)
 
 
 # -- time ---------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from typing import Any, cast
 
 from pydantic import ValidationError
 
-from tests.factories import installation_body, installation_spec
+from tests.factories import installation_body, installation_spec, merge_patch
 from tests.support.fake_elastic import FakeElastic
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.indices import VersionId
@@ -39,7 +39,7 @@ from tracardi_operator.retention import execution
 from tracardi_operator.retention.evidence import cluster_key, cluster_live, images_by_instance
 from tracardi_operator.retention.execution import Fresh
 from tracardi_operator.retention.inventory import InventoryCache
-from tracardi_operator.retention.status import mark_deleting
+from tracardi_operator.retention.status import after_run, mark_deleting
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 TAGS = ("0.8.0", "0.8.1", "0.8.2.1")
@@ -147,9 +147,12 @@ class World:
         adapter = cast(ElasticAdapter, self.clusters[member.cluster].es)
         self._running = member
         self._start_history = copy.deepcopy(member.status.get("versions") or [])
+        written = copy.deepcopy(member.status)
         self._begun = set()
         key = cluster_key(inst)
         identity = self.cache.get(key, adapter).raw.cluster_uuid
+
+        shared: list[str] = []  # as last read, like the pass's inputs
 
         def inputs() -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
             policies = []
@@ -159,7 +162,8 @@ class World:
                 except ValidationError:
                     continue
             images = images_by_instance(self.deployments())
-            live, _ = cluster_live(inst, identity, [m.raw for m in self.members], images)
+            live, found = cluster_live(inst, identity, [m.raw for m in self.members], images)
+            shared[:] = sorted(found)
             return policies, live
 
         def recheck() -> Fresh:
@@ -186,16 +190,11 @@ class World:
             return
         finally:
             self._running = None
-        # The status as reconcile writes it back after the run.
-        for record in member.status.get("versions") or []:
-            pair = VersionId(str(record.get("dbVersion")), str(record.get("tenant")))
-            if pair in outcome.deleted_pairs and record.get("state") in RECLAIMABLE:
-                record["state"], record["deletedAt"] = "Deleted", _iso(NOW)
-            elif pair in outcome.deleting and record.get("state") in RECLAIMABLE:
-                record["state"] = "Deleting"
-                record["deletedNames"] = sorted(set(record.get("deletedNames") or []) | set(outcome.deleting[pair]))
-        if identity is not None:
-            member.status["elasticsearchCluster"] = identity
+        # The status as reconcile writes it back after the run: after_run's patch of the status the pass read,
+        # merged as the apiserver merges it.
+        change = after_run(inst.status, written, outcome, identity=identity, shared=shared, now=NOW,
+                           generation=inst.metadata.generation)
+        merge_patch(member.status, change.patch)
 
     # -- the moments the operator waits ---------------------------------------------------------------
     def _on_snapshot(self) -> None:

@@ -9,6 +9,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from tests.factories import merge_patch
 from tests.support.fake_elastic import FakeElastic
 from tests.unit.test_rollout import body, succeed
 from tracardi_operator import labels
@@ -19,17 +20,6 @@ from tracardi_operator.scheduler import GONE
 from tracardi_operator.settings import Settings
 
 OLD, NEW = VersionId("080", "fa73a"), VersionId("08x", "01506")
-
-
-def merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
-    """A JSON merge patch (RFC 7386), as the apiserver applies a status patch."""
-    for key, value in patch.items():
-        if value is None:
-            target.pop(key, None)
-        elif isinstance(value, dict) and isinstance(target.get(key), dict):
-            merge(target[key], value)
-        else:
-            target[key] = copy.deepcopy(value)
 
 
 @dataclass
@@ -50,7 +40,7 @@ class MemoryKube:
     def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         assert self.installation is not None
         self.ops.append("status")
-        merge(self.installation.setdefault("status", {}), patch)
+        merge_patch(self.installation.setdefault("status", {}), patch)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.ops.append(f"apply {manifest['kind']}")
