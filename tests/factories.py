@@ -11,7 +11,7 @@ import copy
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from tracardi_operator import GROUP_VERSION
 
@@ -104,7 +104,7 @@ NOTE_EVERY = 20.0
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | Literal[False] | None],
     timeout: float,
     what: str = "the condition",
     interval: float = 0.5,
@@ -112,8 +112,10 @@ def wait_for(
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call `predicate` every `interval` seconds until it returns something truthy, and return that;
-    AssertionError naming `what` after `timeout` seconds. Exceptions of the types in `ignoring` count as
-    "not yet" (the last one is named on timeout). A wait longer than NOTE_EVERY says so on stderr."""
+    AssertionError naming `what` after `timeout` seconds. A falsy answer (None, False, 0, empty) means "not
+    yet", so the type returned is the predicate's without None and False. Exceptions of the types in
+    `ignoring` count as "not yet" (the last one is named on timeout). A wait longer than NOTE_EVERY says so
+    on stderr."""
     started = last_note = time.monotonic()
     last_error: BaseException | None = None
     while True:
