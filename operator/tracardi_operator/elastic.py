@@ -12,6 +12,7 @@ that is not one exact name (`retention.safety.is_exact_name`, the test the plan'
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,15 +118,8 @@ class ElasticAdapter:
         cat_indices = client.cat.indices(index=TRACARDI_INDICES, format="json", h=_CAT_COLUMNS, expand_wildcards="all")
         # _cat/aliases lists every alias, of system indices too, without the deprecation warning that
         # GET _alias and GET _mapping give for system indices; the rows become `GET _alias`'s shape.
-        aliases: dict[str, Any] = {}
-        for row in _rows(client.cat.aliases(format="json", h="alias,index", expand_wildcards="all")):
-            alias, index = row.get("alias"), row.get("index")
-            if isinstance(alias, str) and isinstance(index, str):
-                aliases.setdefault(index, {"aliases": {}})["aliases"][alias] = {}
-        try:
-            templates = client.indices.get_index_template()
-        except NotFoundError:
-            templates = {"index_templates": []}
+        aliases = self._aliases()
+        templates = self._templates()
         # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed.
         mappings = client.indices.get_mapping(index=TRACARDI_INDICES, expand_wildcards="all",
                                               filter_path="*.mappings._meta")
@@ -134,13 +128,48 @@ class ElasticAdapter:
         return RawInventory(
             cat_indices=_rows(cat_indices),
             aliases=aliases,
-            index_templates=dict(templates or {}),
+            index_templates=templates,
             mappings=dict(mappings or {}),
             max_shards_per_node=max_shards_per_node(settings or {}),
             data_nodes=int((health or {}).get("number_of_data_nodes", 0)),
             cluster_uuid=identity,
             shards_in_use=_shards(health),
         )
+
+    def _aliases(self) -> dict[str, Any]:
+        aliases: dict[str, Any] = {}
+        for row in _rows(self._client.cat.aliases(format="json", h="alias,index", expand_wildcards="all")):
+            alias, index = row.get("alias"), row.get("index")
+            if isinstance(alias, str) and isinstance(index, str):
+                aliases.setdefault(index, {"aliases": {}})["aliases"][alias] = {}
+        return aliases
+
+    def _templates(self) -> dict[str, Any]:
+        try:
+            return dict(self._client.indices.get_index_template() or {})
+        except NotFoundError:
+            return {"index_templates": []}
+
+    def refresh_inventory(self, previous: RawInventory, about: Sequence[str], deleted: Sequence[str]) -> RawInventory:
+        """`previous` read again wherever it can change what becomes of `about` (the names of the next
+        delete request; at most one request line): the cluster's identity, every alias, every template,
+        and whether each of `about` still exists and what its `_meta` says now. The other rows are
+        `previous`'s, less `deleted` (gone since). Four or five small requests instead of seven that
+        list the whole cluster: nothing else can make a name of `about` deletable or not."""
+        client = self._client
+        identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
+        known = {row.get("index") for row in previous.cat_indices}
+        indices = [n for n in require_exact_names(list(about)) if n in known]
+        existing: set[str] = set()
+        metas: dict[str, Any] = {}
+        if indices:
+            existing = self.existing_indices(indices)
+            if existing:
+                metas = dict(client.indices.get_mapping(
+                    index=",".join(sorted(existing)), expand_wildcards="none", ignore_unavailable=True,
+                    allow_no_indices=True, filter_path="*.mappings._meta") or {})
+        return merged_inventory(previous, identity=identity, aliases=self._aliases(), templates=self._templates(),
+                                about=indices, existing=existing, metas=metas, deleted=deleted)
 
     def shard_room(self) -> ShardRoom:
         """The shard limit's inputs and the shards in use, without listing any index."""
@@ -210,6 +239,21 @@ class ElasticAdapter:
         if state != "SUCCESS":
             raise RuntimeError(f"snapshot {exact_snapshot} in {repository} ended {state!r}")
         return exact_snapshot
+
+
+def merged_inventory(
+    previous: RawInventory, *, identity: str | None, aliases: dict[str, Any], templates: dict[str, Any],
+    about: Sequence[str], existing: set[str], metas: Mapping[str, Any], deleted: Sequence[str],
+) -> RawInventory:
+    """`previous` with what was read again (see `ElasticAdapter.refresh_inventory`): the rows of `about`
+    that no longer exist and of `deleted` are dropped; each of `about`'s `_meta` is the fresh one (none
+    when the answer has none); identity, aliases and templates are replaced."""
+    gone = set(deleted) | (set(about) - existing)
+    mappings = {k: v for k, v in previous.mappings.items() if k not in gone and k not in set(about)}
+    mappings |= {k: v for k, v in metas.items() if k in existing}
+    return dataclasses.replace(
+        previous, cat_indices=[row for row in previous.cat_indices if row.get("index") not in gone],
+        aliases=aliases, index_templates=templates, mappings=mappings, cluster_uuid=identity)
 
 
 def _rows(answer: object) -> list[dict[str, Any]]:

@@ -207,7 +207,23 @@ def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticse
         gone = [f"0820.ab12c.tracardi-gone{i}" for i in range(300)]
         assert adapter.existing_indices([*gone, "0820.ab12c.tracardi-profile"]) == {"0820.ab12c.tracardi-profile"}
         assert adapter.existing_indices([*gone, "app-logs-1"]) == {"app-logs-1"}
+        # Read again for the next request's names: a new alias is seen, an index made again with another
+        # version's _meta is read anew, and a name gone since drops out.
+        es.indices.put_alias(index="0820.ab12c.tracardi-profile", name="reports")
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert "reports" in fresh.aliases["0820.ab12c.tracardi-profile"]["aliases"]
+        es.indices.delete(index="0820.ab12c.tracardi-profile")
+        es.indices.create(index="0820.ab12c.tracardi-profile", mappings={"_meta": {"version": "0821", "name": "x"}},
+                          settings={"number_of_shards": 1, "number_of_replicas": 0})
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert fresh.mappings["0820.ab12c.tracardi-profile"]["mappings"]["_meta"]["version"] == "0821"
+        assert "0820.ab12c.tracardi-profile" not in fresh.aliases
+        es.indices.delete(index="0820.ab12c.tracardi-profile")
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert fresh.cat_indices == []
+        assert fresh.mappings == {}
+        assert fresh.cluster_uuid == raw.cluster_uuid
     finally:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state")
+            es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state", ignore_unavailable=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracardi_operator.elastic import RawInventory, ShardRoom, require_exact_names
+from tracardi_operator.elastic import RawInventory, ShardRoom, merged_inventory, require_exact_names
 from tracardi_operator.indices import VersionId
 
 PLAIN = ("flow", "rule", "segment", "event-source", "bridge")
@@ -72,6 +72,18 @@ class FakeElastic:
         return RawInventory(cat_indices=listed, aliases=aliases, index_templates=templates, mappings=mappings,
                             max_shards_per_node=1000, data_nodes=1, cluster_uuid=self.cluster_uuid,
                             shards_in_use=len(cat))
+
+    def refresh_inventory(self, previous: RawInventory, about: Sequence[str], deleted: Sequence[str]) -> RawInventory:
+        """As the adapter: identity, aliases and templates fresh, `about`'s existence and `_meta` fresh,
+        every other row as `previous` had it."""
+        full = self.read_inventory()
+        known = {row["index"] for row in previous.cat_indices}
+        indices = [n for n in require_exact_names(list(about)) if n in known]
+        existing = {n for n in indices if n in self.indices}
+        metas = {n: full.mappings[n] for n in existing if n in full.mappings}
+        return merged_inventory(previous, identity=full.cluster_uuid, aliases=full.aliases,
+                                templates=full.index_templates, about=indices, existing=existing, metas=metas,
+                                deleted=deleted)
 
     def shard_room(self) -> ShardRoom:
         return ShardRoom(1000, 1, len(self.indices))

@@ -15,6 +15,7 @@ from tracardi_operator.retention import execution
 from tracardi_operator.retention.evidence import live_pairs
 from tracardi_operator.retention.execution import Fresh
 from tracardi_operator.retention.inventory import InventoryCache
+from tracardi_operator.retention.safety import batch_names
 from tracardi_operator.retention.status import RunOutcome
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
@@ -176,3 +177,53 @@ def test_inputs_are_read_once_per_delete_request_and_again_after_a_snapshot() ->
     snapshotted.es.before_delete = later.append
     snapshotted.run()
     assert snapshotted.rechecks == len(later) + 1, "after a snapshot the first request reads again too"
+
+
+def _many_batches() -> _BatchedWorld:
+    """An old version with enough partitions that its indices take several delete requests."""
+    w = _BatchedWorld()
+    w.es.install(OLD, partitions=[f"{year}-{month}" for year in range(2015, 2027) for month in range(1, 13)])
+    return w
+
+
+class _BatchedWorld(World):
+    def plan_batches(self) -> list[list[str]]:
+        """The index requests the old version's names take (as the plan batches them)."""
+        return [list(b) for b in batch_names(sorted(n for n in self.es.names_of(OLD) if ".tracardi-" in n
+                                                    and not n.startswith("template") and "template." not in n))]
+
+
+def test_an_alias_made_between_two_requests_saves_the_indices_it_reaches() -> None:
+    w = _many_batches()
+    requests: list[list[str]] = []
+    later: list[str] = []
+
+    def after_first(batch: list[str]) -> None:
+        requests.append(batch)
+        if len(requests) == 1:  # someone points a report at an index the next requests would delete
+            later.append(sorted(n for n in w.es.names_of(OLD) if n in w.es.indices and n not in batch)[-1])
+            w.es.aliases["reports"] = list(later)
+
+    w.es.before_delete = after_first
+    assert len(w.plan_batches()) > 2, "several requests are planned"
+    w.run()
+    assert later[0] not in w.es.deleted
+    assert later[0] in w.es.indices
+
+
+def test_an_index_made_again_by_another_version_between_two_requests_is_not_deleted() -> None:
+    w = _many_batches()
+    requests: list[list[str]] = []
+    remade: list[str] = []
+
+    def after_first(batch: list[str]) -> None:
+        requests.append(batch)
+        if len(requests) == 1:  # deleted and created again, now holding the live version's data
+            remade.append(sorted(n for n in w.es.names_of(OLD) if n not in batch and n in w.es.indices)[-1])
+            w.es.indices[remade[0]] = LIVE
+
+    w.es.before_delete = after_first
+    assert len(w.plan_batches()) > 2, "several requests are planned"
+    w.run()
+    assert remade[0] not in w.es.deleted
+    assert remade[0] in w.es.indices

@@ -119,6 +119,15 @@ def run(
 
 
 @dataclass(frozen=True)
+class _Scope:
+    """What the inventory is read again for: the next request's names, from the last reading."""
+
+    previous: CachedInventory
+    about: Sequence[str]
+    deleted: Sequence[str]
+
+
+@dataclass(frozen=True)
 class _Run:
     """One run past its first plan: where it acts, and what it must find unchanged to go on."""
 
@@ -130,16 +139,21 @@ class _Run:
     now: dt.datetime
     effects: Effects
 
-    def reread(self) -> _Reread | None:
+    def reread(self, scope: _Scope | None = None) -> _Reread | None:
         """The outcome and plan from inputs read now; None when the installation is gone. `go` is False
         when the run must stop: its spec (retention.enabled, a version change) or labels changed since
         this pass read them (the pass their change woke decides, after the rollout has seen it), its
-        hosts now lead to another cluster, or the plan became a dry run."""
+        hosts now lead to another cluster, or the plan became a dry run. With a `scope` (right before a
+        delete request) the inventory is read again where it can change what becomes of the request's
+        names (`ElasticAdapter.refresh_inventory`); else all of it."""
         fresh = self.effects.recheck()
         current = fresh.installation
         if current is None:
             return None
-        entry = self.cache.get(self.key, self.adapter, fresh=True)
+        if scope is None:
+            entry = self.cache.get(self.key, self.adapter, fresh=True)
+        else:
+            entry = self.cache.refreshed(self.key, self.adapter, scope.previous, scope.about, scope.deleted)
         again, plan = assess(current, entry, fresh.policies, fresh.namespace_labels, fresh.cluster_live, self.now)
         go = (current.metadata.generation == self.inst.metadata.generation
               and current.metadata.labels == self.inst.metadata.labels
@@ -171,7 +185,8 @@ class _Run:
         owners |= {t.name: t.owner for t in inventory.templates if t.owner is not None}
         # The plan was derived from inputs read just now, unless a snapshot (which may take an hour) came
         # between: then the first request, like every later one, waits for a plan derived again.
-        deleted, aborted = self._delete(plan, owners, plan if not repository else None)
+        deleted, aborted = self._delete(plan, owners, plan if not repository else None,
+                                        None if repository else first.inventory)
         self.cache.invalidate(self.key)
         wanted, templates = self._verify(plan, deleted)
         outcome.deleted_indices, outcome.deleted_templates = len(wanted), len(templates)
@@ -195,19 +210,22 @@ class _Run:
                                + ("; stopped early because the inputs changed" if aborted else "")))
         return outcome
 
-    def _delete(self, plan: RetentionPlan, owners: Mapping[str, VersionId],
-                current: RetentionPlan | None) -> tuple[list[str], bool]:
+    def _delete(self, plan: RetentionPlan, owners: Mapping[str, VersionId], current: RetentionPlan | None,
+                latest: CachedInventory | None) -> tuple[list[str], bool]:
         """Send the plan's delete requests, each only for names a plan derived just before it still
-        deletes (`current`: one derived already); the names deleted, and whether the run stopped early."""
+        deletes (`current`: one derived already); the names deleted, and whether the run stopped early.
+        `latest` is the inventory the last plan came from (None: read all of it again first, as after
+        a snapshot)."""
         deleted: list[str] = []
         work: list[tuple[str, list[str]]] = [("indices", list(b)) for b in plan.executable_index_batches]
         work += [("template", [t]) for t in plan.executable_templates]
         for kind, names in work:
             if current is None:
-                again = self.reread()
+                again = self.reread(None if latest is None else _Scope(latest, names, list(deleted)))
                 current = again.plan if again is not None and again.go else None
-                if current is None:
+                if current is None or again is None:
                     return deleted, True
+                latest = again.inventory
             allowed = set(current.indices if kind == "indices" else current.executable_templates)
             current = None  # the next request looks again
             batch = [n for n in names if n in allowed]

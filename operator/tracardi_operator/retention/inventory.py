@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from tracardi_operator.elastic import ElasticAdapter, RawInventory
@@ -38,6 +39,16 @@ class InventoryCache:
             if entry is not None and not fresh and time.monotonic() - entry.at < self.ttl:
                 return entry
         raw = adapter.read_inventory()
+        inventory = parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)
+        entry = CachedInventory(time.monotonic(), raw, inventory)
+        with self._lock:
+            self._entries[key] = entry
+        return entry
+
+    def refreshed(self, key: tuple[str, ...], adapter: ElasticAdapter, previous: CachedInventory,
+                  about: Sequence[str], deleted: Sequence[str]) -> CachedInventory:
+        """`previous` read again where it can change what becomes of `about` (`refresh_inventory`)."""
+        raw = adapter.refresh_inventory(previous.raw, about, deleted)
         inventory = parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)
         entry = CachedInventory(time.monotonic(), raw, inventory)
         with self._lock:
