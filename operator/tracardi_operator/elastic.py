@@ -19,7 +19,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
-from tracardi_operator.retention.safety import is_exact_name
+from tracardi_operator.retention.safety import batch_names, is_exact_name
 
 # Elasticsearch's default when the setting is nowhere to be read.
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
@@ -152,23 +152,29 @@ class ElasticAdapter:
 
     def refresh_inventory(self, previous: RawInventory, about: Sequence[str], deleted: Sequence[str]) -> RawInventory:
         """`previous` read again wherever it can change what becomes of `about` (the names of the next
-        delete request; at most one request line): the cluster's identity, every alias, every template,
-        and whether each of `about` still exists and what its `_meta` says now. The other rows are
-        `previous`'s, less `deleted` (gone since). Four or five small requests instead of seven that
-        list the whole cluster: nothing else can make a name of `about` deletable or not."""
+        delete request): the cluster's identity, every alias, every template, and whether each of
+        `about` (and each index an alias on one of them also reaches) still exists and what its
+        `_meta` says now. The other rows are `previous`'s, less `deleted` (gone since). A handful of
+        small requests instead of seven that list the cluster: nothing else can make a name of
+        `about` deletable or not."""
         client = self._client
         identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
+        aliases = self._aliases()
         known = {row.get("index") for row in previous.cat_indices}
-        indices = [n for n in require_exact_names(list(about)) if n in known]
-        existing: set[str] = set()
+        wanted = set(require_exact_names(list(about)))
+        by_alias: dict[str, set[str]] = {}
+        for index, entry in aliases.items():
+            for alias in (entry.get("aliases") or {}):
+                by_alias.setdefault(alias, set()).add(index)
+        related = {t for targets in by_alias.values() if targets & wanted for t in targets}
+        indices = sorted(n for n in wanted | related if n in known)
+        existing = self.existing_indices(indices) if indices else set()
         metas: dict[str, Any] = {}
-        if indices:
-            existing = self.existing_indices(indices)
-            if existing:
-                metas = dict(client.indices.get_mapping(
-                    index=",".join(sorted(existing)), expand_wildcards="none", ignore_unavailable=True,
-                    allow_no_indices=True, filter_path="*.mappings._meta") or {})
-        return merged_inventory(previous, identity=identity, aliases=self._aliases(), templates=self._templates(),
+        for batch in batch_names(sorted(existing)):
+            metas |= dict(client.indices.get_mapping(
+                index=",".join(batch), expand_wildcards="none", ignore_unavailable=True, allow_no_indices=True,
+                filter_path="*.mappings._meta") or {})
+        return merged_inventory(previous, identity=identity, aliases=aliases, templates=self._templates(),
                                 about=indices, existing=existing, metas=metas, deleted=deleted)
 
     def shard_room(self) -> ShardRoom:

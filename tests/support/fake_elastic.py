@@ -74,11 +74,13 @@ class FakeElastic:
                             shards_in_use=len(cat))
 
     def refresh_inventory(self, previous: RawInventory, about: Sequence[str], deleted: Sequence[str]) -> RawInventory:
-        """As the adapter: identity, aliases and templates fresh, `about`'s existence and `_meta` fresh,
-        every other row as `previous` had it."""
+        """As the adapter: identity, aliases and templates fresh, the existence and `_meta` of `about` and
+        of every index an alias on one of them reaches fresh, every other row as `previous` had it."""
         full = self.read_inventory()
         known = {row["index"] for row in previous.cat_indices}
-        indices = [n for n in require_exact_names(list(about)) if n in known]
+        wanted = set(require_exact_names(list(about)))
+        related = {t for targets in self.aliases.values() if wanted & set(targets) for t in targets}
+        indices = sorted(n for n in wanted | related if n in known)
         existing = {n for n in indices if n in self.indices}
         metas = {n: full.mappings[n] for n in existing if n in full.mappings}
         return merged_inventory(previous, identity=full.cluster_uuid, aliases=full.aliases,

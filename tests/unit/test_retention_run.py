@@ -227,3 +227,35 @@ def test_an_index_made_again_by_another_version_between_two_requests_is_not_dele
     w.run()
     assert remade[0] not in w.es.deleted
     assert remade[0] in w.es.indices
+
+
+def test_an_alias_whose_other_index_was_made_again_between_two_requests_protects_its_names() -> None:
+    """A Tracardi alias of the old tenant over two old indices is retired. One of them is not deleted by
+    this run (the run is capped); when it is made again with the live version's data between two
+    requests, the alias is live again before the request that would delete the other one."""
+    def capped() -> _BatchedWorld:
+        w = _many_batches()
+        w.policies = [policy(maxDeletionsPerRun=300)]
+        return w
+
+    probe = capped()
+    probe_requests: list[list[str]] = []
+    probe.es.before_delete = probe_requests.append
+    probe.run()
+    assert len(probe_requests) >= 2
+    target = probe_requests[1][-1]  # deleted by the second request
+    other = next(n for n in sorted(probe.es.indices) if probe.es.indices[n] == OLD and n not in probe.es.deleted
+                 and not n.startswith("static-"))  # left for a later run
+    w = capped()
+    w.es.aliases[f"{OLD.tenant}.tracardi-reports"] = [target, other]
+    requests: list[list[str]] = []
+
+    def after_first(batch: list[str]) -> None:
+        requests.append(batch)
+        if len(requests) == 1:
+            w.es.indices[other] = LIVE  # deleted and made again, the alias on it restored with it
+
+    w.es.before_delete = after_first
+    w.run()
+    assert target not in w.es.deleted
+    assert target in w.es.indices
