@@ -460,13 +460,17 @@ class PodWorker:
             c.proc = self.ctx.shared.start(f"{self.uid}-{c.name}-{c.restart_count}", spec, log_path,
                                            f"{self.ctx.node_name}:{self.ref}/{c.name}", what)
         except SharedError as exc:
-            with open(log_path, "a") as f:
-                f.write(f"cannot start {what}: {exc}\n")
-            ended = rules.terminated_state(128, started_at, started_at, c.container_id, str(log_path),
-                                           str(exc), reason="StartError")
-            self._ended(c, ended, 128)
+            self._start_failed(c, started_at, log_path, what, exc)
             return
         self._running(c, started_at, f"in the shared simulator (pid {c.proc.pid}): {what}")
+
+    def _start_failed(self, c: Container, started_at: str, log_path: Path, what: str, exc: Exception) -> None:
+        """A container that could not be started at all: StartError, 128, as a kubelet reports it."""
+        with open(log_path, "a") as f:
+            f.write(f"cannot start {what}: {exc}\n")
+        ended = rules.terminated_state(128, started_at, started_at, c.container_id, str(log_path), str(exc),
+                                       reason="StartError")
+        self._ended(c, ended, 128)
 
     def _keep_previous_run(self, c: Container, log_path: Path) -> None:
         if c.log_proc is not None:
@@ -491,11 +495,7 @@ class PodWorker:
                                            self.ctx.pods_dir / f"{base}.pid",
                                            f"{self.ctx.node_name}:{self.ref}/{c.name}")
         except OSError as exc:
-            with open(log_path, "a") as f:
-                f.write(f"cannot start {argv[0]}: {exc}\n")
-            ended = rules.terminated_state(128, started_at, started_at, c.container_id, str(log_path),
-                                           str(exc), reason="StartError")
-            self._ended(c, ended, 128)
+            self._start_failed(c, started_at, log_path, argv[0], exc)
             return
         self._running(c, started_at, f"pid {c.proc.pid}: {what}")
 
