@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -100,6 +101,7 @@ def run(
     Nothing is deleted on a cluster that does not say who it is (cluster_uuid).
     """
     key = cluster_key(inst)
+    asked = time.monotonic()
     cached = cache.get(key, adapter)
     outcome, plan = assess(inst, cached, policies, namespace_labels, cluster_live, now)
     if plan.dry_run or not (_executable(plan) or _gone(plan)):
@@ -110,7 +112,8 @@ def run(
             "nothing is deleted")
         return outcome
     act = _Run(inst, adapter, cache, key, cached.raw.cluster_uuid, now, effects)
-    first = act.reread()
+    # An inventory this run has just read (not one from the cache) is as fresh as a second reading.
+    first = act.reread(just_read=cached if cached.at >= asked else None)
     if first is None:
         return outcome
     if not first.go:
@@ -139,7 +142,7 @@ class _Run:
     now: dt.datetime
     effects: Effects
 
-    def reread(self, scope: _Scope | None = None) -> _Reread | None:
+    def reread(self, scope: _Scope | None = None, just_read: CachedInventory | None = None) -> _Reread | None:
         """The outcome and plan from inputs read now; None when the installation is gone. `go` is False
         when the run must stop: its spec (retention.enabled, a version change) or labels changed since
         this pass read them (the pass their change woke decides, after the rollout has seen it), its
@@ -150,7 +153,9 @@ class _Run:
         current = fresh.installation
         if current is None:
             return None
-        if scope is None:
+        if just_read is not None:
+            entry = just_read
+        elif scope is None:
             entry = self.cache.get(self.key, self.adapter, fresh=True)
         else:
             entry = self.cache.refreshed(self.key, self.adapter, scope.previous, scope.about, scope.deleted)
