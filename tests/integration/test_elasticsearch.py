@@ -125,6 +125,58 @@ def test_painless_update_by_query(es: Elasticsearch) -> None:
     assert values == [0, 11, 12]
 
 
+def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticsearch, es_devenv: Running) -> None:
+    """The inventory lists (and reads the mappings of) Tracardi-named indices only; the shards in use
+    are the whole cluster's, the other indices' too, as Elasticsearch's limit counts them."""
+    from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
+
+    meta = {"_meta": {"version": "0820", "name": "ab12c"}}
+    es.indices.create(index="0820.ab12c.tracardi-profile", mappings=meta,
+                      settings={"number_of_shards": 2, "number_of_replicas": 0})
+    es.indices.create(index="app-logs-1", settings={"number_of_shards": 3, "number_of_replicas": 0})
+    with warnings.catch_warnings():  # Elasticsearch warns that dot names are for system indices
+        warnings.simplefilter("ignore")
+        es.indices.create(index=".app-state", settings={"number_of_shards": 1, "number_of_replicas": 0})
+    es.cluster.health(index="0820.ab12c.tracardi-profile,app-logs-1", wait_for_status="green", timeout="30s",
+                      request_timeout=60)  # other tests' indices may keep the cluster yellow
+    try:
+        adapter = ElasticAdapter(build_client(ElasticConnection(hosts=(es_devenv.url,))))
+        raw = adapter.read_inventory()
+        assert [row["index"] for row in raw.cat_indices] == ["0820.ab12c.tracardi-profile"]
+        assert set(raw.mappings) == {"0820.ab12c.tracardi-profile"}
+        health = es.cluster.health()
+        total = sum(int(health[k]) for k in ("active_shards", "initializing_shards", "unassigned_shards"))
+        assert total >= 6
+        assert raw.shards_in_use == total
+        room = adapter.shard_room()
+        assert (room.shards_in_use, room.data_nodes) == (total, 1)
+        assert room.max_shards_per_node == raw.max_shards_per_node == 1000
+        # Verifying a long list of names (past one request line) reads the Tracardi-named listing.
+        gone = [f"0820.ab12c.tracardi-gone{i}" for i in range(300)]
+        assert adapter.existing_indices([*gone, "0820.ab12c.tracardi-profile"]) == {"0820.ab12c.tracardi-profile"}
+        assert adapter.existing_indices([*gone, "app-logs-1"]) == {"app-logs-1"}
+        # Read again for the next request's names: a new alias is seen, an index made again with another
+        # version's _meta is read anew, and a name gone since drops out.
+        es.indices.put_alias(index="0820.ab12c.tracardi-profile", name="reports")
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert "reports" in fresh.aliases["0820.ab12c.tracardi-profile"]["aliases"]
+        es.indices.delete(index="0820.ab12c.tracardi-profile")
+        es.indices.create(index="0820.ab12c.tracardi-profile", mappings={"_meta": {"version": "0821", "name": "x"}},
+                          settings={"number_of_shards": 1, "number_of_replicas": 0})
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert fresh.mappings["0820.ab12c.tracardi-profile"]["mappings"]["_meta"]["version"] == "0821"
+        assert "0820.ab12c.tracardi-profile" not in fresh.aliases
+        es.indices.delete(index="0820.ab12c.tracardi-profile")
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert fresh.cat_indices == []
+        assert fresh.mappings == {}
+        assert fresh.cluster_uuid == raw.cluster_uuid
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state", ignore_unavailable=True)
+
+
 def test_restart_keeps_indices(es_devenv: Running) -> None:
     client = es_devenv.client()
     client.index(index="survivor", id="1", document={"kept": True}, refresh=True)
@@ -178,52 +230,3 @@ def _java_processes_using(needle: str) -> list[int]:
             found.append(int(entry))
     return found
 
-
-def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticsearch, es_devenv: Running) -> None:
-    """The inventory lists (and reads the mappings of) Tracardi-named indices only; the shards in use
-    are the whole cluster's, the other indices' too, as Elasticsearch's limit counts them."""
-    from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
-
-    meta = {"_meta": {"version": "0820", "name": "ab12c"}}
-    es.indices.create(index="0820.ab12c.tracardi-profile", mappings=meta,
-                      settings={"number_of_shards": 2, "number_of_replicas": 0})
-    es.indices.create(index="app-logs-1", settings={"number_of_shards": 3, "number_of_replicas": 0})
-    with warnings.catch_warnings():  # Elasticsearch warns that dot names are for system indices
-        warnings.simplefilter("ignore")
-        es.indices.create(index=".app-state", settings={"number_of_shards": 1, "number_of_replicas": 0})
-    es.cluster.health(wait_for_status="green", timeout="60s")
-    try:
-        adapter = ElasticAdapter(build_client(ElasticConnection(hosts=(es_devenv.url,))))
-        raw = adapter.read_inventory()
-        assert [row["index"] for row in raw.cat_indices] == ["0820.ab12c.tracardi-profile"]
-        assert set(raw.mappings) == {"0820.ab12c.tracardi-profile"}
-        total = int(es.cluster.health()["active_shards"])
-        assert total >= 6
-        assert raw.shards_in_use == total
-        room = adapter.shard_room()
-        assert (room.shards_in_use, room.data_nodes) == (total, 1)
-        assert room.max_shards_per_node == raw.max_shards_per_node == 1000
-        # Verifying a long list of names (past one request line) reads the Tracardi-named listing.
-        gone = [f"0820.ab12c.tracardi-gone{i}" for i in range(300)]
-        assert adapter.existing_indices([*gone, "0820.ab12c.tracardi-profile"]) == {"0820.ab12c.tracardi-profile"}
-        assert adapter.existing_indices([*gone, "app-logs-1"]) == {"app-logs-1"}
-        # Read again for the next request's names: a new alias is seen, an index made again with another
-        # version's _meta is read anew, and a name gone since drops out.
-        es.indices.put_alias(index="0820.ab12c.tracardi-profile", name="reports")
-        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
-        assert "reports" in fresh.aliases["0820.ab12c.tracardi-profile"]["aliases"]
-        es.indices.delete(index="0820.ab12c.tracardi-profile")
-        es.indices.create(index="0820.ab12c.tracardi-profile", mappings={"_meta": {"version": "0821", "name": "x"}},
-                          settings={"number_of_shards": 1, "number_of_replicas": 0})
-        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
-        assert fresh.mappings["0820.ab12c.tracardi-profile"]["mappings"]["_meta"]["version"] == "0821"
-        assert "0820.ab12c.tracardi-profile" not in fresh.aliases
-        es.indices.delete(index="0820.ab12c.tracardi-profile")
-        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
-        assert fresh.cat_indices == []
-        assert fresh.mappings == {}
-        assert fresh.cluster_uuid == raw.cluster_uuid
-    finally:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state", ignore_unavailable=True)
