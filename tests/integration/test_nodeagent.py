@@ -420,3 +420,6 @@ def test_shared_mode_runs_tracardi_pods_in_one_process(core: client.CoreV1Api, n
     with pytest.raises(urllib.error.URLError, match="refused"):  # nothing listens there any more
         urllib.request.urlopen(f"http://{ips['api-a']}/healthcheck", timeout=3)
     assert ready("api-b") is not None  # the other containers of the process go on
+    # Deleted while this node's agent still runs (after it, nothing would end them but the pod GC).
+    core.delete_collection_namespaced_pod(namespace, grace_period_seconds=1)
+    wait(lambda: not core.list_namespaced_pod(namespace).items, 60, "the node's pods deleted")
