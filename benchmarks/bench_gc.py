@@ -68,7 +68,8 @@ def create_indices(client: Elasticsearch, index_names: list[str], workers: int) 
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         list(pool.map(create, index_names))
-    client.cluster.health(index=f"*{OLD.db}.{OLD.tenant}.*", wait_for_status="green", timeout="120s")
+    client.cluster.health(index=f"*{OLD.db}.{OLD.tenant}.*", wait_for_status="green", timeout="600s",
+                          request_timeout=700)
     return time.perf_counter() - started
 
 
