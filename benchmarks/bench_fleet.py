@@ -57,8 +57,12 @@ sys.path.insert(0, str(REPO))
 
 from devenv import elasticsearch, procs  # noqa: E402 - after the repository is on the path
 from devenv.paths import State  # noqa: E402
+from tests.factories import wait_for as wait  # noqa: E402
+from tracardi_operator import API_GROUP as GROUP  # noqa: E402
+from tracardi_operator import API_VERSION as VERSION  # noqa: E402
+from tracardi_operator.models import INSTALLATION  # noqa: E402
 
-GROUP, VERSION, PLURAL = "tracardi.com", "v1alpha1", "tracardiinstallations"
+PLURAL = INSTALLATION.plural
 ADMIN, TOKEN = "fleet-admin", "fleet-token"
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -169,17 +173,6 @@ class Operator:
             except subprocess.TimeoutExpired:
                 os.killpg(self.pid, signal.SIGKILL)
                 self.proc.wait(10)
-
-
-def wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 # -- Kubernetes -----------------------------------------------------------------------------------------
