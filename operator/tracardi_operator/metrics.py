@@ -4,14 +4,14 @@
 its own and the operator builds exactly one at start-up. Handlers call the small helpers below; the
 health server (`health.py`) exposes `registry` on /metrics and reads `watch_age()` for liveness.
 
-Label values are bounded: results and steps come from fixed sets, installations from the cluster
-(and are forgotten when an installation is deleted).
+Label values are bounded: results, steps, phases and condition types come from fixed sets, installations
+from the cluster (and are forgotten when an installation is deleted).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal
@@ -45,10 +45,14 @@ class Metrics:
     last_watch_event_age: Gauge
     leader: Gauge
     api_requests: Counter
+    installation_phase: Gauge
+    installation_condition: Gauge
     clock: Callable[[], float] = time.monotonic
     started_at: float = 0.0
     last_watch_event_at: float | None = None
     _paused: set[tuple[str, str]] = field(default_factory=set)
+    _phases: dict[tuple[str, str], str] = field(default_factory=dict)
+    _conditions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
 
     # -- the watch clock ------------------------------------------------------------------------
     def touch(self) -> None:
@@ -107,9 +111,34 @@ class Metrics:
     def set_leader(self, identity: str, leading: bool) -> None:
         self.leader.labels(identity=identity).set(1 if leading else 0)
 
+    def installation_status(
+        self, namespace: str, installation: str, phase: str | None, conditions: Mapping[str, str]
+    ) -> None:
+        """The phase and conditions an installation's status was written with: one phase series at 1
+        (the previous phase's series is dropped), and each condition type at 1 when True, 0 otherwise
+        (False or Unknown). `conditions` maps a condition type to its status."""
+        key = (namespace, installation)
+        previous = self._phases.pop(key, None)
+        if previous is not None and previous != phase:
+            self.installation_phase.remove(namespace, installation, previous)
+        if phase is not None:
+            self.installation_phase.labels(namespace=namespace, installation=installation, phase=phase).set(1)
+            self._phases[key] = phase
+        for gone in self._conditions.get(key, set()) - set(conditions):
+            self.installation_condition.remove(namespace, installation, gone)
+        for type_, status in conditions.items():
+            self.installation_condition.labels(namespace=namespace, installation=installation, condition=type_).set(
+                1 if status == "True" else 0
+            )
+        self._conditions[key] = set(conditions)
+
     def forget_installation(self, namespace: str, installation: str) -> None:
         """Drop a deleted installation's series, so that deleted installations do not pile up."""
         self._paused.discard((namespace, installation))
+        if (phase := self._phases.pop((namespace, installation), None)) is not None:
+            self.installation_phase.remove(namespace, installation, phase)
+        for type_ in self._conditions.pop((namespace, installation), set()):
+            self.installation_condition.remove(namespace, installation, type_)
         self.gc_indices_planned.remove(namespace, installation)  # a no-op for series never set
         self.gc_indices_deleted.remove(namespace, installation)
 
@@ -165,6 +194,18 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
             f"{PREFIX}_api_requests",
             "Kubernetes API requests the operator's own client sent (kopf's watches not included).",
             ["verb", "resource"],
+            registry=registry,
+        ),
+        installation_phase=Gauge(
+            f"{PREFIX}_installation_phase",
+            "1 for the phase an installation's status shows (Pending, Progressing, Ready, Degraded, Blocked, Paused).",
+            ["namespace", "installation", "phase"],
+            registry=registry,
+        ),
+        installation_condition=Gauge(
+            f"{PREFIX}_installation_condition",
+            "Conditions of an installation's status, by type: 1 while True, 0 while False or Unknown.",
+            ["namespace", "installation", "condition"],
             registry=registry,
         ),
         leader=Gauge(

@@ -27,6 +27,7 @@ def test_every_metric_is_exposed_under_its_documented_name() -> None:
     metrics.migrated("failed")
     metrics.gc_planned("acme", "tracardi", 4)
     metrics.gc_deleted("acme", "tracardi", 4)
+    metrics.installation_status("acme", "tracardi", "Ready", {"Degraded": "False"})
     text = generate_latest(metrics.registry).decode()
     for name in (
         "tracardi_operator_reconciliations_total",
@@ -36,6 +37,8 @@ def test_every_metric_is_exposed_under_its_documented_name() -> None:
         "tracardi_operator_gc_indices_deleted_total",
         "tracardi_operator_installations_paused",
         "tracardi_operator_last_watch_event_age_seconds",
+        "tracardi_operator_installation_phase",
+        "tracardi_operator_installation_condition",
     ):
         assert f"\n{name}" in text, name
 
@@ -124,3 +127,42 @@ def test_watch_event_age_is_computed_at_scrape_time() -> None:
     assert metrics.watch_age() == 5
     assert sample(metrics, "tracardi_operator_last_watch_event_age_seconds") == 5
     assert metrics.uptime() == 35
+
+
+def test_an_installations_phase_is_one_series_that_follows_its_status() -> None:
+    metrics = new_metrics()
+    labels = {"namespace": "acme", "installation": "a"}
+    metrics.installation_status("acme", "a", "Progressing", {})
+    metrics.installation_status("acme", "a", "Degraded", {})
+    metrics.installation_status("acme", "b", "Ready", {})
+    assert sample(metrics, "tracardi_operator_installation_phase", **labels, phase="Degraded") == 1
+    assert sample(metrics, "tracardi_operator_installation_phase", **labels, phase="Progressing") is None
+    metrics.installation_status("acme", "a", None, {})
+    assert sample(metrics, "tracardi_operator_installation_phase", **labels, phase="Degraded") is None
+    assert sample(metrics, "tracardi_operator_installation_phase", namespace="acme", installation="b",
+                  phase="Ready") == 1
+
+
+def test_conditions_are_one_when_true_and_zero_when_false_or_unknown() -> None:
+    metrics = new_metrics()
+    labels = {"namespace": "acme", "installation": "a"}
+    metrics.installation_status("acme", "a", "Degraded", {"Degraded": "True", "Ready": "False",
+                                                          "IndexHeadroomLow": "Unknown"})
+    assert sample(metrics, "tracardi_operator_installation_condition", **labels, condition="Degraded") == 1
+    assert sample(metrics, "tracardi_operator_installation_condition", **labels, condition="Ready") == 0
+    assert sample(metrics, "tracardi_operator_installation_condition", **labels, condition="IndexHeadroomLow") == 0
+    # A condition no longer in status loses its series.
+    metrics.installation_status("acme", "a", "Ready", {"Degraded": "False", "Ready": "True"})
+    assert sample(metrics, "tracardi_operator_installation_condition", **labels, condition="Degraded") == 0
+    assert sample(metrics, "tracardi_operator_installation_condition", **labels, condition="IndexHeadroomLow") is None
+
+
+def test_a_deleted_installations_phase_and_conditions_are_forgotten() -> None:
+    metrics = new_metrics()
+    metrics.installation_status("acme", "a", "Ready", {"Ready": "True", "Degraded": "False"})
+    metrics.installation_status("acme", "b", "Ready", {"Ready": "True"})
+    metrics.forget_installation("acme", "a")
+    text = generate_latest(metrics.registry).decode()
+    assert 'installation="a"' not in text
+    assert sample(metrics, "tracardi_operator_installation_condition", namespace="acme", installation="b",
+                  condition="Ready") == 1
