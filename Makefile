@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv debs image devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
+.PHONY: help venv debs image helm devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ debs: ## install the Debian packages the tests need (once; needs root)
 image: $(STAMP) debs ## build the Dockerfile with buildah: tracardi-operator:dev and :<version> (devenv's stand-in base the first time)
 	@$(PY) -m devenv.image build
 
+helm: $(STAMP) ## build helm (pinned in devenv/helm/go.mod) into .devenv/bin for the chart tests; again only when go.mod changes
+	@$(PY) -m devenv.helm
+
 devenv-up: $(STAMP) debs ## build what is missing and start the local cluster and Elasticsearch
 	@$(PY) -m devenv up
 
@@ -42,10 +45,10 @@ devenv-down: $(STAMP) ## stop everything devenv started
 devenv-status: $(STAMP) ## what runs, where
 	@$(PY) -m devenv status
 
-crds: $(STAMP) ## regenerate crds/ and the package's copy from the pydantic models
+crds: $(STAMP) ## regenerate crds/, the package's and the chart's copies from the pydantic models
 	@$(PY) -m tracardi_operator.crdgen
 
-check-crds: $(STAMP) ## fail when crds/ or the package's copy differs from what the models generate
+check-crds: $(STAMP) ## fail when crds/ or a copy (package, chart) differs from what the models generate
 	@$(PY) -m tracardi_operator.crdgen --check
 
 lint: $(STAMP) ## ruff, mypy --strict and the import contract (.importlinter)
@@ -57,7 +60,7 @@ unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 
 test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
-	@$(MAKE) --no-print-directory lint check-crds image
+	@$(MAKE) --no-print-directory lint check-crds image helm
 	@echo "==> devenv (built and started if needed; the tests reuse it)"
 	@$(PY) -m devenv up
 	@echo "==> tests"

@@ -4,11 +4,9 @@ and runs etcd, kube-apiserver and kube-controller-manager from it as separate pr
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import ssl
 import subprocess
-import threading
 import time
 import urllib.request
 from base64 import b64encode
@@ -17,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from devenv import certs, procs
+from devenv import certs, gobuild, procs
 from devenv.paths import REPO_ROOT, State
 
 CLUSTER_MODULE = REPO_ROOT / "devenv" / "cluster"
@@ -65,24 +63,20 @@ def _coredns_sources() -> list[Path]:
     return [COREDNS_MODULE / n for n in ("go.mod", "go.sum", "main.go")]
 
 
-def _fresh(out: Path, sources: list[Path]) -> bool:
-    return out.exists() and out.stat().st_mtime >= max(p.stat().st_mtime for p in sources)
-
-
 def build(state: State) -> Path:
     """Build `devenv-cluster` (etcd, kube-apiserver, kube-controller-manager, kube-proxy, kubectl) and
     `devenv-coredns` unless they are newer than their sources; print progress while compiling.
     `bin/kubectl` links to `devenv-cluster` (the binary dispatches on its name)."""
     out = binary(state)
-    if not _fresh(out, _sources()):
+    if not gobuild.fresh(out, _sources()):
         _compile_cluster(state, out)
     link = state.bin / "kubectl"
     if not link.is_symlink():
         link.unlink(missing_ok=True)
         link.symlink_to(out.name)
     dns = coredns_binary(state)
-    if not _fresh(dns, _coredns_sources()):
-        _go_build(state, "CoreDNS", "build-coredns", COREDNS_MODULE, dns, ["-ldflags", "-s -w"])
+    if not gobuild.fresh(dns, _coredns_sources()):
+        gobuild.go_build(state, "CoreDNS", "build-coredns", COREDNS_MODULE, dns, ["-ldflags", "-s -w"])
     return out
 
 
@@ -140,35 +134,8 @@ def _compile_cluster(state: State, out: Path) -> None:
     for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
         ldflags += [f"-X {pkg}.{k}={v}" for k, v in stamp.items()]
     modfile = _kube_proxy_modfile(state)
-    _go_build(state, f"the control plane (Kubernetes {KUBERNETES_VERSION})", "build-cluster", CLUSTER_MODULE, out,
-              ["-tags", "selinux,notest", "-modfile", str(modfile), "-ldflags", " ".join(ldflags)])
-
-
-def _go_build(state: State, what: str, log_name: str, module: Path, out: Path, flags: list[str]) -> None:
-    """`go build -v -trimpath` of `module` into `out` (CGO off), with a progress line every 15 s."""
-    state.ensure()
-    log = state.log(log_name)
-    procs.say(f"building {what}; log {log}")
-    env = dict(os.environ, CGO_ENABLED="0")
-    cmd = ["go", "build", "-v", "-trimpath", *flags, "-o", str(out) + ".tmp", "."]
-    started = time.monotonic()
-    with open(log, "w") as f:
-        proc = subprocess.Popen(cmd, cwd=module, env=env, stdout=f, stderr=subprocess.STDOUT)
-        done = threading.Event()
-
-        def progress() -> None:
-            while not done.wait(15):
-                n = len(log.read_text(errors="replace").splitlines())
-                procs.say(f"  ... compiling {what}, {n} packages so far, {time.monotonic() - started:.0f}s")
-
-        t = threading.Thread(target=progress, daemon=True)
-        t.start()
-        rc = proc.wait()
-        done.set()
-    if rc != 0:
-        raise procs.DevenvError(f"{what}: build failed (go build exit {rc}); log {log}:\n{procs.tail(log)}")
-    os.replace(str(out) + ".tmp", out)
-    procs.say(f"built {out} in {time.monotonic() - started:.0f}s")
+    gobuild.go_build(state, f"the control plane (Kubernetes {KUBERNETES_VERSION})", "build-cluster", CLUSTER_MODULE,
+                     out, ["-tags", "selinux,notest", "-modfile", str(modfile), "-ldflags", " ".join(ldflags)])
 
 
 def kubeconfig_yaml(pki: certs.Pki, server: str, user: str) -> str:
