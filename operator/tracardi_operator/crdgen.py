@@ -1,11 +1,12 @@
 """Generate the CustomResourceDefinitions in crds/ from the pydantic models.
 
-    python -m tracardi_operator.crdgen            # (re)write crds/*.yaml and the package's copy
-    python -m tracardi_operator.crdgen --check    # exit 1 if either differs from what the models generate
+    python -m tracardi_operator.crdgen            # (re)write crds/*.yaml and its copies
+    python -m tracardi_operator.crdgen --check    # exit 1 if any copy differs from what the models generate
 
-Two identical copies, both generated and both drift-checked: crds/ is the kustomize base manifests/
+Three identical copies, all generated and all drift-checked: crds/ is the kustomize base manifests/
 includes; `tracardi_operator/crds/` is package data, so that `tracardi-operator apply-crds` finds the
-CRDs in an installed package (the image) through importlib.resources (`packaged_crds`).
+CRDs in an installed package (the image) through importlib.resources (`packaged_crds`);
+`charts/tracardi-operator/crds/` is the Helm chart's (Helm installs what it finds there).
 
 pydantic's JSON schema is turned into a Kubernetes *structural* schema: `$ref`s inlined, `Optional[X]`
 reduced to X (an unset field is omitted, never null), titles and null defaults dropped, and anything
@@ -232,7 +233,9 @@ def render(kind: ResourceKind) -> str:
 
 
 PACKAGE_CRDS = Path(__file__).resolve().parent / "crds"
-DEFAULT_OUTPUT_DIRS = (Path("crds"), PACKAGE_CRDS)
+CHART_CRDS = Path("charts") / "tracardi-operator" / "crds"
+"""The Helm chart's copy: Helm installs the CRDs it finds there before the templates."""
+DEFAULT_OUTPUT_DIRS = (Path("crds"), PACKAGE_CRDS, CHART_CRDS)
 
 
 def packaged_crds() -> dict[str, str]:
@@ -269,7 +272,8 @@ def stale_files(directory: Path) -> dict[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tracardi_operator.crdgen", description=__doc__.split("\n")[0])
     parser.add_argument("--output-dir", type=Path, action="append",
-                        help="where the CRDs live; repeatable (default: crds and the package's tracardi_operator/crds)")
+                        help="where the CRDs live; repeatable (default: crds, the package's tracardi_operator/crds "
+                        "and charts/tracardi-operator/crds)")
     parser.add_argument("--check", action="store_true", help="do not write; exit 1 if the files are out of date")
     arguments = parser.parse_args(argv)
     directories: list[Path] = arguments.output_dir or list(DEFAULT_OUTPUT_DIRS)
@@ -286,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"{directory}: CRDs are up to date")
         if stale:
             print(
-                "Regenerate with `python -m tracardi_operator.crdgen` (or `make crds`) and commit both copies.",
+                "Regenerate with `python -m tracardi_operator.crdgen` (or `make crds`) and commit every copy.",
                 file=sys.stderr,
             )
             return 1
