@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv debs image helm devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
+.PHONY: help venv debs image helm promtool devenv-up devenv-down devenv-status crds check-crds lint unit test run demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -36,6 +36,9 @@ image: $(STAMP) debs ## build the Dockerfile with buildah: tracardi-operator:dev
 helm: $(STAMP) ## build helm (pinned in devenv/helm/go.mod) into .devenv/bin for the chart tests; again only when go.mod changes
 	@$(PY) -m devenv.helm
 
+promtool: $(STAMP) ## build promtool (pinned in devenv/promtool/go.mod) into .devenv/bin for the alert rules' tests; again only when go.mod changes
+	@$(PY) -m devenv.promtool
+
 devenv-up: $(STAMP) debs ## build what is missing and start the local cluster and Elasticsearch
 	@$(PY) -m devenv up
 
@@ -60,7 +63,7 @@ unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 
 test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
-	@$(MAKE) --no-print-directory lint check-crds image helm
+	@$(MAKE) --no-print-directory lint check-crds image helm promtool
 	@echo "==> devenv (built and started if needed; the tests reuse it)"
 	@$(PY) -m devenv up
 	@echo "==> tests"
