@@ -1,7 +1,10 @@
 """manifests/monitoring/ against a running operator: every metric and label the dashboard and the alerts
 use is on its /metrics, and the alert rules, evaluated by `promtool test rules` on series made from two
 scrapes of it (an installation Ready, the watch fresh), fire nothing; the same series with the watch
-made stale fire TracardiOperatorWatchStale, so the rules do match the labels the operator exports.
+made stale fire TracardiOperatorWatchStale, and with the installation's Degraded condition made True fire
+TracardiInstallationDegraded, so the rules match the labels the operator really exports. While the
+operator reports no installation series (Metrics.installation_status is not called yet) the test ends
+as an expected failure, after everything else has been checked.
 
 The series carry the `instance` and `job` labels Prometheus would add, and hold each scraped gauge for
 the 40 minutes evaluated; counters grow at the rate seen between the two scrapes.
