@@ -60,8 +60,9 @@ def test_crdgen_writes_and_checks_every_directory(tmp_path: Path) -> None:
     assert crdgen.main(["--check", "--output-dir", str(one), "--output-dir", str(two)]) == 1
 
 
-def test_default_directories_are_crds_and_the_package() -> None:
-    assert (Path("crds"), REPO / "operator" / "tracardi_operator" / "crds") == crdgen.DEFAULT_OUTPUT_DIRS
+def test_default_directories_are_crds_the_package_and_the_chart() -> None:
+    assert (Path("crds"), REPO / "operator" / "tracardi_operator" / "crds",
+            Path("charts/tracardi-operator/crds")) == crdgen.DEFAULT_OUTPUT_DIRS
 
 
 def test_health_listens_everywhere_unless_given_the_pods_own_address() -> None:
