@@ -150,7 +150,7 @@ async def installation_changed(type: str | None, namespace: str | None, name: st
         runtime.forget(namespace or "", name)
         return
     runtime.ensure_loop(namespace or "", name)
-    runtime.wake(namespace or "", name)
+    runtime.changed(namespace or "", name, meta.get("resourceVersion"))
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
@@ -164,12 +164,13 @@ async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: 
 
 
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-async def policy_changed(memo: Any, type: str | None, **_: Any) -> None:
-    """A policy decides what every installation it selects may lose: look at all of them again."""
+async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> None:
+    """A policy decides what every installation it selects may lose: look at all of them again when its
+    spec changes, it is created or deleted (not when only its status changed: the operator writes that)."""
     runtime = _runtime(memo)
     runtime.touch()
-    if type is None:
-        return  # the initial listing: every installation's own first pass covers it
+    if not runtime.policy_seen(name, meta.get("generation"), deleted=type == "DELETED") or type is None:
+        return  # status only; or the initial listing, which every installation's own first pass covers
     runtime.policies_changed()
     for namespace, name in list(runtime.wakeups):
         runtime.wake(namespace, name)

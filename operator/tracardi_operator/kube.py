@@ -92,6 +92,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
+        self._status_written: dict[tuple[str, str], str] = {}
 
     # -- writes -----------------------------------------------------------------------------------
     def _path(self, obj: Mapping[str, Any]) -> str:
@@ -150,10 +151,21 @@ class Kube:
         return True
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the installation's status subresource."""
-        self.custom.patch_namespaced_custom_object_status(
+        """Merge-patch the installation's status subresource (and remember the resourceVersion it made)."""
+        stored = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, INSTALLATION.plural, name, {"status": dict(status)}
         )
+        version = (stored or {}).get("metadata", {}).get("resourceVersion") if isinstance(stored, dict) else None
+        if version:
+            self._status_written[(namespace, name)] = str(version)
+
+    def own_status_write(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether the installation at `resource_version` is exactly what this process's last status patch
+        stored: its watch event is the echo of that write, and nothing else changed with it."""
+        return bool(resource_version) and self._status_written.get((namespace, name)) == resource_version
+
+    def forget_status_write(self, namespace: str, name: str) -> None:
+        self._status_written.pop((namespace, name), None)
 
     def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_cluster_custom_object_status(
@@ -229,12 +241,13 @@ class Kube:
             raise
 
     def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
-        """Deployments, Jobs and Pods of one installation, as plain dicts (one list call per kind)."""
+        """Deployments, Services, Jobs and Pods of one installation, as plain dicts (one list call per kind)."""
         # The builders label children with the installation's name as a label value (at most 63 characters).
         selector = f"app.kubernetes.io/instance={label_value(instance)},app.kubernetes.io/managed-by={FIELD_MANAGER}"
         out: dict[str, list[dict[str, Any]]] = {}
         for key, prefix, plural in (
             ("deployments", "/apis/apps/v1", "deployments"),
+            ("services", "/api/v1", "services"),
             ("jobs", "/apis/batch/v1", "jobs"),
             ("pods", "/api/v1", "pods"),
         ):

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from tracardi_operator import builders, conditions
+from tracardi_operator.applied import AppliedCache, Child, live_versions
 from tracardi_operator.connections import Connections
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.kube import Kube, safe_error
@@ -29,6 +30,7 @@ from tracardi_operator.models import (
     TracardiRetentionPolicyStatus,
 )
 from tracardi_operator.observe import Observed, observe
+from tracardi_operator.progress import StepClock, finished_migrations
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
 from tracardi_operator.retention.selection import governed_by
@@ -53,11 +55,15 @@ class Reconciler:
     connections: Connections
     retention: RetentionPass
     metrics: Any = None
+    applied: AppliedCache = dataclasses.field(default_factory=AppliedCache)
+    steps: StepClock = dataclasses.field(default_factory=StepClock)
 
     def reconcile_once(self, namespace: str, name: str) -> float | None:
         """One pass; the seconds until the next is due (None: the resync period), or GONE."""
         body = self.kube.get_installation(namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
+            self.applied.forget((namespace, name))
+            self.steps.forget((namespace, name))
             return GONE
         try:
             inst = TracardiInstallation.model_validate(body)
@@ -65,11 +71,13 @@ class Reconciler:
             self._invalid(body, e)
             self._count("error")
             return None
-        observed = self._with_refusals(namespace, observe(self.kube.list_children(namespace, name)))
+        children = self.kube.list_children(namespace, name)
+        observed = self._with_refusals(namespace, observe(children))
         adapter = self.connections.adapter(inst)
         ctx = self._context(inst, self._shards_available(inst, adapter))
         decision = decide(inst, observed, ctx)
-        self._carry_out(inst, body, decision)
+        self._carry_out(inst, body, decision, live_versions(children))
+        self._report(inst, decision)
         refused = conditions.status_of(decision.status.conditions, conditions.SPEC_ACCEPTED) == "False"
         self._count("error" if refused else "ok")
         idle = decision.status.upgrade is None or decision.status.upgrade.step == "Completed"
@@ -77,6 +85,20 @@ class Reconciler:
             inst.status = decision.status
             self.retention.run(inst, body, adapter, ctx.now)
         return decision.requeue_after
+
+    def _report(self, inst: TracardiInstallation, decision: Decision) -> None:
+        """The metrics of what this pass wrote: phase and conditions, paused, the step that ended, the
+        migrations that finished (`progress`)."""
+        if self.metrics is None:
+            return
+        ns, name, status = inst.namespace, inst.name, decision.status
+        self.metrics.installation_status(ns, name, status.phase, {c.type: c.status for c in status.conditions})
+        self.metrics.set_paused(ns, name, inst.spec.paused)
+        ended = self.steps.seen((ns, name), status)
+        if ended is not None:
+            self.metrics.observe_step(*ended)
+        for result in finished_migrations(inst.status, status):
+            self.metrics.migrated(result)
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -117,7 +139,8 @@ class Reconciler:
             return None
         return headroom.available(room.max_shards_per_node, room.data_nodes, room.shards_in_use)
 
-    def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision) -> None:
+    def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision,
+                   live: dict[Child, str]) -> None:
         ns, name = inst.namespace, inst.name
         new_status = decision.status.model_dump(by_alias=True, mode="json", exclude_none=True)
         old_status = body.get("status") or {}
@@ -127,7 +150,10 @@ class Reconciler:
             patch.update(new_status)
             self.kube.patch_status(ns, name, patch)
         for manifest in decision.apply:
-            self.kube.apply(manifest)
+            # An apply that would change nothing is skipped (`applied`): the same manifest, to an object
+            # nobody changed since this process applied it.
+            if self.applied.needed((ns, name), manifest, live):
+                self.applied.record((ns, name), manifest, self.kube.apply(manifest))
         for manifest in decision.create:
             if self.kube.create_once(manifest):
                 log.info("created %s %s/%s", manifest["kind"], ns, manifest["metadata"]["name"],
@@ -157,6 +183,10 @@ class Reconciler:
             "phase": conditions.summarize_phase(updated),
             "observedGeneration": meta.get("generation"),
         })
+        if self.metrics is not None:
+            self.metrics.installation_status(meta.get("namespace", ""), meta.get("name", ""),
+                                             conditions.summarize_phase(updated),
+                                             {c.type: c.status for c in updated})
         if was is None or was.reason != Reason.INVALID_SPEC or was.message != message:
             self.kube.event(body, "Warning", Reason.INVALID_SPEC, message)
 

@@ -147,8 +147,10 @@ class RetentionPass:
         self._write(inst, body, retention_status.after_run(
             inst.status, written, outcome, identity=identity, shared=inputs.shared, now=now,
             generation=inst.metadata.generation))
-        if self.metrics is not None and outcome.deleted_indices:
-            self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
+        if self.metrics is not None:
+            self.metrics.gc_planned(inst.namespace, inst.name, outcome.planned_indices)
+            if outcome.deleted_indices:
+                self.metrics.gc_deleted(inst.namespace, inst.name, outcome.deleted_indices)
 
     def _write(self, inst: TracardiInstallation, body: Mapping[str, Any],
                change: retention_status.StatusChange) -> None:

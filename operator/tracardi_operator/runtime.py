@@ -39,6 +39,7 @@ class Runtime:
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _policy_generations: dict[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.listings = Listings(self.kube)
@@ -73,6 +74,13 @@ class Runtime:
     def wake(self, namespace: str, name: str) -> None:
         self.scheduler.wake(namespace, name)
 
+    def changed(self, namespace: str, name: str, resource_version: str | None) -> None:
+        """An installation's watch event: wake its loop, unless the event only echoes this process's own
+        status patch (the pass that wrote it already asked for its next pass: a step's transition asks for
+        one at once, an idle installation needs none). Every other change wakes it."""
+        if not self.kube.own_status_write(namespace, name, resource_version):
+            self.wake(namespace, name)
+
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or
         for a name longer than a label value allows, the name cut to fit (`labels.label_value`)."""
@@ -85,6 +93,7 @@ class Runtime:
 
     def forget(self, namespace: str, name: str) -> None:
         self.scheduler.forget(namespace, name)
+        self.kube.forget_status_write(namespace, name)
         if self.metrics is not None:
             self.metrics.forget_installation(namespace, name)
 
@@ -131,6 +140,16 @@ class Runtime:
             self.touch()
 
     # -- retention policies ------------------------------------------------------------------------
+    def policy_seen(self, name: str, generation: int | None, deleted: bool = False) -> bool:
+        """A policy's watch event: whether it changed what the policy says (created, deleted, or a new
+        generation, which only a spec change makes), rather than only its status."""
+        if deleted:
+            self._policy_generations.pop(name, None)
+            return True
+        known = self._policy_generations.get(name)
+        self._policy_generations[name] = generation
+        return known is None or generation is None or known != generation
+
     def policies_changed(self) -> None:
         self.listings.forget("policies")  # the next pass reads the policies as they are now
         self._policies_changed.set()

@@ -2,9 +2,8 @@
 use is on its /metrics, and the alert rules, evaluated by `promtool test rules` on series made from two
 scrapes of it (an installation Ready, the watch fresh), fire nothing; the same series with the watch
 made stale fire TracardiOperatorWatchStale, and with the installation's Degraded condition made True fire
-TracardiInstallationDegraded, so the rules match the labels the operator really exports. While the
-operator reports no installation series (Metrics.installation_status is not called yet) the test ends
-as an expected failure, after everything else has been checked.
+TracardiInstallationDegraded, so the rules match the labels the operator really exports. The
+installation's own phase and condition series are there and say Ready.
 
 The series carry the `instance` and `job` labels Prometheus would add, and hold each scraped gauge for
 the 40 minutes evaluated; counters grow at the rate seen between the two scrapes.
@@ -130,10 +129,8 @@ def test_the_dashboard_and_alerts_match_what_a_running_operator_exports(
     result = run_promtool(binary, "test", "rules", path)
     assert result.returncode == 0, result.stdout + result.stderr
 
-    # The installation's own series, once the reconcile pass reports them.
-    if not mine:
-        pytest.xfail("no tracardi_operator_installation_* series: the reconcile pass does not call "
-                     "Metrics.installation_status yet")
+    # The installation's own series, as the reconcile pass reports them.
+    assert mine, "no tracardi_operator_installation_* series of the Ready installation"
     assert mine[("tracardi_operator_installation_phase", "Ready")] == 1
     assert mine[("tracardi_operator_installation_condition", "Ready")] == 1
     assert mine[("tracardi_operator_installation_condition", "Degraded")] == 0

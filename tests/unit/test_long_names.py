@@ -28,7 +28,7 @@ def test_children_of_a_long_name_are_selected_by_its_label_value() -> None:
     Kube(api).list_children("ns", LONG)
     assert len(label_value(LONG)) <= 63
     assert selectors == [f"app.kubernetes.io/instance={label_value(LONG)},"
-                         "app.kubernetes.io/managed-by=tracardi-operator"] * 3
+                         "app.kubernetes.io/managed-by=tracardi-operator"] * 4
     selectors.clear()
     Kube(api).list_children("ns", "acme")
     assert selectors[0].startswith("app.kubernetes.io/instance=acme,")

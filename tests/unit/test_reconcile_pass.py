@@ -9,10 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.factories import merge_patch
+from tests.factories import FakeClock, merge_patch
 from tests.support.fake_elastic import FakeElastic
 from tests.unit.test_rollout import body, succeed
 from tracardi_operator import labels
+from tracardi_operator.applied import AppliedCache
 from tracardi_operator.indices import VersionId
 from tracardi_operator.reconcile import Reconciler
 from tracardi_operator.retention_pass import Listings, RetentionPass
@@ -30,7 +31,9 @@ class MemoryKube:
     installation: dict[str, Any] | None
     policies: list[dict[str, Any]] = field(default_factory=list)
     deployments: dict[str, dict[str, Any]] = field(default_factory=dict)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    revision: int = 0
     ops: list[str] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
 
@@ -43,12 +46,22 @@ class MemoryKube:
         merge_patch(self.installation.setdefault("status", {}), patch)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Stores the object; like the apiserver, a new resourceVersion only when something changed."""
         self.ops.append(f"apply {manifest['kind']}")
+        store = self.deployments if manifest["kind"] == "Deployment" else self.services
+        name = manifest["metadata"]["name"]
+        stored = copy.deepcopy(manifest)
         if manifest["kind"] == "Deployment":
             replicas = manifest["spec"].get("replicas", 1)
-            self.deployments[manifest["metadata"]["name"]] = {**manifest, "status": {
-                "replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas}}
-        return manifest
+            stored["status"] = {"replicas": replicas, "readyReplicas": replicas, "updatedReplicas": replicas}
+        before = copy.deepcopy(store.get(name) or {})
+        version = before.get("metadata", {}).pop("resourceVersion", None)
+        if before != stored or version is None:
+            self.revision += 1
+            version = str(self.revision)
+        stored["metadata"]["resourceVersion"] = version
+        store[name] = stored
+        return copy.deepcopy(stored)
 
     def create_once(self, manifest: dict[str, Any]) -> bool:
         name = manifest["metadata"]["name"]
@@ -60,7 +73,8 @@ class MemoryKube:
 
     def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         self.ops.append(f"delete {kind}")
-        return (self.deployments if kind == "Deployment" else self.jobs).pop(name, None) is not None
+        store = {"Deployment": self.deployments, "Service": self.services}.get(kind, self.jobs)
+        return store.pop(name, None) is not None
 
     def event(self, involved: Any, type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason))
@@ -81,7 +95,8 @@ class MemoryKube:
             pods.append({"metadata": {"labels": {"job-name": name}}, "status": {"containerStatuses": [
                 {"state": {"terminated": {"finishedAt": "2026-01-01T00:00:00Z", "message": json.dumps(result)}}}]}})
             jobs.append({**job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
-        return {"deployments": list(self.deployments.values()), "jobs": jobs, "pods": pods}
+        return {"deployments": copy.deepcopy(list(self.deployments.values())),
+                "services": copy.deepcopy(list(self.services.values())), "jobs": jobs, "pods": pods}
 
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
         if kind == "policies":
@@ -107,12 +122,36 @@ class MemoryKube:
 class Counted:
     results: list[str] = field(default_factory=list)
     deleted: int = 0
+    planned: list[int] = field(default_factory=list)
+    phases: list[str | None] = field(default_factory=list)
+    conditions: dict[str, str] = field(default_factory=dict)
+    paused: list[bool] = field(default_factory=list)
+    steps: list[str] = field(default_factory=list)
+    migrations: list[str] = field(default_factory=list)
 
     def count_reconciliation(self, result: str) -> None:
         self.results.append(result)
 
     def gc_deleted(self, namespace: str, installation: str, indices: int) -> None:
         self.deleted += indices
+
+    def gc_planned(self, namespace: str, installation: str, indices: int) -> None:
+        self.planned.append(indices)
+
+    def installation_status(self, namespace: str, installation: str, phase: str | None,
+                            conditions: dict[str, str]) -> None:
+        self.phases.append(phase)
+        self.conditions = dict(conditions)
+
+    def set_paused(self, namespace: str, installation: str, paused: bool) -> None:
+        self.paused.append(paused)
+
+    def observe_step(self, step: str, seconds: float) -> None:
+        assert seconds >= 0
+        self.steps.append(step)
+
+    def migrated(self, result: str) -> None:
+        self.migrations.append(result)
 
 
 @dataclass
@@ -176,6 +215,16 @@ def test_passes_converge_to_serving_and_an_idle_pass_runs_retention() -> None:
     assert metrics.deleted > 0
     assert ("Normal", "IndicesDeleted") in kube.events
     assert set(metrics.results) == {"ok"}
+    # What the passes told the metrics: one migration, the steps each upgrade went through, the phase.
+    assert metrics.migrations == ["succeeded"]
+    assert "Migrating" in metrics.steps
+    assert "Installing" in metrics.steps
+    assert metrics.phases[-1] == "Ready"
+    assert metrics.conditions["Ready"] == "True"
+    assert set(metrics.paused) == {False}
+    assert metrics.planned[-1] > 0, "the run's plan counted the superseded version's indices it deleted"
+    r.reconcile_once("shop", "acme")
+    assert metrics.planned[-1] == 0, "nothing left to delete"
     images = {d["spec"]["template"]["metadata"]["labels"][labels.LABEL_VERSION] for d in kube.deployments.values()}
     assert images == {"0.8.1"}
 
@@ -191,6 +240,7 @@ def test_an_invalid_spec_is_said_once_and_counted_as_an_error() -> None:
     assert (accepted["status"], accepted["reason"]) == ("False", "InvalidSpec")
     assert kube.events == [("Warning", "InvalidSpec")]
     assert metrics.results == ["error", "error"]
+    assert metrics.conditions["SpecAccepted"] == "False"
     assert not kube.deployments
 
 
@@ -211,3 +261,60 @@ def test_a_gone_installation_ends_its_loop_and_writes_nothing() -> None:
     assert reconciler(deleting)[0].reconcile_once("shop", "acme") == GONE
     assert kube.ops == deleting.ops == []
     assert metrics.results == []
+
+
+def _applies(kube: MemoryKube) -> list[str]:
+    return [op for op in kube.ops if op.startswith("apply")]
+
+
+def test_an_idle_pass_applies_only_what_someone_else_changed() -> None:
+    kube = MemoryKube(body("0.8.0"))
+    r, _ = reconciler(kube)
+    clock = FakeClock()
+    r.applied = AppliedCache(reapply_after=3600, clock=clock)
+    converge(r)
+    children = len(kube.deployments) + len(kube.services)
+    assert children >= 4
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")
+    assert _applies(kube) == [], "an idle pass sends no apply that would change nothing"
+
+    edited = sorted(kube.deployments)[0]
+    kube.deployments[edited]["spec"]["replicas"] = 5  # someone scales it by hand
+    kube.deployments[edited]["metadata"]["resourceVersion"] = "edited"
+    gone = sorted(kube.services)[0]
+    del kube.services[gone]  # someone deletes a Service
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")
+    assert sorted(_applies(kube)) == ["apply Deployment", "apply Service"]
+    assert kube.deployments[edited]["spec"]["replicas"] != 5
+    assert gone in kube.services
+
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")
+    assert _applies(kube) == []
+    clock.sleep(3600)
+    r.reconcile_once("shop", "acme")
+    assert len(_applies(kube)) == children, "every child is applied again once an hour"
+
+
+def test_a_version_change_applies_the_new_manifests() -> None:
+    kube = MemoryKube(body("0.8.0"))
+    r, _ = reconciler(kube)
+    converge(r)
+    kube.installation["spec"]["replicas"] = {"api": 3}  # type: ignore[index]
+    kube.installation["metadata"]["generation"] = 2  # type: ignore[index]
+    kube.ops.clear()
+    converge(r)
+    assert _applies(kube)
+    assert any(d["spec"].get("replicas") == 3 for d in kube.deployments.values())
+
+
+def test_a_gone_installation_is_forgotten_by_the_apply_cache() -> None:
+    kube = MemoryKube(body("0.8.0"))
+    r, _ = reconciler(kube)
+    converge(r)
+    assert len(r.applied) > 0
+    kube.installation = None
+    assert r.reconcile_once("shop", "acme") == GONE
+    assert len(r.applied) == 0

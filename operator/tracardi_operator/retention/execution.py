@@ -302,7 +302,7 @@ def assess(
     outcome = RunOutcome(retention=status_of_plan(plan, selection, now), headroom=headroom.assess(
         cached.raw.shards_in_use, cached.raw.max_shards_per_node, cached.raw.data_nodes,
         reclaimable=plan.shards_freed, now=now,
-    ), selection=selection)
+    ), selection=selection, planned_indices=len(plan.indices))
     for violation in plan.safety_violations:
         log.error("retention safety filter refused %s %s: %s", violation.kind, violation.name, violation.rule)
     return outcome, plan

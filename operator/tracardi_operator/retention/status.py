@@ -58,6 +58,8 @@ class RunOutcome:
     events: list[Event] = field(default_factory=list)
     selection: PolicySelection | None = None
     deleting: dict[VersionId, list[str]] = field(default_factory=dict)
+    planned_indices: int = 0
+    """Indices the plan deletes (or would, in a dry run): every one, where status lists at most a page."""
 
 
 @dataclass(frozen=True)
