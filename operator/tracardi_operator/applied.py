@@ -6,8 +6,10 @@ each a full managed-fields merge in the apiserver) only to hear that nothing cha
 skipped when all of these hold:
 
 - this process applied exactly this manifest (same digest) to the object before;
-- the object as listed in this pass still has the resourceVersion that apply returned: nobody (a
-  person, another controller, a deletion) has changed it since;
+- the object as listed in this pass is still at the version that apply returned: its generation for
+  kinds that have one (a Deployment's only changes with its spec, by anyone, not with its status, which
+  changes all through a rollout), else its resourceVersion (a Service). So an edit of the spec by
+  someone else, or a deletion, is undone by the next pass;
 - that apply is less than `reapply_after` seconds old: a periodic apply is kept as a backstop.
 
 Anything else (a first pass after start-up or a leader change, a spec or version change, an edit by
@@ -35,22 +37,33 @@ def digest(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
+def version_of(obj: Mapping[str, Any]) -> str | None:
+    """What changes when someone changes what an apply sets: the generation where the kind has one,
+    else the resourceVersion."""
+    meta = obj.get("metadata", {}) or {}
+    if meta.get("generation"):
+        return f"generation {meta['generation']}"
+    if meta.get("resourceVersion"):
+        return f"resourceVersion {meta['resourceVersion']}"
+    return None
+
+
 def live_versions(children: Mapping[str, Any]) -> dict[Child, str]:
-    """(kind, name) → resourceVersion of every listed child (as `kube.Kube.list_children` returns them)."""
+    """(kind, name) → `version_of` every listed child (as `kube.Kube.list_children` returns them)."""
     kinds = {"deployments": "Deployment", "services": "Service", "jobs": "Job"}
     out: dict[Child, str] = {}
     for key, kind in kinds.items():
         for obj in children.get(key, []) or []:
-            meta = obj.get("metadata", {}) or {}
-            if meta.get("name") and meta.get("resourceVersion"):
-                out[(kind, meta["name"])] = str(meta["resourceVersion"])
+            name, version = (obj.get("metadata", {}) or {}).get("name"), version_of(obj)
+            if name and version:
+                out[(kind, name)] = version
     return out
 
 
 @dataclass(frozen=True)
 class _Applied:
     digest: str
-    resource_version: str
+    version: str
     at: float
 
 
@@ -62,22 +75,22 @@ class AppliedCache:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def needed(self, key: Key, manifest: Mapping[str, Any], live: Mapping[Child, str]) -> bool:
-        """Whether `manifest` must be applied, given the children's resourceVersions listed this pass."""
+        """Whether `manifest` must be applied, given the children's versions listed this pass."""
         child = (str(manifest["kind"]), str(manifest["metadata"]["name"]))
         with self._lock:
             last = self._entries.get(key, {}).get(child)
-        if last is None or live.get(child) != last.resource_version:
+        if last is None or live.get(child) != last.version:
             return True
         return last.digest != digest(manifest) or self.clock() - last.at >= self.reapply_after
 
     def record(self, key: Key, manifest: Mapping[str, Any], result: Mapping[str, Any]) -> None:
         """What an apply of `manifest` returned (the object as stored)."""
         child = (str(manifest["kind"]), str(manifest["metadata"]["name"]))
-        version = (result.get("metadata", {}) or {}).get("resourceVersion")
+        version = version_of(result)
         with self._lock:
             entries = self._entries.setdefault(key, {})
             if version:
-                entries[child] = _Applied(digest(manifest), str(version), self.clock())
+                entries[child] = _Applied(digest(manifest), version, self.clock())
             else:
                 entries.pop(child, None)
 
