@@ -28,6 +28,7 @@ MigrationResult = Literal["succeeded", "failed"]
 
 # Upgrade steps take from seconds (a rolling update) to an hour or more (a migration of a large
 # installation): buckets from 1 s to 2 h.
+PASS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 STEP_BUCKETS = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0)
 
 
@@ -37,6 +38,8 @@ class Metrics:
 
     registry: CollectorRegistry
     reconciliations: Counter
+    pass_duration: Histogram
+    pass_wait: Histogram
     upgrade_step_duration: Histogram
     migrations: Counter
     gc_indices_planned: Gauge
@@ -70,6 +73,12 @@ class Metrics:
         return max(0.0, self.clock() - self.started_at)
 
     # -- helpers for handlers ---------------------------------------------------------------------
+    def observe_pass(self, waited: float, seconds: float) -> None:
+        """One reconcile pass: how long it waited for a worker after it was due or woken, and how long
+        it ran."""
+        self.pass_wait.observe(max(0.0, waited))
+        self.pass_duration.observe(max(0.0, seconds))
+
     def count_reconciliation(self, result: ReconcileResult) -> None:
         """One reconciliation, by result: ok, retry (transient, tried again) or error (permanent)."""
         self.reconciliations.labels(result=result).inc()
@@ -153,6 +162,18 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
             "Reconciliations of installations, by result: ok, retry (a transient failure, tried again with backoff) "
             "or error (permanent: an invalid spec or a refused version).",
             ["result"],
+            registry=registry,
+        ),
+        pass_duration=Histogram(
+            f"{PREFIX}_reconcile_duration_seconds",
+            "How long one reconcile pass of an installation ran (its reads, writes and retention run).",
+            buckets=PASS_BUCKETS,
+            registry=registry,
+        ),
+        pass_wait=Histogram(
+            f"{PREFIX}_reconcile_wait_seconds",
+            "How long a pass waited for a free worker after it was woken by an event or fell due.",
+            buckets=PASS_BUCKETS,
             registry=registry,
         ),
         upgrade_step_duration=Histogram(

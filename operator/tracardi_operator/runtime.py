@@ -52,6 +52,7 @@ class Runtime:
             default_delay=lambda: self.settings.resync_seconds * random.uniform(0.9, 1.1),
             gate=lambda: self.leading.wait(),  # a standby replica keeps its loops but acts on nothing
             on_retry=self._retry,
+            observe=self.metrics.observe_pass if self.metrics is not None else lambda waited, seconds: None,
             executor=ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="reconcile"),
         )
 

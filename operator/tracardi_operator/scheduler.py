@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -21,11 +22,17 @@ GONE = -1.0
 MAX_BACKOFF = 300.0
 
 Work = Callable[[str, str], float | None]
+Observe = Callable[[float, float], None]
+"""Told of every pass: seconds it waited for a worker after it was woken or due, seconds it ran."""
 Retry = Callable[[str, str, int, float, Exception], None]
 """Told of a pass that raised: namespace, name, consecutive failures, the delay before the next, the error."""
 
 
 def _nothing(namespace: str, name: str, failures: int, delay: float, error: Exception) -> None:
+    return None
+
+
+def _unobserved(waited: float, seconds: float) -> None:
     return None
 
 
@@ -35,13 +42,17 @@ class Scheduler:
     default_delay: Callable[[], float]
     gate: Callable[[], Awaitable[object]]
     on_retry: Retry = _nothing
+    observe: Observe = _unobserved
     executor: Executor | None = None  # None: the event loop's default executor
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    _woken_at: dict[Key, float] = field(default_factory=dict)
 
     def wake(self, namespace: str, name: str) -> None:
         event = self.wakeups.get((namespace, name))
         if event is not None:
+            if not event.is_set():
+                self._woken_at[(namespace, name)] = time.monotonic()
             event.set()
 
     def ensure_loop(self, namespace: str, name: str) -> None:
@@ -65,6 +76,13 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    def _timed(self, namespace: str, name: str, due: float) -> float | None:
+        started = time.monotonic()
+        try:
+            return self.work(namespace, name)
+        finally:
+            self.observe(started - due, time.monotonic() - started)
+
     async def _loop(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         wake = self.wakeups.setdefault(key, asyncio.Event())
@@ -73,8 +91,10 @@ class Scheduler:
             while True:
                 await self.gate()
                 wake.clear()
+                due = self._woken_at.pop(key, None) or time.monotonic()  # woken by an event, or due now
                 try:
-                    delay = await asyncio.get_running_loop().run_in_executor(self.executor, self.work, namespace, name)
+                    delay = await asyncio.get_running_loop().run_in_executor(
+                        self.executor, self._timed, namespace, name, due)
                     if delay == GONE:
                         return
                     failures = 0
@@ -88,5 +108,6 @@ class Scheduler:
                     await asyncio.wait_for(wake.wait(), timeout=delay)
         finally:
             self.wakeups.pop(key, None)
+            self._woken_at.pop(key, None)
             if self._loops.get(key) is asyncio.current_task():
                 self._loops.pop(key, None)
