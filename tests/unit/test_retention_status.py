@@ -174,3 +174,12 @@ def test_mark_deleting_leaves_current_and_other_versions_alone() -> None:
     assert [(r["state"], r.get("deletedNames")) for r in marked] == [
         ("Deleting", ["i1"]), ("Current", None), ("Deleting", ["x", "y"])]
     assert records[0]["state"] == "Superseded"  # the input is not changed
+
+
+def test_a_fleet_sharing_one_version_is_named_up_to_five_and_counted() -> None:
+    fleet = tuple(f"fleet/t{i:03d}" for i in range(200))
+    message = condition(reduce(status("Current"), outcome(), shared=fleet), "SharedVersionData")["message"]
+    assert message.startswith("fleet/t000, fleet/t001, fleet/t002, fleet/t003, fleet/t004 and 195 more on the same")
+    assert "fleet/t005" not in message
+    few = condition(reduce(status("Current"), outcome(), shared=fleet[:5]), "SharedVersionData")["message"]
+    assert few.startswith("fleet/t000, fleet/t001, fleet/t002, fleet/t003, fleet/t004 on the same")

@@ -184,6 +184,17 @@ def unreadable(
     return StatusChange({"conditions": new} if new != written.get("conditions") else {}, [])
 
 
+SHARED_NAMES = 5
+"""Installations a SharedVersionData message names; the rest are counted (a fleet on one cluster would
+otherwise write every name into every status, and rewrite each when any comes or goes)."""
+
+
+def _some(names: list[str]) -> str:
+    if len(names) <= SHARED_NAMES:
+        return ", ".join(names)
+    return f"{', '.join(names[:SHARED_NAMES])} and {len(names) - SHARED_NAMES} more"
+
+
 def _identity_conditions(current: list[Condition], identity: str | None, shared: list[str], now: dt.datetime,
                          generation: int | None) -> list[Condition]:
     known = identity is not None
@@ -196,7 +207,7 @@ def _identity_conditions(current: list[Condition], identity: str | None, shared:
     )
     return conditions.set_condition(
         updated, conditions.SHARED_VERSION_DATA, bool(shared), Reason.PAIR_SHARED if shared else Reason.NOT_SHARED,
-        (f"{', '.join(shared)} on the same Elasticsearch cluster run the same Tracardi database version and "
+        (f"{_some(shared)} on the same Elasticsearch cluster run the same Tracardi database version and "
          f"tenant: they read and write the same data; its indices stay while either uses them")
         if shared else "no other installation uses this installation's Tracardi data",
         now=now, observed_generation=generation,
