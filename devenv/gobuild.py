@@ -7,6 +7,7 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from devenv import procs
@@ -45,3 +46,13 @@ def go_build(state: State, what: str, log_name: str, module: Path, out: Path, fl
         raise procs.DevenvError(f"{what}: build failed (go build exit {rc}); log {log}:\n{procs.tail(log)}")
     os.replace(str(out) + ".tmp", out)
     procs.say(f"built {out} in {time.monotonic() - started:.0f}s")
+
+
+def main(name: str, build: Callable[[State], Path]) -> int:
+    """A tool's `python -m devenv.<name>`: build it into the default state's bin/ if needed, say where."""
+    try:
+        procs.say(f"{name}: {build(State.default())}")
+    except procs.DevenvError as e:
+        procs.say(f"devenv: {e}")
+        return 1
+    return 0

@@ -46,14 +46,5 @@ def build(state: State) -> Path:
     return out
 
 
-def main() -> int:
-    try:
-        procs.say(f"helm: {build(State.default())}")
-    except procs.DevenvError as e:
-        procs.say(f"devenv: {e}")
-        return 1
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(gobuild.main("helm", build))
