@@ -112,7 +112,10 @@ def test_every_object_is_labelled_and_owned() -> None:
         assert labels[lbl.LABEL_INSTANCE] == "acme"
         assert labels[lbl.LABEL_MANAGED_BY] == "tracardi-operator"
         assert labels[lbl.LABEL_COMPONENT] in {"api", "api-production", "gui", "worker", "install", "migration"}
-        assert labels[lbl.LABEL_VERSION] in {"0.8.1", "0.8.2.1"}
+        if manifest["kind"] == "Service":
+            assert lbl.LABEL_VERSION not in labels, "a Service is the same object across versions"
+        else:
+            assert labels[lbl.LABEL_VERSION] in {"0.8.1", "0.8.2.1"}
         assert metadata["ownerReferences"] == [
             {
                 "apiVersion": "tracardi.com/v1alpha1",
@@ -328,6 +331,13 @@ def test_service_matches_its_deployment(component: b.ServingComponent) -> None:
     assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
     assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
     assert service["spec"]["type"] == "ClusterIP"
+
+
+@pytest.mark.parametrize("component", b.SERVICE_COMPONENTS)
+def test_a_service_does_not_change_with_a_version_of_the_same_database(component: b.ServingComponent) -> None:
+    installation = make_installation()
+    assert b.service(installation, component, "0.8.2.1") == b.service(installation, component, "0.8.2.2")
+    assert b.deployment(installation, component, "0.8.2.1") != b.deployment(installation, component, "0.8.2.2")
 
 
 def test_candidate_service() -> None:

@@ -15,7 +15,7 @@ from tracardi_operator.builders.names import (
     object_metadata,
     workload_name,
 )
-from tracardi_operator.labels import LABEL_DB_VERSION, LABEL_SLOT, common_labels, selector_labels
+from tracardi_operator.labels import LABEL_DB_VERSION, LABEL_SLOT, LABEL_VERSION, common_labels, selector_labels
 from tracardi_operator.models import ResourceRequirements, TracardiInstallation
 
 
@@ -209,6 +209,9 @@ def service(
     if slot == "candidate" and component not in CANDIDATE_COMPONENTS:
         raise ValueError(f"{component} has no candidate")
     labels, selector = _workload_labels(installation, component, version, slot, db_version)
+    # No version label: a Service stays the same object across versions of one database version, so a
+    # minor bump changes only the Deployments (and the pass's apply of the Service is skipped, `applied`).
+    labels.pop(LABEL_VERSION, None)
     name = workload_name(installation.name, component, slot, db_version)
     return {
         "apiVersion": "v1",
