@@ -81,6 +81,18 @@ def _default_timeout(api: client.ApiClient, timeout: tuple[float, float],
     rest.request = with_timeout
 
 
+def _deployment_evidence(deployment: Mapping[str, Any]) -> dict[str, Any]:
+    """Of a Deployment in the cluster-wide listing, only what retention reads (its namespace, name,
+    labels and images): the listing is kept between passes, and whole Deployments of a fleet are large."""
+    meta = deployment.get("metadata") or {}
+    pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
+    return {
+        "metadata": {"namespace": meta.get("namespace"), "name": meta.get("name"), "labels": meta.get("labels") or {}},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": c.get("name"), "image": c.get("image")} for c in pod.get("containers") or []]}}},
+    }
+
+
 class Kube:
     """Thin, typed calls over one shared ApiClient (built once at start-up)."""
 
@@ -279,7 +291,7 @@ class Kube:
                 header_params={"Accept": "application/json"}, response_type="object",
                 auth_settings=["BearerToken"], _return_http_data_only=True,
             )
-            return list(data.get("items", []))
+            return [_deployment_evidence(d) for d in data.get("items", [])]
         plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
         return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []))
 

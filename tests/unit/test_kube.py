@@ -47,3 +47,18 @@ def test_every_request_of_the_client_is_observed() -> None:
     Kube(api, observe=lambda verb, resource: seen.append((verb, resource)))
     api.rest_client.request("get", "https://k/api/v1/namespaces/a/events")
     assert seen == [("GET", "events")]
+
+
+def test_the_cluster_wide_deployment_listing_keeps_what_retention_reads() -> None:
+    from tests.unit.test_builders import make_installation
+    from tracardi_operator import builders
+    from tracardi_operator.kube import _deployment_evidence
+    from tracardi_operator.retention.evidence import images_by_instance
+
+    full = [{**builders.deployment(make_installation(), c, "0.8.2.1"), "status": {"replicas": 1}}
+            for c in builders.SERVING_COMPONENTS]
+    kept = [_deployment_evidence(d) for d in full]
+    assert images_by_instance(kept) == images_by_instance(full)
+    assert images_by_instance(kept)[("shop", "acme")]
+    assert all(set(d) == {"metadata", "spec"} for d in kept)
+    assert len(str(kept)) * 4 < len(str(full)), "most of each Deployment is dropped"
