@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ log = logging.getLogger("tracardi_operator")
 Model = TypeVar("Model", bound=BaseModel)
 LISTING_TTL = 10.0
 """Seconds a cluster-wide listing serves every pass."""
+PARSED_MAX = 4096
+"""Validated installations kept by resourceVersion (`Listings.parsed`)."""
 
 
 def validated(model: type[Model], items: list[dict[str, Any]]) -> list[Model]:
@@ -52,6 +55,8 @@ class Listings:
     kube: Kube
     ttl: float = LISTING_TTL
     _items: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
+    _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def get(self, kind: str, fresh: bool = False) -> list[dict[str, Any]]:
         """The listing, read again when older than the ttl or `fresh`."""
@@ -63,6 +68,23 @@ class Listings:
 
     def forget(self, kind: str) -> None:
         self._items.pop(kind, None)
+
+    def parsed(self, raw: Mapping[str, Any]) -> TracardiInstallation:
+        """A listed installation validated, once per resourceVersion: every idle pass reads every other
+        installation of the cluster, and validating them all again each time grows with the square of
+        the fleet. Raises ValidationError, uncached, for an object the model refuses."""
+        meta = raw.get("metadata") or {}
+        key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        with self._lock:
+            found = self._parsed.get(key)
+        if found is not None and key[1]:
+            return found
+        model = TracardiInstallation.model_validate(raw)
+        with self._lock:
+            if len(self._parsed) >= PARSED_MAX:
+                self._parsed.clear()  # simple bound: a fleet's worth is read again once
+            self._parsed[key] = model
+        return model
 
 
 @dataclass
@@ -79,7 +101,8 @@ class _Inputs:
         # An invalid policy governs nothing (its own status says why).
         policies = validated(TracardiRetentionPolicy, self.listings.get("policies", fresh=fresh))
         images = images_by_instance(self.listings.get("deployments", fresh=fresh))
-        live, found = cluster_live(self.inst, self.identity, self.listings.get("installations", fresh=fresh), images)
+        live, found = cluster_live(self.inst, self.identity, self.listings.get("installations", fresh=fresh), images,
+                                   parse=self.listings.parsed)
         self.shared = sorted(found)
         return policies, live
 

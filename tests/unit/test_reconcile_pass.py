@@ -318,3 +318,16 @@ def test_a_gone_installation_is_forgotten_by_the_apply_cache() -> None:
     kube.installation = None
     assert r.reconcile_once("shop", "acme") == GONE
     assert len(r.applied) == 0
+
+
+def test_other_installations_are_validated_once_per_resource_version() -> None:
+    listings = Listings(MemoryKube(None))  # type: ignore[arg-type]
+    raw = body("0.8.0")
+    raw["metadata"].update(uid="u-1", resourceVersion="5")
+    first = listings.parsed(raw)
+    assert listings.parsed(copy.deepcopy(raw)) is first, "the same version: not validated again"
+    raw["metadata"]["resourceVersion"] = "6"
+    raw["spec"]["version"] = "0.8.1"
+    again = listings.parsed(raw)
+    assert again is not first
+    assert again.spec.version == "0.8.1"

@@ -7,7 +7,7 @@ Deployments of no listed installation keep the versions they run.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import ValidationError
@@ -106,6 +106,7 @@ def cluster_live(
     identity: str | None,
     installations: Iterable[Mapping[str, Any]],
     images: Mapping[tuple[str, str], Sequence[str]],
+    parse: Callable[[Mapping[str, Any]], TracardiInstallation] = TracardiInstallation.model_validate,
 ) -> tuple[set[VersionId], set[str]]:
     """The live pairs of `inst` and of every installation that may share its cluster `identity`
     (None: unknown, so every installation counts), from the listed installations (raw objects) and
@@ -113,6 +114,7 @@ def cluster_live(
     when it is longer, `labels.label_value`); and the others (namespace/name) that
     recorded this cluster and serve one of `inst`'s live pairs. A refused object keeps whatever its
     status names; Deployments of no listed installation keep the versions they run, wherever they are.
+    `parse` validates a listed installation (a caller may cache it by resourceVersion).
     """
     left = {where: list(found) for where, found in images.items()}
     mine = live_pairs(inst, left.pop((inst.namespace, label_value(inst.name)), ()))
@@ -128,7 +130,7 @@ def cluster_live(
         if identity is not None and not same_cluster(identity, recorded):
             continue
         try:
-            other = TracardiInstallation.model_validate(raw)
+            other = parse(raw)
         except ValidationError:
             # Fail closed: whatever a refused object's status names stays live.
             live |= live_pairs_unparsed(raw, their_images)
