@@ -298,6 +298,10 @@ class Kube:
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})
 
+    def all_namespace_labels(self) -> dict[str, dict[str, str]]:
+        """Every namespace's labels, in one listing."""
+        return {ns.metadata.name: dict(ns.metadata.labels or {}) for ns in self.core.list_namespace().items}
+
     def secret_to_file(self, namespace: str, name: str, key: str) -> str | None:
         """Write one Secret value (a CA bundle) to a private temporary file; its path, or None."""
         import hashlib

@@ -190,11 +190,19 @@ class Reconciler:
         if was is None or was.reason != Reason.INVALID_SPEC or was.message != message:
             self.kube.event(body, "Warning", Reason.INVALID_SPEC, message)
 
-    def policy_status(self, name: str, generation: int | None) -> None:
-        """Which installations a policy governs, for `kubectl get trp -o yaml`."""
-        policies = validated(TracardiRetentionPolicy, self.kube.list_cluster("policies"))
+    def policy_statuses(self) -> None:
+        """Which installations each policy governs, for `kubectl get trp -o yaml`: one listing of the
+        policies, the installations and the namespaces for all of them (not one read per namespace)."""
+        raw_policies = self.kube.list_cluster("policies")
+        policies = validated(TracardiRetentionPolicy, raw_policies)
         installations = validated(TracardiInstallation, self.kube.list_cluster("installations"))
-        labels = {ns: self.kube.namespace_labels(ns) for ns in {i.namespace for i in installations}}
+        labels = self.kube.all_namespace_labels()
+        for raw in raw_policies:
+            meta = raw.get("metadata", {})
+            self._policy_status(meta.get("name", ""), meta.get("generation"), policies, installations, labels)
+
+    def _policy_status(self, name: str, generation: int | None, policies: list[TracardiRetentionPolicy],
+                       installations: list[TracardiInstallation], labels: dict[str, dict[str, str]]) -> None:
         governed = governed_by(name, policies, installations, labels)
         mine = next((p for p in policies if p.metadata.name == name), None)
         current = mine.status.conditions if mine else []
@@ -210,7 +218,6 @@ class Reconciler:
         old = mine.status.model_dump(by_alias=True, mode="json", exclude_none=True) if mine else {}
         if new != old:
             self.kube.patch_policy_status(name, new)
-
 
 def _extra(inst: TracardiInstallation, decision: Decision) -> dict[str, Any]:
     up = decision.status.upgrade

@@ -164,9 +164,6 @@ class Runtime:
             self._policies_changed.clear()
             await self.leading.wait()
             try:
-                for raw in await asyncio.to_thread(self.kube.list_cluster, "policies"):
-                    meta = raw.get("metadata", {})
-                    await asyncio.to_thread(self.reconciler.policy_status, meta.get("name", ""),
-                                            meta.get("generation"))
+                await asyncio.to_thread(self.reconciler.policy_statuses)
             except Exception as e:
                 log.warning("could not update retention policy statuses: %s", safe_error(e))

@@ -108,6 +108,15 @@ class MemoryKube:
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return {}
 
+    def all_namespace_labels(self) -> dict[str, dict[str, str]]:
+        self.ops.append("list namespaces")
+        return {"shop": {"team": "shop"}}
+
+    def patch_policy_status(self, name: str, status: dict[str, Any]) -> None:
+        self.ops.append(f"policy status {name}")
+        policy = next(p for p in self.policies if p["metadata"]["name"] == name)
+        policy["status"] = copy.deepcopy(status)
+
     @property
     def status(self) -> dict[str, Any]:
         assert self.installation is not None
@@ -331,3 +340,19 @@ def test_other_installations_are_validated_once_per_resource_version() -> None:
     again = listings.parsed(raw)
     assert again is not first
     assert again.spec.version == "0.8.1"
+
+
+def test_policy_statuses_read_everything_once_and_write_only_what_changed() -> None:
+    selecting = {"keepSupersededVersions": 1, "namespaceSelector": {"matchLabels": {"team": "shop"}}}
+    kube = MemoryKube(body("0.8.0"), policies=[
+        {"metadata": {"name": "shops", "generation": 1}, "spec": selecting},
+        {"metadata": {"name": "others", "generation": 1},
+         "spec": {**selecting, "namespaceSelector": {"matchLabels": {"team": "other"}}}}])
+    r, _ = reconciler(kube)
+    r.policy_statuses()
+    assert kube.ops.count("list namespaces") == 1, "one listing for every policy"
+    governed = {p["metadata"]["name"]: p["status"]["governed"] for p in kube.policies}
+    assert governed == {"shops": [{"namespace": "shop", "name": "acme"}], "others": []}
+    kube.ops.clear()
+    r.policy_statuses()
+    assert not [op for op in kube.ops if op.startswith("policy status")], "nothing changed: nothing written"
