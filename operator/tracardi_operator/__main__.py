@@ -45,6 +45,10 @@ def _run(args: argparse.Namespace) -> int:
         log_refkey="object" if settings.log_format == "json" else None,
     )
     logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # kopf logs "Handler ... succeeded" for every watch event of every object: with a fleet, most of
+        # the log. Our own lines say what happened; kopf's failures are warnings and errors, still logged.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     memo = kopf.Memo(settings=settings)
     identity = operator_identity(os.environ, os.getuid(), socket.gethostname(), datetime.datetime.now(datetime.UTC))
     logging.getLogger("tracardi_operator").info("operator identity: %s", identity)
