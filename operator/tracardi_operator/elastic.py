@@ -112,6 +112,10 @@ class ElasticAdapter:
     def __init__(self, client: Elasticsearch) -> None:
         self._client = client
 
+    def close(self) -> None:
+        """Close the client's connections (no installation uses it any more)."""
+        self._client.transport.close()
+
     def read_inventory(self) -> RawInventory:
         client = self._client
         identity = cluster_uuid(client.info(filter_path="cluster_uuid"))

@@ -64,6 +64,7 @@ class Reconciler:
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
             self.applied.forget((namespace, name))
             self.steps.forget((namespace, name))
+            self.connections.forget(namespace, name)
             return GONE
         try:
             inst = TracardiInstallation.model_validate(body)

@@ -170,6 +170,9 @@ class Elastic:
     def adapter(self, inst: Any) -> FakeElastic:
         return self.es
 
+    def forget(self, namespace: str, name: str) -> None:
+        return None
+
 
 def reconciler(kube: MemoryKube, es: FakeElastic | None = None) -> tuple[Reconciler, Counted]:
     metrics = Counted()
