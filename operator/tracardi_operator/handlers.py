@@ -150,7 +150,7 @@ async def installation_changed(type: str | None, namespace: str | None, name: st
         runtime.forget(namespace or "", name)
         return
     runtime.ensure_loop(namespace or "", name)
-    runtime.changed(namespace or "", name, meta.get("resourceVersion"))
+    runtime.changed(namespace or "", name, meta.get("resourceVersion"), listed=type is None)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
@@ -169,8 +169,11 @@ async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[s
     spec changes, it is created or deleted (not when only its status changed: the operator writes that)."""
     runtime = _runtime(memo)
     runtime.touch()
-    if not runtime.policy_seen(name, meta.get("generation"), deleted=type == "DELETED") or type is None:
-        return  # status only; or the initial listing, which every installation's own first pass covers
+    # Every event records the policy's generation, the initial listing's too (type None): that is what a
+    # later status-only event is told apart by.
+    changed = runtime.policy_seen(name, meta.get("generation"), deleted=type == "DELETED")
+    if type is None or not changed:
+        return  # the initial listing, which every installation's own first pass covers; or status only
     runtime.policies_changed()
     for namespace, name in list(runtime.wakeups):
         runtime.wake(namespace, name)

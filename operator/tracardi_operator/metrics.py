@@ -73,10 +73,10 @@ class Metrics:
         return max(0.0, self.clock() - self.started_at)
 
     # -- helpers for handlers ---------------------------------------------------------------------
-    def observe_pass(self, waited: float, seconds: float) -> None:
-        """One reconcile pass: how long it waited for a worker after it was due or woken, and how long
-        it ran."""
-        self.pass_wait.observe(max(0.0, waited))
+    def observe_pass(self, urgency: str, waited: float, seconds: float) -> None:
+        """One reconcile pass: why it was due (change, event or resync: the scheduler's urgency), how
+        long it waited for a worker after it was due or woken, and how long it ran."""
+        self.pass_wait.labels(urgency=urgency).observe(max(0.0, waited))
         self.pass_duration.observe(max(0.0, seconds))
 
     def count_reconciliation(self, result: ReconcileResult) -> None:
@@ -172,7 +172,10 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
         ),
         pass_wait=Histogram(
             f"{PREFIX}_reconcile_wait_seconds",
-            "How long a pass waited for a free worker after it was woken by an event or fell due.",
+            "How long a pass waited for a free worker after it was woken by an event or fell due, by why it was "
+            "due: change (the installation was edited, or its step asked for the next pass at once; these go "
+            "first), event (a child or policy changed) or resync (the periodic pass, a retry).",
+            ["urgency"],
             buckets=PASS_BUCKETS,
             registry=registry,
         ),

@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tracardi_operator import health
+from tracardi_operator.applied import StatusWrites
 from tracardi_operator.connections import Connections
 from tracardi_operator.kube import Kube, safe_error
 from tracardi_operator.labels import label_value
 from tracardi_operator.reconcile import Reconciler
 from tracardi_operator.retention_pass import Listings, RetentionPass
-from tracardi_operator.scheduler import Key, Scheduler
+from tracardi_operator.scheduler import Key, Scheduler, Urgency
 from tracardi_operator.settings import Settings
 
 log = logging.getLogger("tracardi_operator")
@@ -42,6 +43,8 @@ class Runtime:
     _policy_generations: dict[str, int | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.status_writes = StatusWrites()
+        self.kube.on_status_written = self.status_writes.record
         self.listings = Listings(self.kube)
         self.reconciler = Reconciler(
             self.settings, self.kube, Connections(self.kube),
@@ -52,7 +55,8 @@ class Runtime:
             default_delay=lambda: self.settings.resync_seconds * random.uniform(0.9, 1.1),
             gate=lambda: self.leading.wait(),  # a standby replica keeps its loops but acts on nothing
             on_retry=self._retry,
-            observe=self.metrics.observe_pass if self.metrics is not None else lambda waited, seconds: None,
+            workers=self.settings.workers,
+            observe=self._observe,
             executor=ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="reconcile"),
         )
 
@@ -60,6 +64,10 @@ class Runtime:
     def wakeups(self) -> dict[Key, asyncio.Event]:
         """The installations that have a loop, each with the event that wakes it."""
         return self.scheduler.wakeups
+
+    def _observe(self, urgency: Urgency, waited: float, seconds: float) -> None:
+        if self.metrics is not None:
+            self.metrics.observe_pass(urgency.name.lower(), waited, seconds)
 
     def _retry(self, namespace: str, name: str, failures: int, delay: float, error: Exception) -> None:
         log.warning("reconcile of %s/%s failed (attempt %d, retry in %.0fs): %s",
@@ -72,15 +80,17 @@ class Runtime:
         """One loop per installation, started on its first event (also the initial listing)."""
         self.scheduler.ensure_loop(namespace, name)
 
-    def wake(self, namespace: str, name: str) -> None:
-        self.scheduler.wake(namespace, name)
+    def wake(self, namespace: str, name: str, urgency: Urgency = Urgency.EVENT) -> None:
+        self.scheduler.wake(namespace, name, urgency)
 
-    def changed(self, namespace: str, name: str, resource_version: str | None) -> None:
+    def changed(self, namespace: str, name: str, resource_version: str | None, listed: bool = False) -> None:
         """An installation's watch event: wake its loop, unless the event only echoes this process's own
         status patch (the pass that wrote it already asked for its next pass: a step's transition asks for
-        one at once, an idle installation needs none). Every other change wakes it."""
-        if not self.kube.own_status_write(namespace, name, resource_version):
-            self.wake(namespace, name)
+        one at once, an idle installation needs none). Every other change is someone's edit, and its pass
+        goes ahead of passes woken by children and the resync; the watch's initial listing (`listed`) is
+        not an edit."""
+        if not self.status_writes.echo(namespace, name, resource_version):
+            self.wake(namespace, name, Urgency.EVENT if listed else Urgency.CHANGE)
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or
@@ -94,7 +104,7 @@ class Runtime:
 
     def forget(self, namespace: str, name: str) -> None:
         self.scheduler.forget(namespace, name)
-        self.kube.forget_status_write(namespace, name)
+        self.status_writes.forget(namespace, name)
         if self.metrics is not None:
             self.metrics.forget_installation(namespace, name)
 

@@ -1,29 +1,52 @@
 """One loop per key, each running its work one pass at a time (knows nothing of what the work is).
 
-A loop runs its work in a thread of `executor` (a bounded pool: at most that many passes at once,
-whatever the number of keys), then sleeps until it is woken (`wake`) or its next pass is due: the
-delay the work returned, or `default_delay()` when it returned None. Work that raises is tried again
-with exponential backoff (2, 4, 8 ... up to 300 seconds); work that returns `GONE` ends its loop. Every
-pass first waits for `gate` (a standby replica keeps its loops but runs no work).
+A loop runs its work in a thread of `executor`, at most `workers` passes at once whatever the number of
+keys, then sleeps until it is woken (`wake`) or its next pass is due: the delay the work returned, or
+`default_delay()` when it returned None. Work that raises is tried again with exponential backoff
+(2, 4, 8 ... up to 300 seconds); work that returns `GONE` ends its loop. Every pass first waits for
+`gate` (a standby replica keeps its loops but runs no work).
+
+When more passes are due than there are workers, they take a free worker by urgency (`Urgency`), first
+come first served within one: a pass for a change of the key's own object, or one its previous pass
+asked for at once, goes ahead of passes woken by other events, and those ahead of periodic passes and
+retries. So a version bump in a large fleet is acted on while the rollouts of earlier bumps keep
+waking their installations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 Key = tuple[str, str]  # namespace, name
 GONE = -1.0
 """What work returns when its object is gone or being deleted: its loop ends."""
 MAX_BACKOFF = 300.0
+SOON = 5.0
+"""A delay the work returned of at most this many seconds: its step wants the next pass at once."""
+
+
+class Urgency(IntEnum):
+    """Why a pass is due, most urgent first (the order in which waiting passes take a free worker)."""
+
+    CHANGE = 0
+    """The key's own object changed (someone edited it), or the previous pass asked for the next soon."""
+    EVENT = 1
+    """Something it owns or depends on changed, or the first pass of its loop."""
+    RESYNC = 2
+    """The periodic pass, or a retry after a failure."""
+
 
 Work = Callable[[str, str], float | None]
-Observe = Callable[[float, float], None]
-"""Told of every pass: seconds it waited for a worker after it was woken or due, seconds it ran."""
+Observe = Callable[[Urgency, float, float], None]
+"""Told of every pass: why it was due, seconds it waited for a worker after it was due, seconds it ran."""
 Retry = Callable[[str, str, int, float, Exception], None]
 """Told of a pass that raised: namespace, name, consecutive failures, the delay before the next, the error."""
 
@@ -32,8 +55,58 @@ def _nothing(namespace: str, name: str, failures: int, delay: float, error: Exce
     return None
 
 
-def _unobserved(waited: float, seconds: float) -> None:
+def _unobserved(urgency: Urgency, waited: float, seconds: float) -> None:
     return None
+
+
+def _when_due(delay: float | None, failures: int) -> Urgency:
+    """How urgent the next pass is when it falls due by itself (no event woke it first)."""
+    if failures or delay is None:
+        return Urgency.RESYNC  # a retry, or the periodic pass
+    return Urgency.CHANGE if delay <= SOON else Urgency.EVENT  # a step asked for it (soon: at once)
+
+
+@dataclass
+class Workers:
+    """`size` slots, handed to waiters by urgency, then in the order they asked."""
+
+    size: int
+    _busy: int = 0
+    _waiting: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    _order: itertools.count[int] = field(default_factory=itertools.count)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, urgency: Urgency) -> AsyncIterator[None]:
+        if self._busy < self.size and not self._waiting:
+            self._busy += 1
+        else:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (int(urgency), next(self._order), future))
+            try:
+                await future  # the releasing holder counted this slot as ours
+            except asyncio.CancelledError:
+                if future.done() and not future.cancelled():
+                    self._release()  # handed over as we were cancelled: pass it on
+                else:
+                    self._waiting = [w for w in self._waiting if w[2] is not future]
+                    heapq.heapify(self._waiting)
+                raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        while self._waiting:
+            _, _, future = heapq.heappop(self._waiting)
+            if not future.done():
+                future.set_result(None)  # the slot passes to it: _busy is unchanged
+                return
+        self._busy -= 1
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
 
 @dataclass
@@ -41,28 +114,39 @@ class Scheduler:
     work: Work
     default_delay: Callable[[], float]
     gate: Callable[[], Awaitable[object]]
+    workers: int = 8
     on_retry: Retry = _nothing
     observe: Observe = _unobserved
-    executor: Executor | None = None  # None: the event loop's default executor
+    executor: Executor | None = None  # None: the event loop's default executor (give it `workers` threads)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
-    _woken_at: dict[Key, float] = field(default_factory=dict)
+    _woken: dict[Key, tuple[float, Urgency]] = field(default_factory=dict)
 
-    def wake(self, namespace: str, name: str) -> None:
-        event = self.wakeups.get((namespace, name))
-        if event is not None:
-            if not event.is_set():
-                self._woken_at[(namespace, name)] = time.monotonic()
-            event.set()
+    def __post_init__(self) -> None:
+        self._slots = Workers(self.workers)
+
+    def wake(self, namespace: str, name: str, urgency: Urgency = Urgency.EVENT) -> None:
+        """Make the key's next pass due now (a key without a loop is ignored). Several wakes before the
+        pass runs make one pass, as urgent as the most urgent of them, timed from the first."""
+        key = (namespace, name)
+        event = self.wakeups.get(key)
+        if event is None:
+            return
+        since, was = self._woken.get(key, (time.monotonic(), urgency))
+        self._woken[key] = (since, min(was, urgency))
+        event.set()
 
     def ensure_loop(self, namespace: str, name: str) -> None:
         """One loop per key, started on its first event."""
         key = (namespace, name)
         task = self._loops.get(key)
         if task is None or task.done():
+            self.wakeups.setdefault(key, asyncio.Event())  # so that a wake right after this counts
             self._loops[key] = asyncio.get_running_loop().create_task(self._loop(namespace, name))
 
     def forget(self, namespace: str, name: str) -> None:
+        self.wakeups.pop((namespace, name), None)  # a loop cancelled before it ran cleans up nothing
+        self._woken.pop((namespace, name), None)
         task = self._loops.pop((namespace, name), None)
         if task is not None:
             task.cancel()
@@ -76,38 +160,43 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def _timed(self, namespace: str, name: str, due: float) -> float | None:
+    def _timed(self, namespace: str, name: str, urgency: Urgency, due: float) -> float | None:
         started = time.monotonic()
         try:
             return self.work(namespace, name)
         finally:
-            self.observe(started - due, time.monotonic() - started)
+            self.observe(urgency, started - due, time.monotonic() - started)
 
     async def _loop(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         wake = self.wakeups.setdefault(key, asyncio.Event())
         failures = 0
+        due_by = (time.monotonic(), Urgency.EVENT)  # the first pass: due now
         try:
             while True:
                 await self.gate()
                 wake.clear()
-                due = self._woken_at.pop(key, None) or time.monotonic()  # woken by an event, or due now
-                try:
-                    delay = await asyncio.get_running_loop().run_in_executor(
-                        self.executor, self._timed, namespace, name, due)
-                    if delay == GONE:
-                        return
-                    failures = 0
-                except Exception as e:
-                    failures += 1
-                    delay = min(MAX_BACKOFF, 2.0 ** min(failures, 8))
-                    self.on_retry(namespace, name, failures, delay, e)
-                if delay is None:
-                    delay = self.default_delay()
+                due, urgency = self._woken.pop(key, due_by)
+                async with self._slots.slot(urgency):
+                    wake.clear()  # what woke it while it waited for a worker, this pass reads
+                    self._woken.pop(key, None)
+                    try:
+                        delay = await asyncio.get_running_loop().run_in_executor(
+                            self.executor, self._timed, namespace, name, urgency, due)
+                        if delay == GONE:
+                            return
+                        failures = 0
+                    except Exception as e:
+                        failures += 1
+                        delay = min(MAX_BACKOFF, 2.0 ** min(failures, 8))
+                        self.on_retry(namespace, name, failures, delay, e)
+                urgency = _when_due(delay, failures)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=delay)
+                    await asyncio.wait_for(wake.wait(), timeout=self.default_delay() if delay is None else delay)
+                due_by = (time.monotonic(), urgency)  # unless an event woke it first (`_woken`)
         finally:
-            self.wakeups.pop(key, None)
-            self._woken_at.pop(key, None)
+            if self.wakeups.get(key) is wake:  # not a later loop's, after forget and ensure_loop
+                self.wakeups.pop(key, None)
+                self._woken.pop(key, None)
             if self._loops.get(key) is asyncio.current_task():
                 self._loops.pop(key, None)

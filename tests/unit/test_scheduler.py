@@ -1,21 +1,46 @@
 """The scheduler's bounded pool: however many installations have loops, at most `workers` passes run
-at once, and every installation still gets its pass."""
+at once, every installation still gets its pass, and when passes queue the most urgent go first."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
-from tracardi_operator.scheduler import GONE, Scheduler
+from tracardi_operator.scheduler import GONE, SOON, Scheduler, Urgency, Workers, _when_due
 from tracardi_operator.settings import Settings
 
 
 async def _open() -> None:
     return None
+
+
+async def _until(done: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+def _scheduler(work: Any, workers: int, **kwargs: Any) -> Scheduler:
+    return Scheduler(work=work, default_delay=lambda: 60.0, gate=_open, workers=workers,
+                     executor=ThreadPoolExecutor(max_workers=workers), **kwargs)
+
+
+def _run_keys(work: Any, workers: int, keys: int, done: Callable[[], bool], **kwargs: Any) -> None:
+    """Start a loop for each of `keys` keys and run until `done()` (or 10 s)."""
+    async def main() -> None:
+        scheduler = _scheduler(work, workers, **kwargs)
+        for i in range(keys):
+            scheduler.ensure_loop("fleet", f"t{i}")
+        await _until(done)
+        await scheduler.stop()
+
+    asyncio.run(main())
 
 
 def test_at_most_workers_passes_run_at_once_and_every_key_gets_its_pass() -> None:
@@ -34,17 +59,7 @@ def test_at_most_workers_passes_run_at_once_and_every_key_gets_its_pass() -> Non
             done.add(name)
         return GONE  # one pass each, then the loop ends
 
-    async def main() -> None:
-        scheduler = Scheduler(work=work, default_delay=lambda: 60.0, gate=_open,
-                              executor=ThreadPoolExecutor(max_workers=3))
-        for i in range(40):
-            scheduler.ensure_loop("fleet", f"t{i}")
-        deadline = time.monotonic() + 10
-        while len(done) < 40 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
-        await scheduler.stop()
-
-    asyncio.run(main())
+    _run_keys(work, workers=3, keys=40, done=lambda: len(done) == 40)
     assert len(done) == 40
     assert peak == 3
 
@@ -57,27 +72,132 @@ def test_workers_setting() -> None:
             Settings.from_env({"TRACARDI_OPERATOR_WORKERS": bad})
 
 
-def test_every_pass_is_observed_with_its_wait_for_a_worker_and_its_run_time() -> None:
-    observed: list[tuple[float, float]] = []
+def test_every_pass_is_observed_with_its_urgency_its_wait_for_a_worker_and_its_run_time() -> None:
+    observed: list[tuple[Urgency, float, float]] = []
 
     def work(namespace: str, name: str) -> float:
         time.sleep(0.05)
         return GONE
 
+    _run_keys(work, workers=1, keys=3, done=lambda: len(observed) == 3,
+              observe=lambda urgency, waited, seconds: observed.append((urgency, waited, seconds)))
+    assert len(observed) == 3
+    assert {u for u, _, _ in observed} == {Urgency.EVENT}, "a loop's first pass is due as an event"
+    assert all(seconds >= 0.05 for _, _, seconds in observed)
+    waits = sorted(waited for _, waited, _ in observed)
+    assert waits[2] >= 0.1, "the third waited for the two before it on the single worker"
+    assert waits[0] < waits[2] - 0.05, "the first found the worker free"
+
+
+def test_a_free_worker_goes_to_the_most_urgent_waiter_then_to_the_earliest() -> None:
+    order: list[str] = []
+
     async def main() -> None:
-        scheduler = Scheduler(work=work, default_delay=lambda: 60.0, gate=_open,
-                              executor=ThreadPoolExecutor(max_workers=1),
-                              observe=lambda waited, seconds: observed.append((waited, seconds)))
-        for i in range(3):
-            scheduler.ensure_loop("fleet", f"t{i}")
-        deadline = time.monotonic() + 10
-        while len(observed) < 3 and time.monotonic() < deadline:
-            await asyncio.sleep(0.01)
+        workers = Workers(1)
+        hold = asyncio.Event()
+
+        async def take(name: str, urgency: Urgency) -> None:
+            async with workers.slot(urgency):
+                order.append(name)
+                await hold.wait()
+
+        first = asyncio.create_task(take("holder", Urgency.RESYNC))
+        await asyncio.sleep(0)
+        waiters = [asyncio.create_task(take(name, urgency)) for name, urgency in (
+            ("resync", Urgency.RESYNC), ("event-1", Urgency.EVENT), ("change", Urgency.CHANGE),
+            ("event-2", Urgency.EVENT))]
+        await asyncio.sleep(0.01)
+        assert workers.waiting == 4
+        hold.set()
+        await asyncio.gather(first, *waiters)
+
+    asyncio.run(main())
+    assert order == ["holder", "change", "event-1", "event-2", "resync"]
+
+
+def test_a_waiter_cancelled_in_the_queue_keeps_no_worker() -> None:
+    async def main() -> None:
+        workers = Workers(1)
+        hold = asyncio.Event()
+
+        async def take() -> None:
+            async with workers.slot(Urgency.EVENT):
+                await hold.wait()
+
+        holder = asyncio.create_task(take())
+        await asyncio.sleep(0)
+        cancelled = asyncio.create_task(take())
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        await asyncio.sleep(0)
+        hold.set()
+        await holder
+        later = asyncio.create_task(take())
+        await asyncio.wait_for(later, timeout=1)  # the worker is free again: it runs at once
+        assert workers.waiting == 0
+
+    asyncio.run(main())
+
+
+def test_an_edited_installation_runs_before_those_its_children_woke() -> None:
+    """One worker, busy; five installations woken by child events, then one edited: the edited one is
+    next. Wakes that arrive while an installation waits for a worker make one pass, not several."""
+    ran: list[str] = []
+    release = threading.Event()
+
+    def work(namespace: str, name: str) -> float | None:
+        ran.append(name)
+        if name == "busy":
+            release.wait(5)
+        return None
+
+    async def main() -> None:
+        scheduler = _scheduler(work, workers=1)
+        names = ["busy"] + [f"child-{i}" for i in range(5)] + ["edited"]
+        release.set()  # the first passes run through
+        for name in names:
+            scheduler.ensure_loop("fleet", name)
+        await _until(lambda: len(ran) == len(names))
+        del ran[:]
+        release.clear()
+        scheduler.wake("fleet", "busy")
+        await _until(lambda: ran == ["busy"])
+        for i in range(5):
+            for _ in range(3):
+                scheduler.wake("fleet", f"child-{i}", Urgency.EVENT)
+        scheduler.wake("fleet", "edited", Urgency.CHANGE)
+        await asyncio.sleep(0.05)
+        release.set()
+        await _until(lambda: len(ran) == 7)
+        await asyncio.sleep(0.1)
         await scheduler.stop()
 
     asyncio.run(main())
-    assert len(observed) == 3
-    assert all(seconds >= 0.05 for _, seconds in observed)
-    waits = sorted(waited for waited, _ in observed)
-    assert waits[0] < 0.05, "the first pass found the worker free"
-    assert waits[2] >= 0.1, "the third waited for the two before it on the single worker"
+    assert ran[:2] == ["busy", "edited"]
+    assert sorted(ran[2:]) == [f"child-{i}" for i in range(5)], "three wakes each made one pass"
+
+
+def test_a_pass_asked_for_soon_is_as_urgent_as_an_edit_and_the_resync_is_least() -> None:
+    assert _when_due(0.1, failures=0) is Urgency.CHANGE, "a step asked for its next pass at once"
+    assert _when_due(SOON + 1, failures=0) is Urgency.EVENT, "a step waits for something, not the resync"
+    assert _when_due(None, failures=0) is Urgency.RESYNC, "the periodic pass"
+    assert _when_due(2.0, failures=1) is Urgency.RESYNC, "a retry after a failure"
+
+    records: list[Urgency] = []
+
+    def work(namespace: str, name: str) -> float | None:
+        return 0.05 if name == "step" else None
+
+    async def main() -> None:
+        scheduler = Scheduler(work=work, default_delay=lambda: 0.05, gate=_open, workers=2,
+                              observe=lambda urgency, waited, seconds: records.append(urgency),
+                              executor=ThreadPoolExecutor(max_workers=2))
+        for name in ("step", "idle"):
+            scheduler.ensure_loop("fleet", name)
+        await _until(lambda: len(records) >= 10)
+        await scheduler.stop()
+
+    asyncio.run(main())
+    assert records.count(Urgency.EVENT) == 2, "each loop's first pass"
+    assert Urgency.CHANGE in records, "the step's 0.05 s requeue"
+    assert Urgency.RESYNC in records, "the idle one's periodic pass"
