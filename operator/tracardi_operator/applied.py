@@ -1,5 +1,7 @@
-"""What this process last applied to each child of an installation, so that a pass skips the
-server-side applies that would change nothing.
+"""What this process last wrote: the manifest it applied to each child of an installation, so that a
+pass skips the server-side applies that would change nothing (`AppliedCache`); and the resourceVersion
+its last status patch of each installation made, so that the watch event echoing it wakes no pass
+(`StatusWrites`).
 
 An idle pass used to send one server-side apply per Deployment and Service (six or seven PATCH requests,
 each a full managed-fields merge in the apiserver) only to hear that nothing changed. An apply is now
@@ -102,3 +104,25 @@ class AppliedCache:
     def __len__(self) -> int:
         with self._lock:
             return sum(len(v) for v in self._entries.values())
+
+
+@dataclass
+class StatusWrites:
+    """The resourceVersion this process's last status patch of each installation stored. The watch event
+    at exactly that version is the echo of the write: nothing else changed with it."""
+
+    _versions: dict[Key, str] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, namespace: str, name: str, resource_version: str) -> None:
+        with self._lock:
+            self._versions[(namespace, name)] = resource_version
+
+    def echo(self, namespace: str, name: str, resource_version: str | None) -> bool:
+        """Whether the installation at `resource_version` is exactly what the last own status patch stored."""
+        with self._lock:
+            return bool(resource_version) and self._versions.get((namespace, name)) == resource_version
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._versions.pop((namespace, name), None)

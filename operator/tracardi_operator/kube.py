@@ -64,6 +64,8 @@ def resource_of(url: str) -> str:
 
 RequestObserver = Callable[[str, str], None]
 """Told (verb, resource) of every request the operator's own client sends."""
+StatusWritten = Callable[[str, str, str], None]
+"""Told (namespace, name, resourceVersion) of every installation status patch the operator sends."""
 
 
 def _default_timeout(api: client.ApiClient, timeout: tuple[float, float],
@@ -104,7 +106,7 @@ class Kube:
         self.apps = client.AppsV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.custom = client.CustomObjectsApi(api)
-        self._status_written: dict[tuple[str, str], str] = {}
+        self.on_status_written: StatusWritten | None = None
 
     # -- writes -----------------------------------------------------------------------------------
     def _path(self, obj: Mapping[str, Any]) -> str:
@@ -163,21 +165,14 @@ class Kube:
         return True
 
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
-        """Merge-patch the installation's status subresource (and remember the resourceVersion it made)."""
+        """Merge-patch the installation's status subresource; `on_status_written` is told the
+        resourceVersion the patch stored."""
         stored = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, INSTALLATION.plural, name, {"status": dict(status)}
         )
         version = (stored or {}).get("metadata", {}).get("resourceVersion") if isinstance(stored, dict) else None
-        if version:
-            self._status_written[(namespace, name)] = str(version)
-
-    def own_status_write(self, namespace: str, name: str, resource_version: str | None) -> bool:
-        """Whether the installation at `resource_version` is exactly what this process's last status patch
-        stored: its watch event is the echo of that write, and nothing else changed with it."""
-        return bool(resource_version) and self._status_written.get((namespace, name)) == resource_version
-
-    def forget_status_write(self, namespace: str, name: str) -> None:
-        self._status_written.pop((namespace, name), None)
+        if version and self.on_status_written is not None:
+            self.on_status_written(namespace, name, str(version))
 
     def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
         self.custom.patch_cluster_custom_object_status(
@@ -213,6 +208,7 @@ class Kube:
     def ping(self) -> None:
         """One cheap authorised request: list at most one installation."""
         self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATION.plural, limit=1)
+
     def unserved(self, paths: tuple[str, ...]) -> list[str]:
         """Those of the API group versions `paths` (e.g. /apis/batch/v1) whose discovery does not answer
         with resources yet: an apiserver starting up answers before it serves every group."""

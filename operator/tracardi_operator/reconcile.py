@@ -93,13 +93,17 @@ class Reconciler:
         if self.metrics is None:
             return
         ns, name, status = inst.namespace, inst.name, decision.status
-        self.metrics.installation_status(ns, name, status.phase, {c.type: c.status for c in status.conditions})
+        self._report_status(ns, name, status.phase, status.conditions)
         self.metrics.set_paused(ns, name, inst.spec.paused)
         ended = self.steps.seen((ns, name), status)
         if ended is not None:
             self.metrics.observe_step(*ended)
         for result in finished_migrations(inst.status, status):
             self.metrics.migrated(result)
+
+    def _report_status(self, namespace: str, name: str, phase: str | None, conds: list[Condition]) -> None:
+        if self.metrics is not None:
+            self.metrics.installation_status(namespace, name, phase, {c.type: c.status for c in conds})
 
     def _count(self, result: str) -> None:
         if self.metrics is not None:
@@ -184,10 +188,8 @@ class Reconciler:
             "phase": conditions.summarize_phase(updated),
             "observedGeneration": meta.get("generation"),
         })
-        if self.metrics is not None:
-            self.metrics.installation_status(meta.get("namespace", ""), meta.get("name", ""),
-                                             conditions.summarize_phase(updated),
-                                             {c.type: c.status for c in updated})
+        self._report_status(meta.get("namespace", ""), meta.get("name", ""), conditions.summarize_phase(updated),
+                            updated)
         if was is None or was.reason != Reason.INVALID_SPEC or was.message != message:
             self.kube.event(body, "Warning", Reason.INVALID_SPEC, message)
 
@@ -219,6 +221,7 @@ class Reconciler:
         old = mine.status.model_dump(by_alias=True, mode="json", exclude_none=True) if mine else {}
         if new != old:
             self.kube.patch_policy_status(name, new)
+
 
 def _extra(inst: TracardiInstallation, decision: Decision) -> dict[str, Any]:
     up = decision.status.upgrade

@@ -8,8 +8,10 @@ from typing import Any
 
 from kubernetes import client
 
+from tracardi_operator.applied import StatusWrites
 from tracardi_operator.kube import Kube
 from tracardi_operator.runtime import Runtime
+from tracardi_operator.scheduler import Urgency
 from tracardi_operator.settings import Settings
 
 
@@ -27,18 +29,20 @@ def _kube(versions: list[str]) -> Kube:
 
 
 def test_only_the_echo_of_the_last_own_status_patch_is_recognised() -> None:
+    writes = StatusWrites()
     kube = _kube(["41", "45"])
-    assert not kube.own_status_write("shop", "acme", "41")
+    kube.on_status_written = writes.record
+    assert not writes.echo("shop", "acme", "41")
     kube.patch_status("shop", "acme", {"phase": "Ready"})
-    assert kube.own_status_write("shop", "acme", "41")
-    assert not kube.own_status_write("shop", "acme", "42"), "a later change by anyone else"
-    assert not kube.own_status_write("shop", "other", "41"), "another installation"
-    assert not kube.own_status_write("shop", "acme", None)
+    assert writes.echo("shop", "acme", "41")
+    assert not writes.echo("shop", "acme", "42"), "a later change by anyone else"
+    assert not writes.echo("shop", "other", "41"), "another installation"
+    assert not writes.echo("shop", "acme", None)
     kube.patch_status("shop", "acme", {"phase": "Upgrading"})
-    assert not kube.own_status_write("shop", "acme", "41")
-    assert kube.own_status_write("shop", "acme", "45")
-    kube.forget_status_write("shop", "acme")
-    assert not kube.own_status_write("shop", "acme", "45")
+    assert not writes.echo("shop", "acme", "41")
+    assert writes.echo("shop", "acme", "45")
+    writes.forget("shop", "acme")
+    assert not writes.echo("shop", "acme", "45")
 
 
 def test_an_echo_does_not_wake_the_loop_but_any_other_change_does() -> None:
@@ -52,9 +56,17 @@ def test_an_echo_does_not_wake_the_loop_but_any_other_change_does() -> None:
         assert not wake.is_set(), "the echo of the pass's own write"
         runtime.changed("shop", "acme", "8")
         assert wake.is_set(), "a change made after it (a spec bump, an annotation)"
+        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.CHANGE, "someone's edit goes first"
         wake.clear()
+        runtime.scheduler._woken.clear()
         runtime.changed("shop", "acme", None)
         assert wake.is_set(), "an event without a version is never taken for an echo"
+        wake.clear()
+        runtime.scheduler._woken.clear()
+        runtime.changed("shop", "acme", "9", listed=True)
+        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.EVENT, "the initial listing is no edit"
+        runtime.wake_labelled("shop", "acme")
+        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.EVENT, "a child's event"
 
     asyncio.run(scenario())
 
