@@ -10,6 +10,7 @@ from the cluster (and are forgotten when an installation is deleted).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +57,9 @@ class Metrics:
     _paused: set[tuple[str, str]] = field(default_factory=set)
     _phases: dict[tuple[str, str], str] = field(default_factory=dict)
     _conditions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    _retired: set[tuple[str, str]] = field(default_factory=set)
+    """Installations deleted: a pass that was under way when the deletion arrived reports nothing later."""
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- the watch clock ------------------------------------------------------------------------
     def touch(self) -> None:
@@ -101,7 +105,9 @@ class Metrics:
 
     def gc_planned(self, namespace: str, installation: str, indices: int) -> None:
         """How many indices the installation's current deletion plan would delete."""
-        self.gc_indices_planned.labels(namespace=namespace, installation=installation).set(indices)
+        with self._lock:
+            if (namespace, installation) not in self._retired:
+                self.gc_indices_planned.labels(namespace=namespace, installation=installation).set(indices)
 
     def gc_deleted(self, namespace: str, installation: str, indices: int) -> None:
         """Indices retention actually deleted (verified gone)."""
@@ -109,10 +115,11 @@ class Metrics:
 
     def set_paused(self, namespace: str, installation: str, paused: bool) -> None:
         """Whether the installation is paused; the gauge counts the paused ones at scrape time."""
-        if paused:
-            self._paused.add((namespace, installation))
-        else:
-            self._paused.discard((namespace, installation))
+        with self._lock:
+            if paused and (namespace, installation) not in self._retired:
+                self._paused.add((namespace, installation))
+            else:
+                self._paused.discard((namespace, installation))
 
     def api_request(self, verb: str, resource: str) -> None:
         self.api_requests.labels(verb=verb, resource=resource).inc()
@@ -127,30 +134,40 @@ class Metrics:
         (the previous phase's series is dropped), and each condition type at 1 when True, 0 otherwise
         (False or Unknown). `conditions` maps a condition type to its status."""
         key = (namespace, installation)
-        previous = self._phases.pop(key, None)
-        if previous is not None and previous != phase:
-            self.installation_phase.remove(namespace, installation, previous)
-        if phase is not None:
-            self.installation_phase.labels(namespace=namespace, installation=installation, phase=phase).set(1)
-            self._phases[key] = phase
-        for gone in self._conditions.get(key, set()) - set(conditions):
-            self.installation_condition.remove(namespace, installation, gone)
-        for type_, status in conditions.items():
-            self.installation_condition.labels(namespace=namespace, installation=installation, condition=type_).set(
-                1 if status == "True" else 0
-            )
-        self._conditions[key] = set(conditions)
+        with self._lock:
+            if key in self._retired:
+                return
+            previous = self._phases.pop(key, None)
+            if previous is not None and previous != phase:
+                self.installation_phase.remove(namespace, installation, previous)
+            if phase is not None:
+                self.installation_phase.labels(namespace=namespace, installation=installation, phase=phase).set(1)
+                self._phases[key] = phase
+            for gone in self._conditions.get(key, set()) - set(conditions):
+                self.installation_condition.remove(namespace, installation, gone)
+            for type_, status in conditions.items():
+                self.installation_condition.labels(namespace=namespace, installation=installation,
+                                                   condition=type_).set(1 if status == "True" else 0)
+            self._conditions[key] = set(conditions)
 
     def forget_installation(self, namespace: str, installation: str) -> None:
-        """Drop a deleted installation's series, so that deleted installations do not pile up."""
-        self._paused.discard((namespace, installation))
-        if (phase := self._phases.pop((namespace, installation), None)) is not None:
-            self.installation_phase.remove(namespace, installation, phase)
-        for type_ in self._conditions.pop((namespace, installation), set()):
-            self.installation_condition.remove(namespace, installation, type_)
-        self.gc_indices_planned.remove(namespace, installation)  # a no-op for series never set
-        self.gc_indices_deleted.remove(namespace, installation)
+        """Drop a deleted installation's series, so that deleted installations do not pile up (nor fire
+        alerts): they stay dropped until `installation_seen` tells of one of that name again."""
+        key = (namespace, installation)
+        with self._lock:
+            self._retired.add(key)
+            self._paused.discard(key)
+            if (phase := self._phases.pop(key, None)) is not None:
+                self.installation_phase.remove(namespace, installation, phase)
+            for type_ in self._conditions.pop(key, set()):
+                self.installation_condition.remove(namespace, installation, type_)
+            self.gc_indices_planned.remove(namespace, installation)  # a no-op for series never set
+            self.gc_indices_deleted.remove(namespace, installation)
 
+    def installation_seen(self, namespace: str, installation: str) -> None:
+        """An installation exists (again, after one of that name was deleted): its series may be set."""
+        with self._lock:
+            self._retired.discard((namespace, installation))
 
 def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
     """A fresh registry with every metric; `clock` (monotonic seconds) is injectable for tests."""

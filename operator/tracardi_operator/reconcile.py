@@ -65,6 +65,8 @@ class Reconciler:
             self.applied.forget((namespace, name))
             self.steps.forget((namespace, name))
             self.connections.forget(namespace, name)
+            if self.metrics is not None:  # also when its deletion's watch event was missed
+                self.metrics.forget_installation(namespace, name)
             return GONE
         try:
             inst = TracardiInstallation.model_validate(body)

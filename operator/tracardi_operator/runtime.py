@@ -78,6 +78,8 @@ class Runtime:
     # -- the installations' loops ------------------------------------------------------------------
     def ensure_loop(self, namespace: str, name: str) -> None:
         """One loop per installation, started on its first event (also the initial listing)."""
+        if self.metrics is not None and (namespace, name) not in self.wakeups:
+            self.metrics.installation_seen(namespace, name)
         self.scheduler.ensure_loop(namespace, name)
 
     def wake(self, namespace: str, name: str, urgency: Urgency = Urgency.EVENT) -> None:

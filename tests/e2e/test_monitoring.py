@@ -56,12 +56,17 @@ def as_scraped(got: Scrape) -> dict[str, frozenset[str]]:
     return {name: frozenset(labels or by_code.get(name, frozenset())) for name, labels in found.items()}
 
 
-def input_series(first: Scrape, second: Scrape, seconds: float, instance: str) -> list[dict[str, str]]:
+def input_series(first: Scrape, second: Scrape, seconds: float, instance: str,
+                 namespace: str) -> list[dict[str, str]]:
     """Each sample of `second` as a promtool input series over MINUTES, one point a minute: a gauge held,
-    a counter (or a histogram's series) growing at the rate seen since `first`."""
+    a counter (or a histogram's series) growing at the rate seen since `first`. Of the per-installation
+    series only `namespace`'s: the operator is shared by the suite, and another test's installation may
+    still be there while its namespace is deleted (not Ready, as its Deployments go)."""
     before = {s.key(): s.value for s in first.samples}
     made = []
     for s in second.samples:
+        if s.labels.get("namespace", namespace) != namespace:
+            continue
         labels = {**s.labels, "instance": instance, "job": JOB}
         if second.kind(s.name) in ("counter", "histogram"):
             per_minute = max(0.0, s.value - before.get(s.key(), s.value)) * 60 / seconds
@@ -106,7 +111,7 @@ def test_the_dashboard_and_alerts_match_what_a_running_operator_exports(
     time.sleep(15)
     second = scrape(operator)
     instance = f"127.0.0.1:{operator.port}"
-    healthy = input_series(first, second, time.monotonic() - started, instance)
+    healthy = input_series(first, second, time.monotonic() - started, instance, installations.namespace)
     rules = write_rules_file(tmp_path)
     tests = [
         ("the scraped operator", healthy, [quiet(rule["alert"], f"{MINUTES - 1}m") for rule in alerts()]),

@@ -36,7 +36,7 @@ def test_children_of_a_long_name_are_selected_by_its_label_value() -> None:
 
 def test_a_child_event_wakes_the_installation_of_a_long_name() -> None:
     async def scenario() -> None:
-        runtime = Runtime(settings=Settings(), kube=None)  # type: ignore[arg-type]
+        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
         long_wake, short_wake, other_ns = asyncio.Event(), asyncio.Event(), asyncio.Event()
         runtime.wakeups.update({("ns", LONG): long_wake, ("ns", "acme"): short_wake, ("other", LONG): other_ns})
         runtime.wake_labelled("ns", label_value(LONG))

@@ -166,3 +166,22 @@ def test_a_deleted_installations_phase_and_conditions_are_forgotten() -> None:
     assert 'installation="a"' not in text
     assert sample(metrics, "tracardi_operator_installation_condition", namespace="acme", installation="b",
                   condition="Ready") == 1
+
+
+def test_a_pass_that_reports_after_the_deletion_brings_no_series_back() -> None:
+    """A pass under way when the installation's deletion arrives reports after it: its series would stay,
+    and its alerts fire, for an installation that no longer exists."""
+    metrics = new_metrics()
+    labels = {"namespace": "acme", "installation": "a"}
+    metrics.installation_status("acme", "a", "Ready", {"Ready": "True"})
+    metrics.forget_installation("acme", "a")
+    metrics.installation_status("acme", "a", "Degraded", {"Ready": "False", "Degraded": "True"})
+    metrics.set_paused("acme", "a", True)
+    metrics.gc_planned("acme", "a", 4)
+    text = generate_latest(metrics.registry).decode()
+    assert 'installation="a"' not in text
+    assert sample(metrics, "tracardi_operator_installations_paused") == 0
+    # One of that name created again is reported again.
+    metrics.installation_seen("acme", "a")
+    metrics.installation_status("acme", "a", "Progressing", {"Ready": "False"})
+    assert sample(metrics, "tracardi_operator_installation_phase", **labels, phase="Progressing") == 1

@@ -137,6 +137,10 @@ class Counted:
     paused: list[bool] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
     migrations: list[str] = field(default_factory=list)
+    forgotten: list[tuple[str, str]] = field(default_factory=list)
+
+    def forget_installation(self, namespace: str, installation: str) -> None:
+        self.forgotten.append((namespace, installation))
 
     def count_reconciliation(self, result: str) -> None:
         self.results.append(result)
@@ -322,14 +326,16 @@ def test_a_version_change_applies_the_new_manifests() -> None:
     assert any(d["spec"].get("replicas") == 3 for d in kube.deployments.values())
 
 
-def test_a_gone_installation_is_forgotten_by_the_apply_cache() -> None:
+def test_a_gone_installation_is_forgotten_by_the_apply_cache_and_the_metrics() -> None:
     kube = MemoryKube(body("0.8.0"))
-    r, _ = reconciler(kube)
+    r, metrics = reconciler(kube)
     converge(r)
     assert len(r.applied) > 0
+    assert metrics.forgotten == []
     kube.installation = None
     assert r.reconcile_once("shop", "acme") == GONE
     assert len(r.applied) == 0
+    assert metrics.forgotten == [("shop", "acme")], "also when the deletion's watch event was missed"
 
 
 def test_other_installations_are_validated_once_per_resource_version() -> None:
