@@ -6,11 +6,12 @@ keys, then sleeps until it is woken (`wake`) or its next pass is due: the delay 
 (2, 4, 8 ... up to 300 seconds); work that returns `GONE` ends its loop. Every pass first waits for
 `gate` (a standby replica keeps its loops but runs no work).
 
-When more passes are due than there are workers, they take a free worker by urgency (`Urgency`), first
-come first served within one: a pass for a change of the key's own object, or one its previous pass
-asked for at once, goes ahead of passes woken by other events, and those ahead of periodic passes and
-retries. So a version bump in a large fleet is acted on while the rollouts of earlier bumps keep
-waking their installations.
+When more passes are due than there are workers, a free worker goes to the waiting pass with the
+earliest deadline: the time it fell due plus the latency its urgency allows (`Urgency`, `LATENCY`). A pass
+for a change of the key's own object, or one its previous pass asked for at once, is due at once; a pass
+woken by another event may wait up to 10 s for those, and a periodic pass or a retry up to a minute. So a
+version bump in a busy fleet is acted on ahead of the rollouts of earlier bumps, and no pass waits
+for ever behind a stream of more urgent ones.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ SOON = 5.0
 
 
 class Urgency(IntEnum):
-    """Why a pass is due, most urgent first (the order in which waiting passes take a free worker)."""
+    """Why a pass is due, most urgent first."""
 
     CHANGE = 0
     """The key's own object changed (someone edited it), or the previous pass asked for the next soon."""
@@ -43,6 +44,9 @@ class Urgency(IntEnum):
     RESYNC = 2
     """The periodic pass, or a retry after a failure."""
 
+
+LATENCY: dict[Urgency, float] = {Urgency.CHANGE: 0.0, Urgency.EVENT: 10.0, Urgency.RESYNC: 60.0}
+"""Seconds a pass of each urgency may wait for more urgent ones once due: its deadline is due + this."""
 
 Work = Callable[[str, str], float | None]
 Observe = Callable[[Urgency, float, float], None]
@@ -68,20 +72,20 @@ def _when_due(delay: float | None, failures: int) -> Urgency:
 
 @dataclass
 class Workers:
-    """`size` slots, handed to waiters by urgency, then in the order they asked."""
+    """`size` slots, handed to waiters by deadline (earliest first), then in the order they asked."""
 
     size: int
     _busy: int = 0
-    _waiting: list[tuple[int, int, asyncio.Future[None]]] = field(default_factory=list)
+    _waiting: list[tuple[float, int, asyncio.Future[None]]] = field(default_factory=list)
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     @contextlib.asynccontextmanager
-    async def slot(self, urgency: Urgency) -> AsyncIterator[None]:
+    async def slot(self, deadline: float) -> AsyncIterator[None]:
         if self._busy < self.size and not self._waiting:
             self._busy += 1
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiting, (int(urgency), next(self._order), future))
+            heapq.heappush(self._waiting, (deadline, next(self._order), future))
             try:
                 await future  # the releasing holder counted this slot as ours
             except asyncio.CancelledError:
@@ -177,7 +181,7 @@ class Scheduler:
                 await self.gate()
                 wake.clear()
                 due, urgency = self._woken.pop(key, due_by)
-                async with self._slots.slot(urgency):
+                async with self._slots.slot(due + LATENCY[urgency]):
                     wake.clear()  # what woke it while it waited for a worker, this pass reads
                     self._woken.pop(key, None)
                     try:

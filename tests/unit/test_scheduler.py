@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tracardi_operator.scheduler import GONE, SOON, Scheduler, Urgency, Workers, _when_due
+from tracardi_operator.scheduler import GONE, LATENCY, SOON, Scheduler, Urgency, Workers, _when_due
 from tracardi_operator.settings import Settings
 
 
@@ -89,30 +89,31 @@ def test_every_pass_is_observed_with_its_urgency_its_wait_for_a_worker_and_its_r
     assert waits[0] < waits[2] - 0.05, "the first found the worker free"
 
 
-def test_a_free_worker_goes_to_the_most_urgent_waiter_then_to_the_earliest() -> None:
+def test_a_free_worker_goes_to_the_earliest_deadline_so_urgency_orders_but_never_starves() -> None:
     order: list[str] = []
+    now = time.monotonic()
 
     async def main() -> None:
         workers = Workers(1)
         hold = asyncio.Event()
 
-        async def take(name: str, urgency: Urgency) -> None:
-            async with workers.slot(urgency):
+        async def take(name: str, deadline: float) -> None:
+            async with workers.slot(deadline):
                 order.append(name)
                 await hold.wait()
 
-        first = asyncio.create_task(take("holder", Urgency.RESYNC))
+        first = asyncio.create_task(take("holder", now))
         await asyncio.sleep(0)
-        waiters = [asyncio.create_task(take(name, urgency)) for name, urgency in (
-            ("resync", Urgency.RESYNC), ("event-1", Urgency.EVENT), ("change", Urgency.CHANGE),
-            ("event-2", Urgency.EVENT))]
+        waiters = [asyncio.create_task(take(name, due + LATENCY[urgency])) for name, due, urgency in (
+            ("resync", now, Urgency.RESYNC), ("event-1", now, Urgency.EVENT), ("change", now, Urgency.CHANGE),
+            ("event-2", now, Urgency.EVENT), ("event due 15 s ago", now - 15, Urgency.EVENT))]
         await asyncio.sleep(0.01)
-        assert workers.waiting == 4
+        assert workers.waiting == 5
         hold.set()
         await asyncio.gather(first, *waiters)
 
     asyncio.run(main())
-    assert order == ["holder", "change", "event-1", "event-2", "resync"]
+    assert order == ["holder", "event due 15 s ago", "change", "event-1", "event-2", "resync"]
 
 
 def test_a_waiter_cancelled_in_the_queue_keeps_no_worker() -> None:
@@ -121,7 +122,7 @@ def test_a_waiter_cancelled_in_the_queue_keeps_no_worker() -> None:
         hold = asyncio.Event()
 
         async def take() -> None:
-            async with workers.slot(Urgency.EVENT):
+            async with workers.slot(time.monotonic()):
                 await hold.wait()
 
         holder = asyncio.create_task(take())
