@@ -234,7 +234,7 @@ class Kube:
             response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
         )
         out = {}
-        for item in data.get("items", []):
+        for item in (data or {}).get("items") or []:  # an empty metadata-only list says "items": null
             meta = item.get("metadata") or {}
             if not namespaces or meta.get("namespace") in namespaces:
                 out[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta.get("resourceVersion", ""))
@@ -265,7 +265,7 @@ class Kube:
                 header_params={"Accept": "application/json"}, response_type="object",
                 auth_settings=["BearerToken"], _return_http_data_only=True,
             )
-            out[key] = list(data.get("items", []))
+            out[key] = list((data or {}).get("items") or [])
         return out
 
     def failed_create(self, namespace: str, name: str) -> str:
@@ -287,9 +287,9 @@ class Kube:
                 header_params={"Accept": "application/json"}, response_type="object",
                 auth_settings=["BearerToken"], _return_http_data_only=True,
             )
-            return [_deployment_evidence(d) for d in data.get("items", [])]
+            return [_deployment_evidence(d) for d in (data or {}).get("items") or []]
         plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
-        return list(self.custom.list_cluster_custom_object(GROUP, VERSION, plural).get("items", []))
+        return list((self.custom.list_cluster_custom_object(GROUP, VERSION, plural) or {}).get("items") or [])
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})

@@ -62,3 +62,18 @@ def test_the_cluster_wide_deployment_listing_keeps_what_retention_reads() -> Non
     assert images_by_instance(kept)[("shop", "acme")]
     assert all(set(d) == {"metadata", "spec"} for d in kept)
     assert len(str(kept)) * 4 < len(str(full)), "most of each Deployment is dropped"
+
+
+def test_lists_that_answer_items_null_read_as_empty() -> None:
+    """The apiserver answers an empty metadata-only listing with `"items": null`: the heartbeat read it as
+    an error, and with no installation left the liveness clock stopped."""
+    api = client.ApiClient(client.Configuration())
+
+    def call_api(path: str, method: str, *_: Any, **__: Any) -> dict[str, Any]:
+        return {"kind": "PartialObjectMetadataList", "items": None}
+
+    api.call_api = call_api  # type: ignore[method-assign]
+    kube = Kube(api)
+    assert kube.installation_versions() == {}
+    assert kube.list_children("ns", "acme") == {"deployments": [], "services": [], "jobs": [], "pods": []}
+    assert kube.list_cluster("deployments") == []
