@@ -139,13 +139,14 @@ def _runtime(memo: Any) -> Runtime:
 
 @kopf.on.event(API_GROUP, API_VERSION, INSTALLATION.plural)
 async def installation_changed(type: str | None, namespace: str | None, name: str, memo: Any,
-                               meta: Mapping[str, Any], **_: Any) -> None:
+                               meta: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
     """Every event of an installation: start its loop if it has none (the initial listing, a new
     object), wake it, or end it when the object is gone. No finalizer is involved: deleting an
     installation never waits for the operator."""
     runtime = _runtime(memo)
     runtime.touch()
     runtime.saw(namespace or "", name, meta.get("resourceVersion"), deleted=type == "DELETED")
+    runtime.listed("installations", type, body)
     if type == "DELETED":
         runtime.forget(namespace or "", name)
         return
@@ -153,10 +154,21 @@ async def installation_changed(type: str | None, namespace: str | None, name: st
     runtime.changed(namespace or "", name, meta.get("resourceVersion"), listed=type is None)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels=OURS)
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+async def deployment_changed(type: str | None, body: Mapping[str, Any], namespace: str | None,
+                             labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    """A Deployment's event: retention's listing of them follows it, and its installation wakes."""
     runtime = _runtime(memo)
+    runtime.listed("deployments", type, body)
+    _wake_owner(runtime, namespace, labels)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels=OURS)
+async def job_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+    _wake_owner(_runtime(memo), namespace, labels)
+
+
+def _wake_owner(runtime: Runtime, namespace: str | None, labels: Mapping[str, str]) -> None:
     runtime.touch()
     instance = labels.get(LABEL_INSTANCE)
     if instance and namespace:
@@ -164,11 +176,13 @@ async def child_changed(namespace: str | None, labels: Mapping[str, str], memo: 
 
 
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
-async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[str, Any], **_: Any) -> None:
+async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[str, Any], body: Mapping[str, Any],
+                         **_: Any) -> None:
     """A policy decides what every installation it selects may lose: look at all of them again when its
     spec changes, it is created or deleted (not when only its status changed: the operator writes that)."""
     runtime = _runtime(memo)
     runtime.touch()
+    runtime.listed("policies", type, body)
     # Every event records the policy's generation, the initial listing's too (type None): that is what a
     # later status-only event is told apart by.
     changed = runtime.policy_seen(name, meta.get("generation"), deleted=type == "DELETED")

@@ -83,16 +83,24 @@ def _default_timeout(api: client.ApiClient, timeout: tuple[float, float],
     rest.request = with_timeout
 
 
-def _deployment_evidence(deployment: Mapping[str, Any]) -> dict[str, Any]:
+def deployment_evidence(deployment: Mapping[str, Any]) -> dict[str, Any]:
     """Of a Deployment in the cluster-wide listing, only what retention reads (its namespace, name,
-    labels and images): the listing is kept between passes, and whole Deployments of a fleet are large."""
+    labels and images, and the resourceVersion the listing is kept current by): the listing is kept
+    between passes, and whole Deployments of a fleet are large."""
     meta = deployment.get("metadata") or {}
     pod = ((deployment.get("spec") or {}).get("template") or {}).get("spec") or {}
     return {
-        "metadata": {"namespace": meta.get("namespace"), "name": meta.get("name"), "labels": meta.get("labels") or {}},
+        "metadata": {"namespace": meta.get("namespace"), "name": meta.get("name"), "labels": meta.get("labels") or {},
+                     "resourceVersion": meta.get("resourceVersion")},
         "spec": {"template": {"spec": {"containers": [
             {"name": c.get("name"), "image": c.get("image")} for c in pod.get("containers") or []]}}},
     }
+
+
+def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of an object without metadata.managedFields (kept listings need none of it)."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    return {**obj, "metadata": meta}
 
 
 class Kube:
@@ -280,16 +288,23 @@ class Kube:
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
         """Every installation (all namespaces), every retention policy, or every Deployment the
         operator manages (retention reads the versions they run as evidence of what is live)."""
+        return self.list_cluster_at(kind)[1]
+
+    def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
+        """`list_cluster`, with the listing's resourceVersion (the point in time it shows)."""
         if kind == "deployments":
             data = self.api.call_api(
                 "/apis/apps/v1/deployments", "GET",
                 query_params=[("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
                 header_params={"Accept": "application/json"}, response_type="object",
                 auth_settings=["BearerToken"], _return_http_data_only=True,
-            )
-            return [_deployment_evidence(d) for d in (data or {}).get("items") or []]
-        plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
-        return list((self.custom.list_cluster_custom_object(GROUP, VERSION, plural) or {}).get("items") or [])
+            ) or {}
+            items = [deployment_evidence(d) for d in data.get("items") or []]
+        else:
+            plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
+            data = self.custom.list_cluster_custom_object(GROUP, VERSION, plural) or {}
+            items = [without_managed_fields(obj) for obj in data.get("items") or []]
+        return str((data.get("metadata") or {}).get("resourceVersion") or ""), items
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})

@@ -196,11 +196,13 @@ class Reconciler:
             self.kube.event(body, "Warning", Reason.INVALID_SPEC, message)
 
     def policy_statuses(self) -> None:
-        """Which installations each policy governs, for `kubectl get trp -o yaml`: one listing of the
-        policies, the installations and the namespaces for all of them (not one read per namespace)."""
-        raw_policies = self.kube.list_cluster("policies")
+        """Which installations each policy governs, for `kubectl get trp -o yaml`: the policies and the
+        installations as the watches keep them (`listings`), and one listing of the namespaces for all
+        of them (not one read per namespace)."""
+        listings = self.retention.listings
+        raw_policies = listings.get("policies")
         policies = validated(TracardiRetentionPolicy, raw_policies)
-        installations = validated(TracardiInstallation, self.kube.list_cluster("installations"))
+        installations = listings.valid_installations()
         labels = self.kube.all_namespace_labels()
         for raw in raw_policies:
             meta = raw.get("metadata", {})

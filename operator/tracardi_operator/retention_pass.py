@@ -1,5 +1,5 @@
-"""The retention part of a reconcile pass: read the inputs (the cluster-wide listings, shared by the
-passes for a few seconds), run `retention.execution.run`, write the status `retention.status` derives
+"""The retention part of a reconcile pass: read the inputs (the cluster-wide listings the watches keep
+current, `listings`), run `retention.execution.run`, write the status `retention.status` derives
 from its outcome, post the Events.
 
 A run writes status twice before it deletes anything (the plan, then each version as Deleting with
@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -22,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.indices import VersionId
 from tracardi_operator.kube import Kube, safe_error
+from tracardi_operator.listings import Listings
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.retention import execution
 from tracardi_operator.retention import status as retention_status
@@ -31,10 +30,6 @@ from tracardi_operator.retention.inventory import InventoryCache
 log = logging.getLogger("tracardi_operator")
 
 Model = TypeVar("Model", bound=BaseModel)
-LISTING_TTL = 10.0
-"""Seconds a cluster-wide listing serves every pass."""
-PARSED_MAX = 4096
-"""Validated installations kept by resourceVersion (`Listings.parsed`)."""
 
 
 def validated(model: type[Model], items: list[dict[str, Any]]) -> list[Model]:
@@ -46,45 +41,6 @@ def validated(model: type[Model], items: list[dict[str, Any]]) -> list[Model]:
         except ValidationError:
             continue
     return out
-
-
-@dataclass
-class Listings:
-    """Cluster-wide listings (policies, installations, deployments) shared by the passes for `ttl` seconds."""
-
-    kube: Kube
-    ttl: float = LISTING_TTL
-    _items: dict[str, tuple[float, list[dict[str, Any]]]] = field(default_factory=dict)
-    _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def get(self, kind: str, fresh: bool = False) -> list[dict[str, Any]]:
-        """The listing, read again when older than the ttl or `fresh`."""
-        at, items = self._items.get(kind, (0.0, []))
-        if fresh or time.monotonic() - at > self.ttl:
-            items = self.kube.list_cluster(kind)
-            self._items[kind] = (time.monotonic(), items)
-        return items
-
-    def forget(self, kind: str) -> None:
-        self._items.pop(kind, None)
-
-    def parsed(self, raw: Mapping[str, Any]) -> TracardiInstallation:
-        """A listed installation validated, once per resourceVersion: every idle pass reads every other
-        installation of the cluster, and validating them all again each time grows with the square of
-        the fleet. Raises ValidationError, uncached, for an object the model refuses."""
-        meta = raw.get("metadata") or {}
-        key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
-        with self._lock:
-            found = self._parsed.get(key)
-        if found is not None and key[1]:
-            return found
-        model = TracardiInstallation.model_validate(raw)
-        with self._lock:
-            if len(self._parsed) >= PARSED_MAX:
-                self._parsed.clear()  # simple bound: a fleet's worth is read again once
-            self._parsed[key] = model
-        return model
 
 
 @dataclass

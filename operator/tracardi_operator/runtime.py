@@ -10,6 +10,7 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,10 +18,11 @@ from typing import Any
 from tracardi_operator import health
 from tracardi_operator.applied import StatusWrites
 from tracardi_operator.connections import Connections
-from tracardi_operator.kube import Kube, safe_error
+from tracardi_operator.kube import Kube, deployment_evidence, safe_error, without_managed_fields
 from tracardi_operator.labels import label_value
+from tracardi_operator.listings import Kind, Listings
 from tracardi_operator.reconcile import Reconciler
-from tracardi_operator.retention_pass import Listings, RetentionPass
+from tracardi_operator.retention_pass import RetentionPass
 from tracardi_operator.scheduler import Key, Scheduler, Urgency
 from tracardi_operator.settings import Settings
 
@@ -45,7 +47,7 @@ class Runtime:
     def __post_init__(self) -> None:
         self.status_writes = StatusWrites()
         self.kube.on_status_written = self.status_writes.record
-        self.listings = Listings(self.kube)
+        self.listings = Listings(self.kube.list_cluster_at)
         self.reconciler = Reconciler(
             self.settings, self.kube, Connections(self.kube),
             RetentionPass(self.kube, self.listings, metrics=self.metrics), metrics=self.metrics,
@@ -93,6 +95,11 @@ class Runtime:
         not an edit."""
         if not self.status_writes.echo(namespace, name, resource_version):
             self.wake(namespace, name, Urgency.EVENT if listed else Urgency.CHANGE)
+
+    def listed(self, kind: Kind, event: str | None, body: Mapping[str, Any]) -> None:
+        """A watch event of a kind retention lists cluster-wide: keep that listing current with it."""
+        obj = deployment_evidence(body) if kind == "deployments" else without_managed_fields(body)
+        self.listings.observe(kind, event, obj)
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or

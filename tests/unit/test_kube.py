@@ -52,12 +52,16 @@ def test_every_request_of_the_client_is_observed() -> None:
 def test_the_cluster_wide_deployment_listing_keeps_what_retention_reads() -> None:
     from tests.unit.test_builders import make_installation
     from tracardi_operator import builders
-    from tracardi_operator.kube import _deployment_evidence
+    from tracardi_operator.kube import deployment_evidence
     from tracardi_operator.retention.evidence import images_by_instance
 
     full = [{**builders.deployment(make_installation(), c, "0.8.2.1"), "status": {"replicas": 1}}
             for c in builders.SERVING_COMPONENTS]
-    kept = [_deployment_evidence(d) for d in full]
+    for i, d in enumerate(full):
+        d["metadata"]["resourceVersion"] = str(100 + i)
+    kept = [deployment_evidence(d) for d in full]
+    assert [d["metadata"]["resourceVersion"] for d in kept] == [str(100 + i) for i in range(len(full))], \
+        "the watch keeps the listing current by resourceVersion"
     assert images_by_instance(kept) == images_by_instance(full)
     assert images_by_instance(kept)[("shop", "acme")]
     assert all(set(d) == {"metadata", "spec"} for d in kept)
@@ -77,3 +81,4 @@ def test_lists_that_answer_items_null_read_as_empty() -> None:
     assert kube.installation_versions() == {}
     assert kube.list_children("ns", "acme") == {"deployments": [], "services": [], "jobs": [], "pods": []}
     assert kube.list_cluster("deployments") == []
+    assert kube.list_cluster_at("deployments") == ("", [])

@@ -7,8 +7,9 @@ import datetime as dt
 from typing import Any
 
 from tests.unit.test_builders import make_installation
+from tracardi_operator.listings import Listings
 from tracardi_operator.models import Condition
-from tracardi_operator.retention_pass import Listings, RetentionPass
+from tracardi_operator.retention_pass import RetentionPass
 
 
 class Unreachable:
@@ -26,7 +27,7 @@ class FakeKube:
 
 def test_elasticsearch_down_is_reported_once_and_nothing_is_deleted() -> None:
     kube = FakeKube()
-    retention = RetentionPass(kube, Listings(kube))  # type: ignore[arg-type]
+    retention = RetentionPass(kube, Listings(lambda kind: ("", [])))  # type: ignore[arg-type]
     inst = make_installation()
     now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     retention.run(inst, {"status": {}}, Unreachable(), now)  # type: ignore[arg-type]

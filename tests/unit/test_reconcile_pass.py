@@ -15,8 +15,9 @@ from tests.unit.test_rollout import body, succeed
 from tracardi_operator import labels
 from tracardi_operator.applied import AppliedCache
 from tracardi_operator.indices import VersionId
+from tracardi_operator.listings import Listings
 from tracardi_operator.reconcile import Reconciler
-from tracardi_operator.retention_pass import Listings, RetentionPass
+from tracardi_operator.retention_pass import RetentionPass
 from tracardi_operator.scheduler import GONE
 from tracardi_operator.settings import Settings
 
@@ -97,6 +98,9 @@ class MemoryKube:
             jobs.append({**job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
         return {"deployments": copy.deepcopy(list(self.deployments.values())),
                 "services": copy.deepcopy(list(self.services.values())), "jobs": jobs, "pods": pods}
+
+    def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
+        return "", self.list_cluster(kind)
 
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
         if kind == "policies":
@@ -180,9 +184,9 @@ class Elastic:
 
 def reconciler(kube: MemoryKube, es: FakeElastic | None = None) -> tuple[Reconciler, Counted]:
     metrics = Counted()
-    # Listings read anew by every pass: a shared listing up to 10 s old may still show the Deployments of
-    # the version just superseded (they keep it, until a later pass).
-    retention = RetentionPass(kube, Listings(kube, ttl=0), metrics=metrics)  # type: ignore[arg-type]
+    # Listings read anew by every pass (no watch feeds them here): a kept listing would still show the
+    # Deployments of the version just superseded (they keep it, until a later pass).
+    retention = RetentionPass(kube, Listings(kube.list_cluster_at, ttl=0), metrics=metrics)  # type: ignore[arg-type]
     return Reconciler(Settings(), kube, Elastic(es or FakeElastic()), retention, metrics), metrics  # type: ignore[arg-type]
 
 
@@ -339,7 +343,7 @@ def test_a_gone_installation_is_forgotten_by_the_apply_cache_and_the_metrics() -
 
 
 def test_other_installations_are_validated_once_per_resource_version() -> None:
-    listings = Listings(MemoryKube(None))  # type: ignore[arg-type]
+    listings = Listings(MemoryKube(None).list_cluster_at)
     raw = body("0.8.0")
     raw["metadata"].update(uid="u-1", resourceVersion="5")
     first = listings.parsed(raw)

@@ -1,0 +1,172 @@
+"""The cluster-wide listings retention reads on every idle pass (retention policies, installations, and
+the Deployments the operator manages), kept current by the watches' events instead of read again by
+each pass.
+
+A listing is read whole once, then every watch event of its kind is applied to it (`Listings.observe`),
+and it is read whole again every `ttl` seconds: a watch that reconnects lists again but says nothing of
+what was deleted meanwhile, so an object may stay behind until that re-read, which keeps more, never
+less. A reader that decides a deletion asks for `fresh`, a whole read at once.
+
+A whole read and the events that arrive while it is in flight are merged by resourceVersion (`merge`):
+the read is a snapshot at the collection's resourceVersion, and an event newer than the snapshot wins
+over it, a deletion included. When a resourceVersion is not a number (the API promises nothing about
+their form), the read alone is kept, as it would be without the watch.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from tracardi_operator.models import TracardiInstallation
+
+Kind = Literal["policies", "installations", "deployments"]
+Key = tuple[str, str]
+Object = dict[str, Any]
+
+LISTING_TTL = 300.0
+"""Seconds between two whole reads of a listing the watch keeps current."""
+PARSED_MAX = 4096
+"""Validated installations kept by resourceVersion (`Listings.parsed`)."""
+
+
+def key_of(obj: Mapping[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def revision(value: Any) -> int | None:
+    """A resourceVersion as a number, None when it is not one."""
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _revision_of(obj: Mapping[str, Any]) -> int | None:
+    return revision((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+def merge(snapshot: str, listed: list[Object], current: Mapping[Key, Object],
+          deleted: Mapping[Key, int]) -> dict[Key, Object]:
+    """A whole read at collection resourceVersion `snapshot`, with what the watch delivered meanwhile:
+    `current` (the listing as the events left it) and `deleted` (the resourceVersion each deletion was
+    delivered at). An object the watch delivered after the snapshot replaces the one read; one deleted
+    after the snapshot is left out. Without numeric resourceVersions, the read as it is."""
+    out = {key_of(obj): obj for obj in listed}
+    at = revision(snapshot)
+    if at is None:
+        return out
+    for key, obj in current.items():
+        seen = _revision_of(obj)
+        if seen is not None and seen > at:
+            out[key] = obj
+    for key, gone_at in deleted.items():
+        kept = out.get(key)
+        if gone_at > at and kept is not None and (_revision_of(kept) or 0) < gone_at:
+            del out[key]
+    return out
+
+
+@dataclass
+class _Listing:
+    read_at: float
+    objects: dict[Key, Object]
+    deleted: dict[Key, int] = field(default_factory=dict)
+    """Deletions the watch delivered since the last whole read began, by resourceVersion."""
+
+
+ReadWhole = Callable[[Kind], tuple[str, list[Object]]]
+
+
+@dataclass
+class Listings:
+    """The three cluster-wide listings shared by every pass (see the module's docstring)."""
+
+    read_whole: ReadWhole
+    """One whole read: the collection's resourceVersion and its items (`Kube.list_cluster_at`)."""
+    ttl: float = LISTING_TTL
+    clock: Callable[[], float] = time.monotonic
+    _listings: dict[str, _Listing] = field(default_factory=dict)
+    _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    reads: int = 0
+    """Whole reads so far (what the watch saves is visible in tests and benchmarks)."""
+
+    def get(self, kind: Kind, fresh: bool = False) -> list[Object]:
+        """The listing as the watch keeps it; read whole first when never read, older than the ttl, or
+        `fresh`."""
+        with self._lock:
+            listing = self._listings.get(kind)
+            if listing is not None and not fresh and self.clock() - listing.read_at <= self.ttl:
+                return list(listing.objects.values())
+        started = self.clock()
+        snapshot, items = self.read_whole(kind)
+        with self._lock:
+            self.reads += 1
+            listing = self._listings.get(kind)
+            if listing is None:
+                listing = self._listings[kind] = _Listing(started, merge(snapshot, items, {}, {}))
+            else:
+                listing.objects = merge(snapshot, items, listing.objects, listing.deleted)
+                at = revision(snapshot)
+                listing.deleted = {k: r for k, r in listing.deleted.items() if at is not None and r > at}
+                listing.read_at = max(listing.read_at, started)
+            return list(listing.objects.values())
+
+    def observe(self, kind: Kind, event: str | None, obj: Object) -> None:
+        """One watch event (`event` None: the watch's own listing) applied to a listing already read; a
+        listing never read is read whole when first needed."""
+        key = key_of(obj)
+        with self._lock:
+            listing = self._listings.get(kind)
+            if listing is None:
+                return
+            if event == "DELETED":
+                listing.objects.pop(key, None)
+                gone_at = _revision_of(obj)
+                if gone_at is not None:
+                    listing.deleted[key] = gone_at
+                return
+            was = listing.objects.get(key)
+            newer, older = _revision_of(obj), _revision_of(was) if was is not None else None
+            if newer is not None and older is not None and newer < older:
+                return  # a late event: the listing already holds a newer state
+            listing.objects[key] = obj
+            listing.deleted.pop(key, None)
+
+    def forget(self, kind: Kind) -> None:
+        with self._lock:
+            self._listings.pop(kind, None)
+
+    def valid_installations(self) -> list[TracardiInstallation]:
+        """Every listed installation the model accepts (an invalid one's own status says why)."""
+        out = []
+        for raw in self.get("installations"):
+            try:
+                out.append(self.parsed(raw))
+            except ValidationError:
+                continue
+        return out
+
+    def parsed(self, raw: Mapping[str, Any]) -> TracardiInstallation:
+        """A listed installation validated, once per resourceVersion: every idle pass reads every other
+        installation of the cluster, and validating them all again each time grows with the square of
+        the fleet. Raises ValidationError, uncached, for an object the model refuses."""
+        meta = raw.get("metadata") or {}
+        key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        with self._lock:
+            found = self._parsed.get(key)
+        if found is not None and key[1]:
+            return found
+        model = TracardiInstallation.model_validate(raw)
+        with self._lock:
+            if len(self._parsed) >= PARSED_MAX:
+                self._parsed.clear()  # simple bound: a fleet's worth is read again once
+            self._parsed[key] = model
+        return model

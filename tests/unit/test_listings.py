@@ -1,0 +1,124 @@
+"""The cluster-wide listings the watches keep current: read whole once per ttl, events applied in between,
+and a whole read merged with the events that arrived while it was in flight."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracardi_operator.listings import Kind, Listings, merge
+
+
+def obj(name: str, rv: int | str, namespace: str = "shop", **extra: Any) -> dict[str, Any]:
+    return {"metadata": {"namespace": namespace, "name": name, "resourceVersion": str(rv)}, **extra}
+
+
+def names(items: list[dict[str, Any]]) -> list[str]:
+    return sorted(i["metadata"]["name"] for i in items)
+
+
+class Cluster:
+    """What a whole read answers, with a hook that runs while the read is in flight."""
+
+    def __init__(self, rv: int, items: list[dict[str, Any]]) -> None:
+        self.rv, self.items = rv, items
+        self.reads = 0
+        self.during: Any = None
+
+    def read(self, kind: Kind) -> tuple[str, list[dict[str, Any]]]:
+        self.reads += 1
+        answer = (str(self.rv), list(self.items))
+        if self.during is not None:
+            during, self.during = self.during, None
+            during()
+        return answer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_read_whole_once_then_kept_current_by_events_until_the_ttl() -> None:
+    cluster, clock = Cluster(10, [obj("a", 5), obj("b", 6)]), Clock()
+    listings = Listings(cluster.read, ttl=300, clock=clock)
+    listings.observe("installations", "ADDED", obj("early", 9))
+    assert cluster.reads == 0, "an event before the first read reads nothing"
+    assert names(listings.get("installations")) == ["a", "b"]
+    listings.observe("installations", "ADDED", obj("c", 11))
+    listings.observe("installations", "DELETED", obj("a", 12))
+    listings.observe("installations", "MODIFIED", obj("b", 13, spec={"version": "0.8.1"}))
+    clock.now += 299
+    kept = listings.get("installations")
+    assert cluster.reads == 1, "within the ttl no whole read"
+    assert names(kept) == ["b", "c"]
+    assert next(i for i in kept if i["metadata"]["name"] == "b")["spec"] == {"version": "0.8.1"}
+    clock.now += 2
+    cluster.rv, cluster.items = 20, [obj("x", 19)]
+    assert names(listings.get("installations")) == ["x"], "after the ttl the whole read decides"
+    assert cluster.reads == 2
+    assert names(listings.get("installations", fresh=True)) == ["x"]
+    assert cluster.reads == 3, "fresh reads whole at once"
+
+
+def test_a_late_event_does_not_undo_a_newer_state() -> None:
+    cluster = Cluster(10, [obj("a", 8, spec={"version": "new"})])
+    listings = Listings(cluster.read)
+    listings.get("installations")
+    listings.observe("installations", "MODIFIED", obj("a", 7, spec={"version": "old"}))
+    (a,) = listings.get("installations")
+    assert a["spec"] == {"version": "new"}
+
+
+def test_events_during_a_whole_read_win_over_its_older_snapshot() -> None:
+    cluster = Cluster(10, [obj("a", 5), obj("b", 6)])
+    listings = Listings(cluster.read, ttl=0)
+    listings.get("installations")
+
+    def meanwhile() -> None:  # delivered while the next read is in flight, after its snapshot at 10
+        listings.observe("installations", "ADDED", obj("new", 11))
+        listings.observe("installations", "DELETED", obj("b", 12))
+        listings.observe("installations", "MODIFIED", obj("a", 13, spec={"edited": True}))
+
+    cluster.during = meanwhile
+    merged = listings.get("installations")
+    assert names(merged) == ["a", "new"], "the read's snapshot neither loses an addition nor revives a deletion"
+    assert next(i for i in merged if i["metadata"]["name"] == "a")["spec"] == {"edited": True}
+    cluster.rv, cluster.items = 14, [obj("a", 13, spec={"edited": True}), obj("new", 11)]
+    assert names(listings.get("installations")) == ["a", "new"]
+
+
+def test_merge_by_resource_version() -> None:
+    listed = [obj("a", 5), obj("b", 6), obj("recreated", 9)]
+    current = {("shop", "a"): obj("a", 4), ("shop", "c"): obj("c", 11), ("shop", "old"): obj("old", 3)}
+    deleted = {("shop", "b"): 12, ("shop", "recreated"): 8}
+    out = merge("10", listed, current, deleted)
+    assert sorted(n for _, n in out) == ["a", "c", "recreated"]
+    assert out[("shop", "a")]["metadata"]["resourceVersion"] == "5", "the read is newer than the event"
+    # Without numeric resourceVersions, the read alone.
+    assert sorted(n for _, n in merge("opaque", listed, current, deleted)) == ["a", "b", "recreated"]
+
+
+def test_same_name_in_two_namespaces_are_two_objects() -> None:
+    cluster = Cluster(10, [obj("acme", 5, namespace="one"), obj("acme", 6, namespace="two")])
+    listings = Listings(cluster.read)
+    assert len(listings.get("installations")) == 2
+    listings.observe("installations", "DELETED", obj("acme", 11, namespace="one"))
+    (left,) = listings.get("installations")
+    assert left["metadata"]["namespace"] == "two"
+
+
+def test_kinds_are_kept_apart_and_forget_reads_again() -> None:
+    cluster = Cluster(10, [obj("a", 5)])
+    listings = Listings(cluster.read)
+    listings.get("installations")
+    listings.get("policies")
+    assert cluster.reads == 2
+    listings.observe("policies", "DELETED", obj("a", 11))
+    assert names(listings.get("installations")) == ["a"]
+    assert listings.get("policies") == []
+    listings.forget("policies")
+    assert names(listings.get("policies")) == ["a"]
+    assert cluster.reads == 3
