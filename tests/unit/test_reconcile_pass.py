@@ -330,6 +330,34 @@ def test_a_version_change_applies_the_new_manifests() -> None:
     assert any(d["spec"].get("replicas") == 3 for d in kube.deployments.values())
 
 
+def test_a_patch_bump_is_recorded_and_rolled_in_the_same_pass_status_first() -> None:
+    """An image roll needs no Job: the pass that records it also applies the new images (the reaction to a
+    bump is one pass), and its status patch still comes before any apply."""
+    kube = MemoryKube(body("0.8.2.1"))
+    r, _ = reconciler(kube)
+    converge(r)
+    kube.installation["spec"]["version"] = "0.8.2.2"  # type: ignore[index]
+    kube.installation["metadata"]["generation"] = 2  # type: ignore[index]
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")
+    assert kube.status["upgrade"]["kind"] == "Rolling"
+    assert kube.ops[0] == "status", "recorded before anything moves"
+    assert "apply Deployment" in kube.ops[1:]
+    images = {c["image"] for d in kube.deployments.values() for c in d["spec"]["template"]["spec"]["containers"]}
+    assert images == {"tracardi/tracardi-api:0.8.2.2", "tracardi/tracardi-gui:0.8.2.2",
+                      "tracardi/update-worker:0.8.2.2"}
+    converge(r)
+    assert kube.status["currentVersion"] == "0.8.2.2"
+
+    kube.installation["spec"]["version"] = "0.8.2.1"  # type: ignore[index]
+    kube.installation["metadata"]["generation"] = 3  # type: ignore[index]
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")
+    assert kube.status["upgrade"]["kind"] == "Rolling", "back within one database version: an image roll"
+    assert kube.ops[0] == "status"
+    assert "apply Deployment" in kube.ops[1:]
+
+
 def test_a_gone_installation_is_forgotten_by_the_apply_cache_and_the_metrics() -> None:
     kube = MemoryKube(body("0.8.0"))
     r, metrics = reconciler(kube)

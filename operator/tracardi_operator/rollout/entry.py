@@ -32,6 +32,11 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: RolloutContext) 
         continue_upgrade(s, observed)
     else:
         resolve(s, observed)
+        started = s.status.upgrade
+        if started is not None and started is not up and started.step == "Rolling":
+            # An image roll (a patch bump, or a rollback) acts in the pass that records it: the pass
+            # writes status before it applies anything, so the record still comes first.
+            continue_upgrade(s, observed)
     stalled_rollouts(s, observed)
     refused_pods(s, observed)
     ready(s, observed)
