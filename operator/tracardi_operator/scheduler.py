@@ -70,39 +70,63 @@ def _when_due(delay: float | None, failures: int) -> Urgency:
     return Urgency.CHANGE if delay <= SOON else Urgency.EVENT  # a step asked for it (soon: at once)
 
 
+@dataclass(order=True)
+class _Waiter:
+    deadline: float
+    order: int
+    future: asyncio.Future[None] = field(compare=False)
+    key: object = field(compare=False)
+
+
 @dataclass
 class Workers:
     """`size` slots, handed to waiters by deadline (earliest first), then in the order they asked."""
 
     size: int
     _busy: int = 0
-    _waiting: list[tuple[float, int, asyncio.Future[None]]] = field(default_factory=list)
+    _waiting: list[_Waiter] = field(default_factory=list)
+    """A heap: earliest deadline first, then the order they asked."""
+    _queued: dict[object, _Waiter] = field(default_factory=dict)
+    """The waiting entry of each key."""
     _order: itertools.count[int] = field(default_factory=itertools.count)
 
     @contextlib.asynccontextmanager
-    async def slot(self, deadline: float) -> AsyncIterator[None]:
+    async def slot(self, deadline: float, key: object = None) -> AsyncIterator[None]:
         if self._busy < self.size and not self._waiting:
             self._busy += 1
         else:
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            heapq.heappush(self._waiting, (deadline, next(self._order), future))
+            entry = _Waiter(deadline, next(self._order), future, key)
+            heapq.heappush(self._waiting, entry)
+            if key is not None:
+                self._queued[key] = entry
             try:
                 await future  # the releasing holder counted this slot as ours
             except asyncio.CancelledError:
                 if future.done() and not future.cancelled():
                     self._release()  # handed over as we were cancelled: pass it on
                 else:
-                    self._waiting = [w for w in self._waiting if w[2] is not future]
+                    self._waiting = [w for w in self._waiting if w.future is not future]
                     heapq.heapify(self._waiting)
                 raise
+            finally:
+                if key is not None and self._queued.get(key) is entry:
+                    del self._queued[key]
         try:
             yield
         finally:
             self._release()
 
+    def hurry(self, key: object, deadline: float) -> None:
+        """Bring a waiting key's deadline forward (a more urgent wake arrived while it waited)."""
+        entry = self._queued.get(key)
+        if entry is not None and deadline < entry.deadline:
+            entry.deadline = deadline
+            heapq.heapify(self._waiting)
+
     def _release(self) -> None:
         while self._waiting:
-            _, _, future = heapq.heappop(self._waiting)
+            future = heapq.heappop(self._waiting).future
             if not future.done():
                 future.set_result(None)  # the slot passes to it: _busy is unchanged
                 return
@@ -122,6 +146,7 @@ class Scheduler:
     on_retry: Retry = _nothing
     observe: Observe = _unobserved
     executor: Executor | None = None  # None: the event loop's default executor (give it `workers` threads)
+    clock: Callable[[], float] = time.monotonic
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     _loops: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     _woken: dict[Key, tuple[float, Urgency]] = field(default_factory=dict)
@@ -131,13 +156,16 @@ class Scheduler:
 
     def wake(self, namespace: str, name: str, urgency: Urgency = Urgency.EVENT) -> None:
         """Make the key's next pass due now (a key without a loop is ignored). Several wakes before the
-        pass runs make one pass, as urgent as the most urgent of them, timed from the first."""
+        pass runs make one pass, as urgent as the most urgent of them, timed from the first; a pass
+        already waiting for a worker moves up when a wake is more urgent than what made it due."""
         key = (namespace, name)
         event = self.wakeups.get(key)
         if event is None:
             return
-        since, was = self._woken.get(key, (time.monotonic(), urgency))
+        now = self.clock()
+        since, was = self._woken.get(key, (now, urgency))
         self._woken[key] = (since, min(was, urgency))
+        self._slots.hurry(key, now + LATENCY[urgency])
         event.set()
 
     def ensure_loop(self, namespace: str, name: str) -> None:
@@ -164,24 +192,29 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    @property
+    def waiting(self) -> int:
+        """Passes due and waiting for a worker."""
+        return self._slots.waiting
+
     def _timed(self, namespace: str, name: str, urgency: Urgency, due: float) -> float | None:
-        started = time.monotonic()
+        started = self.clock()
         try:
             return self.work(namespace, name)
         finally:
-            self.observe(urgency, started - due, time.monotonic() - started)
+            self.observe(urgency, started - due, self.clock() - started)
 
     async def _loop(self, namespace: str, name: str) -> None:
         key = (namespace, name)
         wake = self.wakeups.setdefault(key, asyncio.Event())
         failures = 0
-        due_by = (time.monotonic(), Urgency.EVENT)  # the first pass: due now
+        due_by = (self.clock(), Urgency.EVENT)  # the first pass: due now
         try:
             while True:
                 await self.gate()
                 wake.clear()
                 due, urgency = self._woken.pop(key, due_by)
-                async with self._slots.slot(due + LATENCY[urgency]):
+                async with self._slots.slot(due + LATENCY[urgency], key):
                     wake.clear()  # what woke it while it waited for a worker, this pass reads
                     self._woken.pop(key, None)
                     try:
@@ -197,7 +230,7 @@ class Scheduler:
                 urgency = _when_due(delay, failures)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.default_delay() if delay is None else delay)
-                due_by = (time.monotonic(), urgency)  # unless an event woke it first (`_woken`)
+                due_by = (self.clock(), urgency)  # unless an event woke it first (`_woken`)
         finally:
             if self.wakeups.get(key) is wake:  # not a later loop's, after forget and ensure_loop
                 self.wakeups.pop(key, None)

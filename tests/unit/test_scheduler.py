@@ -202,3 +202,74 @@ def test_a_pass_asked_for_soon_is_as_urgent_as_an_edit_and_the_resync_is_least()
     assert records.count(Urgency.EVENT) == 2, "each loop's first pass"
     assert Urgency.CHANGE in records, "the step's 0.05 s requeue"
     assert Urgency.RESYNC in records, "the idle one's periodic pass"
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _blocked_first(order: list[str], release: threading.Event) -> Callable[[str, str], float | None]:
+    """Work that records each pass and holds the worker during the pass of "busy" until `release`."""
+    def work(namespace: str, name: str) -> float | None:
+        order.append(name)
+        if name == "busy":
+            release.wait(5)
+        return None
+    return work
+
+
+def test_the_loops_hand_the_worker_over_by_deadline_not_by_urgency_alone() -> None:
+    """Through the loops themselves, on a clock the test moves: an event pass due 15 s ago (deadline
+    0 + 10) goes ahead of a fresh edit (15 + 0), which goes ahead of an event due now (15 + 10).
+    Strict urgency order would run the edit first; first come first served the late event before it."""
+    ran: list[str] = []
+    release = threading.Event()
+    clock = _Clock()
+
+    async def main() -> None:
+        scheduler = _scheduler(_blocked_first(ran, release), workers=1, clock=clock)
+        scheduler.ensure_loop("fleet", "busy")
+        await _until(lambda: ran == ["busy"])
+        scheduler.ensure_loop("fleet", "old-event")
+        await _until(lambda: scheduler.waiting == 1)
+        clock.now = 15.0
+        scheduler.ensure_loop("fleet", "late-event")
+        await _until(lambda: scheduler.waiting == 2)
+        scheduler.ensure_loop("fleet", "edited")
+        scheduler.wake("fleet", "edited", Urgency.CHANGE)
+        await _until(lambda: scheduler.waiting == 3)
+        release.set()
+        await _until(lambda: len(ran) == 4)
+        await scheduler.stop()
+
+    asyncio.run(main())
+    assert ran == ["busy", "old-event", "edited", "late-event"]
+
+
+def test_a_pass_waiting_for_a_worker_moves_up_when_its_object_is_edited() -> None:
+    """Two passes queued as events; the second's installation is then edited: it goes first, once."""
+    ran: list[str] = []
+    release = threading.Event()
+    clock = _Clock()
+
+    async def main() -> None:
+        scheduler = _scheduler(_blocked_first(ran, release), workers=1, clock=clock)
+        scheduler.ensure_loop("fleet", "busy")
+        await _until(lambda: ran == ["busy"])
+        scheduler.ensure_loop("fleet", "a")
+        scheduler.ensure_loop("fleet", "b")
+        await _until(lambda: scheduler.waiting == 2)
+        clock.now = 1.0
+        scheduler.wake("fleet", "b", Urgency.CHANGE)
+        scheduler.wake("fleet", "a", Urgency.RESYNC)  # less urgent than what made it due: no change
+        release.set()
+        await _until(lambda: len(ran) == 3)
+        await asyncio.sleep(0.1)
+        await scheduler.stop()
+
+    asyncio.run(main())
+    assert ran == ["busy", "b", "a"], "the edit moved b up, and each made one pass"
