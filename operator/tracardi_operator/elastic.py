@@ -158,9 +158,9 @@ class ElasticAdapter:
         """`previous` read again wherever it can change what becomes of `about` (the names of the next
         delete request): the cluster's identity, every alias, every template, and whether each of
         `about` (and each index an alias on one of them also reaches) still exists and what its
-        `_meta` says now. The other rows are `previous`'s, less `deleted` (gone since). A handful of
-        small requests instead of seven that list the cluster: nothing else can make a name of
-        `about` deletable or not."""
+        `_meta` says now (one `GET <names>` per request line of them). The other rows are `previous`'s,
+        less `deleted` (gone since). A handful of small requests instead of seven that list the
+        cluster: nothing else can make a name of `about` deletable or not."""
         client = self._client
         identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
         aliases = self._aliases()
@@ -172,14 +172,27 @@ class ElasticAdapter:
                 by_alias.setdefault(alias, set()).add(index)
         related = {t for targets in by_alias.values() if targets & wanted for t in targets}
         indices = sorted(n for n in wanted | related if n in known)
-        existing = self.existing_indices(indices) if indices else set()
+        existing: set[str] = set()
         metas: dict[str, Any] = {}
-        for batch in batch_names(sorted(existing)):
-            metas |= dict(client.indices.get_mapping(
-                index=",".join(batch), expand_wildcards="none", ignore_unavailable=True, allow_no_indices=True,
-                filter_path="*.mappings._meta") or {})
+        for batch in batch_names(indices):
+            found, batch_metas = self._existing_with_meta(batch)
+            existing |= found
+            metas |= batch_metas
         return merged_inventory(previous, identity=identity, aliases=aliases, templates=self._templates(),
                                 about=indices, existing=existing, metas=metas, deleted=deleted)
+
+    def _existing_with_meta(self, names: Sequence[str]) -> tuple[set[str], dict[str, Any]]:
+        """Which of these exact names are indices (closed ones too), and the `_meta` of their mappings
+        (in `GET _mapping`'s shape; an index without one has no entry), in one request."""
+        answer = self._client.indices.get(
+            index=",".join(require_exact_names(names)), expand_wildcards="none", ignore_unavailable=True,
+            allow_no_indices=True, filter_path="*.settings.index.uuid,*.mappings._meta",
+        ) or {}
+        asked = set(names)
+        existing = {name for name in answer if name in asked}
+        metas = {name: {"mappings": {"_meta": entry["mappings"]["_meta"]}} for name, entry in answer.items()
+                 if name in asked and "_meta" in (entry.get("mappings") or {})}
+        return existing, metas
 
     def shard_room(self) -> ShardRoom:
         """The shard limit's inputs and the shards in use, without listing any index."""

@@ -166,6 +166,17 @@ def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticse
         fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
         assert fresh.mappings["0820.ab12c.tracardi-profile"]["mappings"]["_meta"]["version"] == "0821"
         assert "0820.ab12c.tracardi-profile" not in fresh.aliases
+        # A closed index still exists, with its _meta; one without _meta exists with none.
+        es.indices.close(index="0820.ab12c.tracardi-profile")
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert [row["index"] for row in fresh.cat_indices] == ["0820.ab12c.tracardi-profile"]
+        assert fresh.mappings["0820.ab12c.tracardi-profile"]["mappings"]["_meta"]["version"] == "0821"
+        es.indices.delete(index="0820.ab12c.tracardi-profile")
+        es.indices.create(index="0820.ab12c.tracardi-profile", settings={"number_of_shards": 1,
+                                                                         "number_of_replicas": 0})
+        fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
+        assert [row["index"] for row in fresh.cat_indices] == ["0820.ab12c.tracardi-profile"]
+        assert "0820.ab12c.tracardi-profile" not in fresh.mappings
         es.indices.delete(index="0820.ab12c.tracardi-profile")
         fresh = adapter.refresh_inventory(raw, ["0820.ab12c.tracardi-profile"], deleted=[])
         assert fresh.cat_indices == []
