@@ -78,7 +78,7 @@ def _apiserver_restarts(inst: Installations, es: Any) -> None:
     seeded = seed(es, "0.8.0")
 
     # Idle: nothing in progress.
-    answering = _restart_apiserver(down=8)
+    answering = _restart_apiserver(down=5)
     probe.react()
     resumed = time.monotonic() - answering
     say(f"apiserver restarted while idle: the operator acted {resumed:.1f}s after it answered again")
@@ -88,7 +88,7 @@ def _apiserver_restarts(inst: Installations, es: Any) -> None:
     inst.patch_spec("acme", {"version": "0.8.1", "env": fault_env("slow:150ms")})
     wait_for(lambda: _migration_job_active(inst, "acme-migrate-080-to-08x"), 300, "the migration Job running",
              interval=0.2)
-    answering = _restart_apiserver(down=8)
+    answering = _restart_apiserver(down=5)
     probe.react()
     resumed = time.monotonic() - answering
     say(f"apiserver restarted mid-migration (step {step(inst, 'acme')}): the operator acted {resumed:.1f}s "
@@ -167,7 +167,7 @@ def test_killed_at_random_moments_of_080_to_0821_converges(inst: Installations, 
     """Replay a failure with FAULTS_KILL_SEED=<the printed seed>."""
     seed_value = int(os.environ.get("FAULTS_KILL_SEED") or random.SystemRandom().randrange(1_000_000))
     say(f"random kills: seed {seed_value} (replay with FAULTS_KILL_SEED={seed_value})")
-    run = killed_upgrade(inst, operator, es, seed_value, KILLS, mean_gap=8.0)
+    run = killed_upgrade(inst, operator, es, seed_value, KILLS, mean_gap=5.0)
     say(f"seed {seed_value}: converged {run.converged:.0f}s after the bump; kills at "
         + ", ".join(f"{k.at:.0f}s ({k.step})" for k in run.kills))
     assert len(run.kills) == KILLS
