@@ -20,6 +20,8 @@ from typing import Literal
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX = "tracardi_operator"
+RETIRED_MAX = 4096
+"""Deleted installations remembered (`Metrics.forget_installation`)."""
 
 ReconcileResult = Literal["ok", "retry", "error"]
 """The `result` label of the reconciliations counter. ok: a pass finished; retry: a pass failed on
@@ -57,8 +59,9 @@ class Metrics:
     _paused: set[tuple[str, str]] = field(default_factory=set)
     _phases: dict[tuple[str, str], str] = field(default_factory=dict)
     _conditions: dict[tuple[str, str], set[str]] = field(default_factory=dict)
-    _retired: set[tuple[str, str]] = field(default_factory=set)
-    """Installations deleted: a pass that was under way when the deletion arrived reports nothing later."""
+    _retired: dict[tuple[str, str], None] = field(default_factory=dict)
+    """Installations deleted, the latest `RETIRED_MAX` in order: a pass that was under way when the
+    deletion arrived reports nothing later (it ends within seconds, so a bounded memory is enough)."""
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # -- the watch clock ------------------------------------------------------------------------
@@ -155,7 +158,9 @@ class Metrics:
         alerts): they stay dropped until `installation_seen` tells of one of that name again."""
         key = (namespace, installation)
         with self._lock:
-            self._retired.add(key)
+            self._retired[key] = None
+            while len(self._retired) > RETIRED_MAX:
+                del self._retired[next(iter(self._retired))]
             self._paused.discard(key)
             if (phase := self._phases.pop(key, None)) is not None:
                 self.installation_phase.remove(namespace, installation, phase)
@@ -167,7 +172,8 @@ class Metrics:
     def installation_seen(self, namespace: str, installation: str) -> None:
         """An installation exists (again, after one of that name was deleted): its series may be set."""
         with self._lock:
-            self._retired.discard((namespace, installation))
+            self._retired.pop((namespace, installation), None)
+
 
 def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
     """A fresh registry with every metric; `clock` (monotonic seconds) is injectable for tests."""

@@ -185,3 +185,17 @@ def test_a_pass_that_reports_after_the_deletion_brings_no_series_back() -> None:
     metrics.installation_seen("acme", "a")
     metrics.installation_status("acme", "a", "Progressing", {"Ready": "False"})
     assert sample(metrics, "tracardi_operator_installation_phase", **labels, phase="Progressing") == 1
+
+
+def test_the_memory_of_deleted_installations_is_bounded() -> None:
+    from tracardi_operator.metrics import RETIRED_MAX
+
+    metrics = new_metrics()
+    for i in range(RETIRED_MAX + 10):
+        metrics.forget_installation("churn", f"i{i}")
+    assert len(metrics._retired) == RETIRED_MAX
+    metrics.installation_status("churn", "i0", "Ready", {"Ready": "True"})  # the oldest was let go
+    assert sample(metrics, "tracardi_operator_installation_phase", namespace="churn", installation="i0",
+                  phase="Ready") == 1
+    metrics.installation_status("churn", f"i{RETIRED_MAX + 9}", "Ready", {"Ready": "True"})
+    assert f'installation="i{RETIRED_MAX + 9}"' not in generate_latest(metrics.registry).decode()
