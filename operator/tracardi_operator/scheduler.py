@@ -63,7 +63,7 @@ def _unobserved(urgency: Urgency, waited: float, seconds: float) -> None:
     return None
 
 
-def _when_due(delay: float | None, failures: int) -> Urgency:
+def when_due(delay: float | None, failures: int) -> Urgency:
     """How urgent the next pass is when it falls due by itself (no event woke it first)."""
     if failures or delay is None:
         return Urgency.RESYNC  # a retry, or the periodic pass
@@ -192,6 +192,15 @@ class Scheduler:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
+    def pending(self, namespace: str, name: str) -> Urgency | None:
+        """How urgent the key's woken pass is, None when no wake waits for a pass to read it."""
+        found = self._woken.get((namespace, name))
+        return found[1] if found is not None else None
+
+    def clear_pending(self) -> None:
+        """Forget every wake not yet read (for tests that wake on purpose)."""
+        self._woken.clear()
+
     @property
     def waiting(self) -> int:
         """Passes due and waiting for a worker."""
@@ -227,7 +236,7 @@ class Scheduler:
                         failures += 1
                         delay = min(MAX_BACKOFF, 2.0 ** min(failures, 8))
                         self.on_retry(namespace, name, failures, delay, e)
-                urgency = _when_due(delay, failures)
+                urgency = when_due(delay, failures)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.default_delay() if delay is None else delay)
                 due_by = (self.clock(), urgency)  # unless an event woke it first (`_woken`)

@@ -56,17 +56,17 @@ def test_an_echo_does_not_wake_the_loop_but_any_other_change_does() -> None:
         assert not wake.is_set(), "the echo of the pass's own write"
         runtime.changed("shop", "acme", "8")
         assert wake.is_set(), "a change made after it (a spec bump, an annotation)"
-        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.CHANGE, "someone's edit goes first"
+        assert runtime.scheduler.pending("shop", "acme") is Urgency.CHANGE, "someone's edit goes first"
         wake.clear()
-        runtime.scheduler._woken.clear()
+        runtime.scheduler.clear_pending()
         runtime.changed("shop", "acme", None)
         assert wake.is_set(), "an event without a version is never taken for an echo"
         wake.clear()
-        runtime.scheduler._woken.clear()
+        runtime.scheduler.clear_pending()
         runtime.changed("shop", "acme", "9", listed=True)
-        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.EVENT, "the initial listing is no edit"
+        assert runtime.scheduler.pending("shop", "acme") is Urgency.EVENT, "the initial listing is no edit"
         runtime.wake_labelled("shop", "acme")
-        assert runtime.scheduler._woken[("shop", "acme")][1] is Urgency.EVENT, "a child's event"
+        assert runtime.scheduler.pending("shop", "acme") is Urgency.EVENT, "a child's event"
 
     asyncio.run(scenario())
 

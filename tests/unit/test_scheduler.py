@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tracardi_operator.scheduler import GONE, LATENCY, SOON, Scheduler, Urgency, Workers, _when_due
+from tracardi_operator.scheduler import GONE, LATENCY, SOON, Scheduler, Urgency, Workers, when_due
 from tracardi_operator.settings import Settings
 
 
@@ -179,10 +179,10 @@ def test_an_edited_installation_runs_before_those_its_children_woke() -> None:
 
 
 def test_a_pass_asked_for_soon_is_as_urgent_as_an_edit_and_the_resync_is_least() -> None:
-    assert _when_due(0.1, failures=0) is Urgency.CHANGE, "a step asked for its next pass at once"
-    assert _when_due(SOON + 1, failures=0) is Urgency.EVENT, "a step waits for something, not the resync"
-    assert _when_due(None, failures=0) is Urgency.RESYNC, "the periodic pass"
-    assert _when_due(2.0, failures=1) is Urgency.RESYNC, "a retry after a failure"
+    assert when_due(0.1, failures=0) is Urgency.CHANGE, "a step asked for its next pass at once"
+    assert when_due(SOON + 1, failures=0) is Urgency.EVENT, "a step waits for something, not the resync"
+    assert when_due(None, failures=0) is Urgency.RESYNC, "the periodic pass"
+    assert when_due(2.0, failures=1) is Urgency.RESYNC, "a retry after a failure"
 
     records: list[Urgency] = []
 
