@@ -2,7 +2,8 @@
 
 Run (works on a fresh clone; the first run builds devenv, about 10 minutes):
 
-    .venv/bin/python benchmarks/bench_fleet.py [--sizes 50,200] [--big] [--idle 300] [--bumps 50] [--upgrades 10]
+    .venv/bin/python benchmarks/bench_fleet.py [--sizes 50,200] [--big] [--settle 0] [--idle 300] \
+        [--bumps 50] [--upgrades 10]
 
 It brings up a devenv of its own in `.devenv-fleet` (the simulator in shared mode, Elasticsearch with a
 4 GB heap; `DEVENV_DIR` names another) and stops it at the end unless `--keep`. The operator runs as a
@@ -153,6 +154,20 @@ class Operator:
                 verb = labels.split('verb="', 1)[1].split('"', 1)[0]
                 by_verb[verb] = by_verb.get(verb, 0.0) + float(value)
         return by_verb
+
+    def passes(self) -> dict[str, float]:
+        """The passes' counters: `duration_sum`, `duration_count`, and `wait_sum:<urgency>`, `wait_count:<urgency>`."""
+        out: dict[str, float] = {}
+        for line in (self._get("/metrics") or "").splitlines():
+            name, _, value = line.rpartition(" ")
+            if name.startswith("tracardi_operator_reconcile_duration_seconds_"):
+                out["duration_" + name.rsplit("_", 1)[1]] = float(value)
+            elif name.startswith("tracardi_operator_reconcile_wait_seconds_sum{") or \
+                    name.startswith("tracardi_operator_reconcile_wait_seconds_count{"):
+                kind = "wait_sum" if "_sum{" in name else "wait_count"
+                urgency = name.split('urgency="', 1)[1].split('"', 1)[0]
+                out[f"{kind}:{urgency}"] = float(value)
+        return out
 
     @property
     def pid(self) -> int:
@@ -355,6 +370,8 @@ class FleetResult:
     deployments: int = 0
     simulator_rss_mib: float = 0.0
     agent_rss_mib: float = 0.0
+    phases: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+    """Each phase's name and the passes' counters at its end (`Operator.passes`)."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -383,8 +400,13 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
                 GROUP, VERSION, ns, PLURAL, body(ns, name, "0.8.2.1", es_url, redis_url)), names))
         wait_settled(kube, ns, set(names), "0.8.2.1", timeout=60 * 60)
         result.create_s = time.monotonic() - started
+        result.phases.append(("create", operator.passes()))
         say(f"N={n}: all Ready in {result.create_s:.0f} s")
 
+        if args.settle:
+            say(f"N={n}: settling for {args.settle} s (each installation's first resync, before the idle window)")
+            time.sleep(args.settle)
+            result.phases.append(("settle", operator.passes()))
         say(f"N={n}: idle for {args.idle} s")
         cpu0, req0, t0 = proc_cpu_seconds(operator.pid), operator.requests(), time.monotonic()
         rss_max = threads = 0
@@ -403,6 +425,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         agent = pid_of(state_dir / "pids" / "nodeagent.pid")
         result.simulator_rss_mib = proc_status(simulator, "VmRSS") / 1024 if simulator else 0.0
         result.agent_rss_mib = proc_status(agent, "VmRSS") / 1024 if agent else 0.0
+        result.phases.append(("idle", operator.passes()))
 
         bumps = names[:min(args.bumps, n)]
         say(f"N={n}: reaction to {len(bumps)} version bumps, one after the other")
@@ -414,6 +437,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
             result.reaction.append(images.first[(name, "0.8.2.2")] - t_bump)
             del seen
         wait_settled(kube, ns, set(bumps), "0.8.2.2", timeout=1800)
+        result.phases.append(("reaction", operator.passes()))
 
         result.deployments = len(images.images)
         say(f"N={n}: fleet bump of {n} installations ({result.deployments} Deployments) to 0.8.2.3 by kubectl apply")
@@ -427,6 +451,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         images.wait(lambda: images.all_named("0.8.2.3", result.deployments), 1800, "every Deployment on 0.8.2.3")
         result.fleet_bump_s = time.monotonic() - started
         wait_settled(kube, ns, set(names), "0.8.2.3", timeout=1800)
+        result.phases.append(("fleet bump", operator.passes()))
 
         say(f"N={n}: the raw client patches the same {result.deployments} Deployments (operator stopped)")
         operator.pause()
@@ -536,6 +561,24 @@ def upgrades(kube: Kube, values: dict[str, str], count: int, log_dir: Path) -> d
 # -- report ---------------------------------------------------------------------------------------------
 
 
+def phase_table(phases: list[tuple[str, dict[str, float]]]) -> str:
+    """Per phase: the passes run, their mean run time, and the mean wait for a worker by urgency."""
+    lines = ["| phase | passes | mean pass (s) | mean wait: change / event / resync (s) |", "|---|---|---|---|"]
+    before: dict[str, float] = {}
+    for name, now in phases:
+        def delta(key: str, now: dict[str, float] = now, before: dict[str, float] = before) -> float:
+            return now.get(key, 0.0) - before.get(key, 0.0)
+
+        count = delta("duration_count")
+        waits = " / ".join(
+            f"{delta(f'wait_sum:{u}') / delta(f'wait_count:{u}'):.2f}" if delta(f"wait_count:{u}") else "-"
+            for u in ("change", "event", "resync"))
+        mean = delta("duration_sum") / count if count else 0.0
+        lines.append(f"| {name} | {count:.0f} | {mean:.2f} | {waits} |")
+        before = now
+    return "\n".join(lines)
+
+
 def report(results: list[FleetResult], overhead: dict[str, list[float]], resync: str) -> None:
     print()
     print("| N | all Ready after create | idle CPU (% of a core) | RSS max (MiB) | threads | API requests/min by verb "
@@ -552,6 +595,10 @@ def report(results: list[FleetResult], overhead: dict[str, list[float]], resync:
         per_installation = r.simulator_rss_mib / max(1, r.n)
         print(f"N={r.n}: shared simulator RSS {r.simulator_rss_mib:.0f} MiB ({per_installation:.1f} MiB per "
               f"installation), node agent RSS {r.agent_rss_mib:.0f} MiB")
+    for r in results:
+        slowest = ", ".join(f"{x:.2f}" for x in sorted(r.reaction, reverse=True)[:5])
+        print(f"N={r.n}: slowest reactions (s): {slowest}")
+        print(phase_table(r.phases))
     if overhead:
         print()
         print("| major upgrade 0.8.1 → 0.8.2.1 | operator overhead (wall minus Jobs' run time) | wall |")
@@ -567,6 +614,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="50,200", help="fleet sizes, comma-separated")
     parser.add_argument("--big", action="store_true", help="add a fleet of 500")
     parser.add_argument("--idle", type=int, default=300, help="seconds of idle measurement per size")
+    parser.add_argument("--settle", type=int, default=0,
+                        help="seconds to wait after all are Ready before the idle window (330: past the first resync)")
     parser.add_argument("--bumps", type=int, default=50, help="single-installation bumps timed per size")
     parser.add_argument("--upgrades", type=int, default=10, help="concurrent major upgrades (0: skip)")
     parser.add_argument("--keep", action="store_true", help="leave the devenv running")

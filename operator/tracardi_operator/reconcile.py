@@ -35,7 +35,7 @@ from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
 from tracardi_operator.retention.selection import governed_by
 from tracardi_operator.retention_pass import RetentionPass, validated
-from tracardi_operator.rollout import Decision, RolloutContext, decide
+from tracardi_operator.rollout import Decision, RolloutContext, decide, needs_shard_room
 from tracardi_operator.scheduler import GONE
 from tracardi_operator.settings import Settings
 
@@ -134,10 +134,12 @@ class Reconciler:
         return dataclasses.replace(observed, jobs=jobs)
 
     def _shards_available(self, inst: TracardiInstallation, adapter: ElasticAdapter | None) -> int | None:
-        """Room for new shards, read only when a version change is about to start: the limit and the
-        cluster's shard count (two small requests, no index listing: a bump is acted on at once)."""
+        """Room for new shards, read only when a version change that makes new indices is about to
+        start: the limit and the cluster's shard count (two small requests, no index listing)."""
         up = inst.status.upgrade
         if adapter is None or inst.status.current_version == inst.spec.version or (up and up.step != "Completed"):
+            return None
+        if not needs_shard_room(inst):
             return None
         try:
             room = adapter.shard_room()

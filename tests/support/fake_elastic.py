@@ -41,6 +41,7 @@ class FakeElastic:
     snapshots: list[tuple[str, list[str]]] = field(default_factory=list)
     before_delete: Callable[[list[str]], None] | None = None
     during_snapshot: Callable[[], None] | None = None
+    shard_room_reads: int = 0
 
     def install(self, pair: VersionId, partitions: Sequence[str] = ("2026-10", "2026-11")) -> None:
         indices, templates = version_names(pair, partitions)
@@ -88,6 +89,7 @@ class FakeElastic:
                                 deleted=deleted)
 
     def shard_room(self) -> ShardRoom:
+        self.shard_room_reads += 1
         return ShardRoom(1000, 1, len(self.indices))
 
     def delete_indices(self, names: Sequence[str]) -> None:

@@ -333,14 +333,16 @@ def test_a_version_change_applies_the_new_manifests() -> None:
 def test_a_patch_bump_is_recorded_and_rolled_in_the_same_pass_status_first() -> None:
     """An image roll needs no Job: the pass that records it also applies the new images (the reaction to a
     bump is one pass), and its status patch still comes before any apply."""
-    kube = MemoryKube(body("0.8.2.1"))
-    r, _ = reconciler(kube)
+    kube, es = MemoryKube(body("0.8.2.1")), FakeElastic()
+    r, _ = reconciler(kube, es)
     converge(r)
+    assert es.shard_room_reads == 1, "a first install makes indices: the shard room is read"
     kube.installation["spec"]["version"] = "0.8.2.2"  # type: ignore[index]
     kube.installation["metadata"]["generation"] = 2  # type: ignore[index]
     kube.ops.clear()
     r.reconcile_once("shop", "acme")
     assert kube.status["upgrade"]["kind"] == "Rolling"
+    assert es.shard_room_reads == 1, "an image roll makes no index: Elasticsearch is not asked"
     assert kube.ops[0] == "status", "recorded before anything moves"
     assert "apply Deployment" in kube.ops[1:]
     images = {c["image"] for d in kube.deployments.values() for c in d["spec"]["template"]["spec"]["containers"]}

@@ -774,3 +774,22 @@ def test_observe_reads_the_replica_failure_of_a_deployment() -> None:
     assert observe({"deployments": [deployment]}).deployments["acme-api"].refused == PSA
     deployment["status"]["conditions"][0]["status"] = "False"
     assert observe({"deployments": [deployment]}).deployments["acme-api"].refused == ""
+
+
+def test_the_shard_room_is_needed_only_by_a_change_that_makes_indices() -> None:
+    from tracardi_operator.models import TracardiInstallation
+    from tracardi_operator.rollout import needs_shard_room
+
+    def needs(w: World) -> bool:
+        return needs_shard_room(TracardiInstallation.model_validate(w.body))
+
+    assert needs(World(body("0.8.0"))), "a first install"
+    w = installed("0.8.0")
+    assert not needs(w), "nothing to change"
+    w.bump("0.8.1")
+    assert needs(w), "a migration makes the next version's indices"
+    w = installed("0.8.2.1")
+    w.bump("0.8.2.2")
+    assert not needs(w), "an image roll"
+    w.bump("0.7.0")
+    assert not needs(w), "a refused version changes nothing"

@@ -9,7 +9,8 @@ at any point resumes where it stopped and never runs a Job twice):
    a refused target changes nothing and sets SpecAccepted=False. The first step is recorded.
 2. Install (nothing runs yet): the GUI/staging API and worker start; the install Job runs against
    the API; only then do the production API and the GUI start (traffic before install breaks it).
-3. Rolling (same db version) and Rollback (back to a kept version): every component rolls to the tag.
+3. Rolling (same db version) and Rollback (back to a kept version): every component rolls to the tag,
+   from the pass that records the step (its status patch goes before the applies).
 4. Migrate (next db version): StartingCandidate (the new API and worker beside the old ones) →
    Installing (install Job) → Migrating (Offline: the old production API scaled to zero; the
    migration Job, exactly once per pair, verifies every copy) → Switching (every component to the new
@@ -33,5 +34,7 @@ from tracardi_operator.jobs.repair import quarter_suffix
 from tracardi_operator.rollout.draft import WAIT, Decision, Event, RolloutContext
 from tracardi_operator.rollout.entry import decide
 from tracardi_operator.rollout.readiness import REFUSED_HINT
+from tracardi_operator.rollout.resolving import needs_shard_room
 
-__all__ = ["REFUSED_HINT", "WAIT", "Decision", "Event", "RolloutContext", "decide", "quarter_suffix"]
+__all__ = ["REFUSED_HINT", "WAIT", "Decision", "Event", "RolloutContext", "decide", "needs_shard_room",
+           "quarter_suffix"]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracardi_operator import conditions, versions
-from tracardi_operator.models import TracardiInstallationStatus, UpgradeStatus
+from tracardi_operator.models import TracardiInstallation, TracardiInstallationStatus, UpgradeStatus
 from tracardi_operator.observe import Observed
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
@@ -82,6 +82,17 @@ def resolve(s: Draft, observed: Observed) -> None:
     s.cond(DEGRADED, False, Reason.AS_EXPECTED, "nothing failed")
     s.event("Normal", Reason.UPGRADE_STARTED, f"{first}" + (f" (then {', '.join(map(str, rest))})" if rest else ""))
     s.wait(0.1)  # recorded; act on the next pass
+
+
+def needs_shard_room(inst: TracardiInstallation) -> bool:
+    """Whether the change spec.version asks for starts with new indices (Install or Migrate): only then
+    does `_room_for` need the cluster's shard room, read before the pass decides (an image roll makes no
+    index, so a bump is acted on without asking Elasticsearch anything)."""
+    status = inst.status
+    path = versions.plan_upgrade(status.current_version, inst.spec.version,
+                                 allow_prerelease=inst.spec.upgrade.allow_prerelease,
+                                 rollback_targets=_rollback_targets(status))
+    return path.ok and bool(path.steps) and path.steps[0].kind in ("Install", "Migrate")
 
 
 def refuse(s: Draft, reason: str, message: str) -> bool:
