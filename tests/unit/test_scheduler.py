@@ -4,10 +4,12 @@ at once, every installation still gets its pass, and when passes queue the most 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -140,20 +142,24 @@ def test_a_waiter_cancelled_in_the_queue_keeps_no_worker() -> None:
     asyncio.run(main())
 
 
+def _recording(ran: list[str], release: threading.Event) -> Callable[[str, str], float | None]:
+    """Work that records each pass; the pass of "busy" holds its worker until `release` is set."""
+    def work(namespace: str, name: str) -> float | None:
+        ran.append(name)
+        if name == "busy":
+            release.wait(5)
+        return None
+    return work
+
+
 def test_an_edited_installation_runs_before_those_its_children_woke() -> None:
     """One worker, busy; five installations woken by child events, then one edited: the edited one is
     next. Wakes that arrive while an installation waits for a worker make one pass, not several."""
     ran: list[str] = []
     release = threading.Event()
 
-    def work(namespace: str, name: str) -> float | None:
-        ran.append(name)
-        if name == "busy":
-            release.wait(5)
-        return None
-
     async def main() -> None:
-        scheduler = _scheduler(work, workers=1)
+        scheduler = _scheduler(_recording(ran, release), workers=1)
         names = ["busy"] + [f"child-{i}" for i in range(5)] + ["edited"]
         release.set()  # the first passes run through
         for name in names:
@@ -212,64 +218,69 @@ class _Clock:
         return self.now
 
 
-def _blocked_first(order: list[str], release: threading.Event) -> Callable[[str, str], float | None]:
-    """Work that records each pass and holds the worker during the pass of "busy" until `release`."""
-    def work(namespace: str, name: str) -> float | None:
-        order.append(name)
-        if name == "busy":
-            release.wait(5)
-        return None
-    return work
+@dataclass
+class _Held:
+    """One worker, held by the pass of "busy" until `release` is set; a clock the test moves."""
+
+    scheduler: Scheduler
+    clock: _Clock
+    release: threading.Event
+    ran: list[str]
+
+
+@contextlib.asynccontextmanager
+async def _held_worker() -> AsyncIterator[_Held]:
+    ran: list[str] = []
+    release = threading.Event()
+    clock = _Clock()
+    scheduler = _scheduler(_recording(ran, release), workers=1, clock=clock)
+    scheduler.ensure_loop("fleet", "busy")
+    await _until(lambda: ran == ["busy"])
+    try:
+        yield _Held(scheduler, clock, release, ran)
+    finally:
+        release.set()
+        await scheduler.stop()
 
 
 def test_the_loops_hand_the_worker_over_by_deadline_not_by_urgency_alone() -> None:
     """Through the loops themselves, on a clock the test moves: an event pass due 15 s ago (deadline
     0 + 10) goes ahead of a fresh edit (15 + 0), which goes ahead of an event due now (15 + 10).
     Strict urgency order would run the edit first; first come first served the late event before it."""
-    ran: list[str] = []
-    release = threading.Event()
-    clock = _Clock()
 
-    async def main() -> None:
-        scheduler = _scheduler(_blocked_first(ran, release), workers=1, clock=clock)
-        scheduler.ensure_loop("fleet", "busy")
-        await _until(lambda: ran == ["busy"])
-        scheduler.ensure_loop("fleet", "old-event")
-        await _until(lambda: scheduler.waiting == 1)
-        clock.now = 15.0
-        scheduler.ensure_loop("fleet", "late-event")
-        await _until(lambda: scheduler.waiting == 2)
-        scheduler.ensure_loop("fleet", "edited")
-        scheduler.wake("fleet", "edited", Urgency.CHANGE)
-        await _until(lambda: scheduler.waiting == 3)
-        release.set()
-        await _until(lambda: len(ran) == 4)
-        await scheduler.stop()
+    async def main() -> list[str]:
+        async with _held_worker() as held:
+            scheduler = held.scheduler
+            scheduler.ensure_loop("fleet", "old-event")
+            await _until(lambda: scheduler.waiting == 1)
+            held.clock.now = 15.0
+            scheduler.ensure_loop("fleet", "late-event")
+            await _until(lambda: scheduler.waiting == 2)
+            scheduler.ensure_loop("fleet", "edited")
+            scheduler.wake("fleet", "edited", Urgency.CHANGE)
+            await _until(lambda: scheduler.waiting == 3)
+            held.release.set()
+            await _until(lambda: len(held.ran) == 4)
+        return held.ran
 
-    asyncio.run(main())
-    assert ran == ["busy", "old-event", "edited", "late-event"]
+    assert asyncio.run(main()) == ["busy", "old-event", "edited", "late-event"]
 
 
 def test_a_pass_waiting_for_a_worker_moves_up_when_its_object_is_edited() -> None:
     """Two passes queued as events; the second's installation is then edited: it goes first, once."""
-    ran: list[str] = []
-    release = threading.Event()
-    clock = _Clock()
 
-    async def main() -> None:
-        scheduler = _scheduler(_blocked_first(ran, release), workers=1, clock=clock)
-        scheduler.ensure_loop("fleet", "busy")
-        await _until(lambda: ran == ["busy"])
-        scheduler.ensure_loop("fleet", "a")
-        scheduler.ensure_loop("fleet", "b")
-        await _until(lambda: scheduler.waiting == 2)
-        clock.now = 1.0
-        scheduler.wake("fleet", "b", Urgency.CHANGE)
-        scheduler.wake("fleet", "a", Urgency.RESYNC)  # less urgent than what made it due: no change
-        release.set()
-        await _until(lambda: len(ran) == 3)
-        await asyncio.sleep(0.1)
-        await scheduler.stop()
+    async def main() -> list[str]:
+        async with _held_worker() as held:
+            scheduler = held.scheduler
+            scheduler.ensure_loop("fleet", "a")
+            scheduler.ensure_loop("fleet", "b")
+            await _until(lambda: scheduler.waiting == 2)
+            held.clock.now = 1.0
+            scheduler.wake("fleet", "b", Urgency.CHANGE)
+            scheduler.wake("fleet", "a", Urgency.RESYNC)  # less urgent than what made it due: no change
+            held.release.set()
+            await _until(lambda: len(held.ran) == 3)
+            await asyncio.sleep(0.1)
+        return held.ran
 
-    asyncio.run(main())
-    assert ran == ["busy", "b", "a"], "the edit moved b up, and each made one pass"
+    assert asyncio.run(main()) == ["busy", "b", "a"], "the edit moved b up, and each made one pass"
