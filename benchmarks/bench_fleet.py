@@ -229,8 +229,18 @@ class Kube:
         wait(lambda: not _exists(lambda: self.core.read_namespace(name)), timeout, f"namespace {name} gone", 2)
 
     def installations(self, namespace: str) -> list[dict[str, Any]]:
-        answer = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
-        return list(answer["items"])
+        """Every installation of the namespace; an overloaded apiserver's 429, 5xx or timeout is tried again
+        (at N = 500 on 2 cores a listing timed out with 504 while the fleet was being created)."""
+        for attempt in range(10):
+            try:
+                answer = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+                return list(answer["items"])
+            except ApiException as e:
+                if e.status != 429 and (e.status or 0) < 500:
+                    raise
+                say(f"  ... listing the installations answered {e.status}; again in {2 + 2 * attempt} s")
+                time.sleep(2 + 2 * attempt)
+        raise SystemExit("the apiserver kept failing the listing of installations")
 
     def set_version(self, namespace: str, name: str, version: str) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name,
