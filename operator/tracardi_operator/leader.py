@@ -112,6 +112,9 @@ class Elector:
         self.leases = client.CoordinationV1Api(self.api)
         self.leading = asyncio.Event()
         self._last_renewal = 0.0
+        # Set by `release`: a renewal already running in its thread (a cancelled `run` does not stop
+        # it) must not take the Lease back after it was handed over.
+        self._stopping = False
 
     def try_hold(self) -> bool:
         """One attempt to acquire or renew; True when we hold the Lease afterwards."""
@@ -123,7 +126,7 @@ class Elector:
             lease = None
         current = _record(lease) if lease is not None else None
         wanted = next_lease(current, self.identity, _now(), self.timings)
-        if wanted is None:
+        if wanted is None or self._stopping:
             return False
         body = _body(self.name, self.namespace, wanted)
         try:
@@ -162,19 +165,33 @@ class Elector:
                 return
             await asyncio.sleep(self.timings.retry)
 
-    def release(self) -> None:
-        """Hand the Lease back (a clean shutdown), so that a standby need not wait for it to expire."""
+    def release(self, attempts: int = 3) -> None:
+        """Hand the Lease back (a clean shutdown), so that a standby need not wait for it to expire.
+
+        A renewal that was in flight when `run` was cancelled may write between our read and our
+        write: the replace then answers 409 and is tried again on a fresh read. A renewal that reads
+        after us sees `_stopping` and writes nothing.
+        """
         if not self.leading.is_set():
             return
         self.leading.clear()
-        try:
-            lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
-            current = _record(lease)
-            if current.holder != self.identity:
+        self._stopping = True
+        for attempt in range(1, attempts + 1):
+            try:
+                lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
+                current = _record(lease)
+                if current.holder != self.identity:
+                    return
+                self.leases.replace_namespaced_lease(
+                    self.name, self.namespace, _body(self.name, self.namespace, released(current)),
+                    _request_timeout=(5, 5))
+                log.info("leader election: %s released the Lease", self.identity)
                 return
-            self.leases.replace_namespaced_lease(
-                self.name, self.namespace, _body(self.name, self.namespace, released(current)),
-                _request_timeout=(5, 5))
-            log.info("leader election: %s released the Lease", self.identity)
-        except Exception as e:
-            log.warning("leader election: could not release the Lease: %s", type(e).__name__)
+            except ApiException as e:
+                if e.status == 409 and attempt < attempts:
+                    continue
+                log.warning("leader election: could not release the Lease: %s %s", type(e).__name__, e.status)
+                return
+            except Exception as e:
+                log.warning("leader election: could not release the Lease: %s", type(e).__name__)
+                return

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 from typing import Any
 
 from tests.factories import wait_for_async
@@ -61,3 +63,34 @@ def test_a_leader_that_cannot_renew_stops(kube_api: Any, namespace: str) -> None
         del b
 
     asyncio.run(scenario())
+
+
+def test_release_wins_over_a_renewal_still_running_in_its_thread(kube_api: Any, namespace: str) -> None:
+    """`run` cancelled does not stop a renewal already in its thread: release must still hand over."""
+    lost: list[str] = []
+    a = _elector(kube_api, namespace, "a", lost)
+    assert a.try_hold()
+    a.leading.set()
+    stop = threading.Event()
+    renewals: list[bool] = []
+
+    def renew_hard() -> None:  # renewals racing the release's read and write
+        while not stop.is_set():
+            renewals.append(a.try_hold())
+
+    racer = threading.Thread(target=renew_hard)
+    racer.start()
+    try:
+        time.sleep(0.3)
+        a.release()
+        time.sleep(1.0)
+        holder = a.leases.read_namespaced_lease(a.name, namespace).spec.holder_identity
+        assert not holder, f"the Lease was taken back by a renewal after release: holder {holder!r}"
+        after = len(renewals)
+        time.sleep(0.3)
+        assert len(renewals) > after, "the racer kept trying"
+        assert not any(renewals[after:]), "renewals after release must write nothing"
+    finally:
+        stop.set()
+        racer.join(10)
+    assert any(renewals), "the racer renewed before the release"
