@@ -95,20 +95,41 @@ class Listings:
     _listings: dict[str, _Listing] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    reads: int = 0
-    """Whole reads so far (what the watch saves is visible in tests and benchmarks)."""
+    _gates: dict[str, threading.Lock] = field(default_factory=dict)
+    """One per kind: a single whole read at a time when a listing is due (not for `fresh`)."""
+    _reading: set[str] = field(default_factory=set)
 
     def get(self, kind: Kind, fresh: bool = False) -> list[Object]:
         """The listing as the watch keeps it; read whole first when never read, older than the ttl, or
-        `fresh`."""
+        `fresh`. While one pass reads a due listing whole, the others are served the kept one (the
+        watch keeps it current meanwhile) instead of reading it whole too; a pass that finds none kept
+        waits for that read. A `fresh` read is always its own: it must start after it was asked for."""
         with self._lock:
             listing = self._listings.get(kind)
-            if listing is not None and not fresh and self.clock() - listing.read_at <= self.ttl:
+            if listing is not None and not fresh and (self._current(listing) or kind in self._reading):
                 return list(listing.objects.values())
+            gate = self._gates.setdefault(kind, threading.Lock())
+        if fresh:
+            return self._read(kind)
+        with gate:
+            with self._lock:
+                listing = self._listings.get(kind)
+                if listing is not None and self._current(listing):
+                    return list(listing.objects.values())  # read by the pass we waited for
+                self._reading.add(kind)
+            try:
+                return self._read(kind)
+            finally:
+                with self._lock:
+                    self._reading.discard(kind)
+
+    def _current(self, listing: _Listing) -> bool:
+        return self.clock() - listing.read_at <= self.ttl
+
+    def _read(self, kind: Kind) -> list[Object]:
         started = self.clock()
         snapshot, items = self.read_whole(kind)
         with self._lock:
-            self.reads += 1
             listing = self._listings.get(kind)
             if listing is None:
                 listing = self._listings[kind] = _Listing(started, merge(snapshot, items, {}, {}))
@@ -139,10 +160,6 @@ class Listings:
                 return  # a late event: the listing already holds a newer state
             listing.objects[key] = obj
             listing.deleted.pop(key, None)
-
-    def forget(self, kind: Kind) -> None:
-        with self._lock:
-            self._listings.pop(kind, None)
 
     def valid_installations(self) -> list[TracardiInstallation]:
         """Every listed installation the model accepts (an invalid one's own status says why)."""

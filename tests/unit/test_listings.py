@@ -3,6 +3,8 @@ and a whole read merged with the events that arrived while it was in flight."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 from tracardi_operator.listings import Kind, Listings, merge
@@ -110,7 +112,7 @@ def test_same_name_in_two_namespaces_are_two_objects() -> None:
     assert left["metadata"]["namespace"] == "two"
 
 
-def test_kinds_are_kept_apart_and_forget_reads_again() -> None:
+def test_kinds_are_kept_apart_and_fresh_reads_again() -> None:
     cluster = Cluster(10, [obj("a", 5)])
     listings = Listings(cluster.read)
     listings.get("installations")
@@ -119,6 +121,80 @@ def test_kinds_are_kept_apart_and_forget_reads_again() -> None:
     listings.observe("policies", "DELETED", obj("a", 11))
     assert names(listings.get("installations")) == ["a"]
     assert listings.get("policies") == []
-    listings.forget("policies")
-    assert names(listings.get("policies")) == ["a"]
-    assert cluster.reads == 3
+    assert listings.get("policies", fresh=True) == [], "a read older than the deletion does not bring it back"
+    cluster.rv, cluster.items = 12, [obj("a", 12)]
+    assert names(listings.get("policies", fresh=True)) == ["a"], "made again after it was deleted"
+    assert cluster.reads == 4
+
+
+class SlowCluster(Cluster):
+    """A whole read that holds until the test lets it finish, counting reads in flight at once."""
+
+    def __init__(self, rv: int, items: list[dict[str, Any]]) -> None:
+        super().__init__(rv, items)
+        self.entered, self.finish = threading.Event(), threading.Event()
+        self.in_flight = self.most_in_flight = 0
+        self._count = threading.Lock()
+
+    def read(self, kind: Kind) -> tuple[str, list[dict[str, Any]]]:
+        with self._count:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        self.entered.set()
+        self.finish.wait(10)
+        try:
+            return super().read(kind)
+        finally:
+            with self._count:
+                self.in_flight -= 1
+
+
+def _ask_concurrently(listings: Listings, n: int, fresh: bool = False) -> tuple[list[threading.Thread],
+                                                                                 list[list[str]]]:
+    answers: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: answers.append(names(listings.get("installations", fresh))))
+               for _ in range(n)]
+    for t in threads:
+        t.start()
+    return threads, answers
+
+
+def test_a_due_listing_is_read_whole_once_and_the_kept_one_served_meanwhile() -> None:
+    cluster, clock = SlowCluster(10, [obj("a", 5)]), Clock()
+    listings = Listings(cluster.read, ttl=300, clock=clock)
+    cluster.finish.set()
+    listings.get("installations")
+    cluster.finish.clear()
+    cluster.entered.clear()
+    clock.now += 301
+    cluster.rv, cluster.items = 20, [obj("a", 5), obj("b", 19)]
+    threads, answers = _ask_concurrently(listings, 8)
+    assert cluster.entered.wait(5)
+    deadline = time.monotonic() + 5
+    while len(answers) < 7 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert answers == [["a"]] * 7, "the seven others are served the kept listing without waiting"
+    cluster.finish.set()
+    for t in threads:
+        t.join(5)
+    assert cluster.reads == 2, "one whole read for eight passes"
+    assert cluster.most_in_flight == 1
+    assert names(listings.get("installations")) == ["a", "b"]
+
+
+def test_never_read_waits_for_the_one_read_and_fresh_reads_its_own() -> None:
+    cluster = SlowCluster(10, [obj("a", 5)])
+    listings = Listings(cluster.read)
+    threads, answers = _ask_concurrently(listings, 4)
+    assert cluster.entered.wait(5)
+    time.sleep(0.1)
+    assert answers == [], "nothing kept yet: they wait for the read"
+    cluster.finish.set()
+    for t in threads:
+        t.join(5)
+    assert answers == [["a"]] * 4
+    assert cluster.reads == 1, "the waiters take the read they waited for"
+    threads, answers = _ask_concurrently(listings, 3, fresh=True)
+    for t in threads:
+        t.join(5)
+    assert cluster.reads == 4, "a fresh read never takes one begun before it was asked for"
