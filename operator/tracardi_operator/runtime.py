@@ -171,7 +171,6 @@ class Runtime:
         return known is None or generation is None or known != generation
 
     def policies_changed(self) -> None:
-        self.listings.forget("policies")  # the next pass reads the policies as they are now
         self._policies_changed.set()
 
     async def policy_statuses(self, every: float = 60.0) -> None:
