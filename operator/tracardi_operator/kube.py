@@ -285,13 +285,10 @@ class Kube:
                      default=None)
         return str(newest.message or "FailedCreate") if newest is not None else ""
 
-    def list_cluster(self, kind: str) -> list[dict[str, Any]]:
-        """Every installation (all namespaces), every retention policy, or every Deployment the
-        operator manages (retention reads the versions they run as evidence of what is live)."""
-        return self.list_cluster_at(kind)[1]
-
     def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
-        """`list_cluster`, with the listing's resourceVersion (the point in time it shows)."""
+        """Every installation (all namespaces), every retention policy, or every Deployment the
+        operator manages (retention reads the versions they run as evidence of what is live), with the
+        listing's resourceVersion (the point in time it shows)."""
         if kind == "deployments":
             data = self.api.call_api(
                 "/apis/apps/v1/deployments", "GET",

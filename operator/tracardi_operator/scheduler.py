@@ -197,10 +197,6 @@ class Scheduler:
         found = self._woken.get((namespace, name))
         return found[1] if found is not None else None
 
-    def clear_pending(self) -> None:
-        """Forget every wake not yet read (for tests that wake on purpose)."""
-        self._woken.clear()
-
     @property
     def waiting(self) -> int:
         """Passes due and waiting for a worker."""

@@ -57,16 +57,17 @@ def test_an_echo_does_not_wake_the_loop_but_any_other_change_does() -> None:
         runtime.changed("shop", "acme", "8")
         assert wake.is_set(), "a change made after it (a spec bump, an annotation)"
         assert runtime.scheduler.pending("shop", "acme") is Urgency.CHANGE, "someone's edit goes first"
-        wake.clear()
-        runtime.scheduler.clear_pending()
-        runtime.changed("shop", "acme", None)
-        assert wake.is_set(), "an event without a version is never taken for an echo"
-        wake.clear()
-        runtime.scheduler.clear_pending()
-        runtime.changed("shop", "acme", "9", listed=True)
-        assert runtime.scheduler.pending("shop", "acme") is Urgency.EVENT, "the initial listing is no edit"
-        runtime.wake_labelled("shop", "acme")
-        assert runtime.scheduler.pending("shop", "acme") is Urgency.EVENT, "a child's event"
+        # The next cases use installations with no wake pending yet (a wake keeps its most urgent reason).
+        other = runtime.wakeups[("shop", "other")] = asyncio.Event()
+        runtime.changed("shop", "other", None)
+        assert other.is_set(), "an event without a version is never taken for an echo"
+        runtime.wakeups[("shop", "third")] = asyncio.Event()
+        runtime.changed("shop", "third", "9", listed=True)
+        assert runtime.scheduler.pending("shop", "third") is Urgency.EVENT, "the initial listing is no edit"
+        runtime.wakeups[("shop", "fourth")] = asyncio.Event()
+        assert runtime.scheduler.pending("shop", "fourth") is None
+        runtime.wake_labelled("shop", "fourth")
+        assert runtime.scheduler.pending("shop", "fourth") is Urgency.EVENT, "a child's event"
 
     asyncio.run(scenario())
 
