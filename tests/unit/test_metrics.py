@@ -193,7 +193,10 @@ def test_the_memory_of_deleted_installations_is_bounded() -> None:
     metrics = new_metrics()
     for i in range(RETIRED_MAX + 10):
         metrics.forget_installation("churn", f"i{i}")
-    assert len(metrics._retired) == RETIRED_MAX
+    newest = f"i{RETIRED_MAX + 9}"
+    metrics.installation_status("churn", newest, "Ready", {"Ready": "True"})  # still remembered: dropped
+    assert sample(metrics, "tracardi_operator_installation_phase", namespace="churn", installation=newest,
+                  phase="Ready") is None
     metrics.installation_status("churn", "i0", "Ready", {"Ready": "True"})  # the oldest was let go
     assert sample(metrics, "tracardi_operator_installation_phase", namespace="churn", installation="i0",
                   phase="Ready") == 1

@@ -33,9 +33,10 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: RolloutContext) 
     else:
         resolve(s, observed)
         started = s.status.upgrade
-        if started is not None and started is not up and started.step == "Rolling":
+        if started is not None and started.step == "Rolling":
             # An image roll (a patch bump, or a rollback) acts in the pass that records it: the pass
-            # writes status before it applies anything, so the record still comes first.
+            # writes status before it applies anything, so the record still comes first. (Here `up`
+            # was None or Completed, so a Rolling step is the one `resolve` just started.)
             continue_upgrade(s, observed)
     stalled_rollouts(s, observed)
     refused_pods(s, observed)

@@ -8,7 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from tracardi_operator import conditions, versions
-from tracardi_operator.models import TracardiInstallation, TracardiInstallationStatus, UpgradeStatus
+from tracardi_operator.models import (
+    TracardiInstallation,
+    TracardiInstallationSpec,
+    TracardiInstallationStatus,
+    UpgradeStatus,
+)
 from tracardi_operator.observe import Observed
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
@@ -47,10 +52,7 @@ def _why_no_rollback(status: TracardiInstallationStatus, version: str, reason: s
 
 def resolve(s: Draft, observed: Observed) -> None:
     spec, status = s.inst.spec, s.status
-    path = versions.plan_upgrade(
-        status.current_version, spec.version,
-        allow_prerelease=spec.upgrade.allow_prerelease, rollback_targets=_rollback_targets(status),
-    )
+    path = _planned(spec, status)
     if not path.ok:
         refuse(s, path.reason, path.message + _why_no_rollback(status, spec.version, path.reason))
         return
@@ -88,11 +90,15 @@ def needs_shard_room(inst: TracardiInstallation) -> bool:
     """Whether the change spec.version asks for starts with new indices (Install or Migrate): only then
     does `_room_for` need the cluster's shard room, read before the pass decides (an image roll makes no
     index, so a bump is acted on without asking Elasticsearch anything)."""
-    status = inst.status
-    path = versions.plan_upgrade(status.current_version, inst.spec.version,
-                                 allow_prerelease=inst.spec.upgrade.allow_prerelease,
-                                 rollback_targets=_rollback_targets(status))
+    path = _planned(inst.spec, inst.status)
     return path.ok and bool(path.steps) and path.steps[0].kind in ("Install", "Migrate")
+
+
+def _planned(spec: TracardiInstallationSpec, status: TracardiInstallationStatus) -> versions.UpgradePath:
+    """The way from the running version to spec.version, as `resolve` and `needs_shard_room` see it."""
+    return versions.plan_upgrade(status.current_version, spec.version,
+                                 allow_prerelease=spec.upgrade.allow_prerelease,
+                                 rollback_targets=_rollback_targets(status))
 
 
 def refuse(s: Draft, reason: str, message: str) -> bool:
