@@ -19,9 +19,12 @@ import argparse
 import os
 import statistics
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from elasticsearch import Elasticsearch
 
@@ -93,7 +96,43 @@ POLICY = TracardiRetentionPolicy.model_validate(
     {"metadata": {"name": "bench"}, "spec": {"keepSupersededVersions": 0, "minAgeAfterSuperseded": "0s"}})
 
 
-def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int, int]:
+def request_kind(method: str, url: str) -> str:
+    """`DELETE /{names}`, `GET /_cat/aliases`: the path with every run of index names folded to `{names}`."""
+    parts = url.split("?", 1)[0].split("/")
+    if len(parts) > 1 and parts[1] and not parts[1].startswith("_"):
+        parts[1] = "{names}"  # the index part of the path; what follows an API name (_cat/...) is kept
+    return f"{method} {'/'.join(parts) or '/'}"
+
+
+class RequestTimes:
+    """Every request the client sends, timed and counted by kind, under the label set by `label`."""
+
+    def __init__(self, client: Elasticsearch) -> None:
+        self.label = ""
+        self.times: dict[tuple[str, str], list[float]] = defaultdict(list)
+        transport = client.transport
+        send: Callable[..., Any] = transport.perform_request
+
+        def timed(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return send(method, url, *args, **kwargs)
+            finally:
+                if self.label:
+                    self.times[(self.label, request_kind(method, url))].append(time.perf_counter() - started)
+
+        transport.perform_request = timed  # type: ignore[method-assign]
+
+    def table(self) -> str:
+        """Per path and request kind: count, total and median seconds, over every round."""
+        rows = [f"{'path':<5} {'request':<42} {'count':>6} {'total s':>9} {'median ms':>10}"]
+        for (label, kind), spent in sorted(self.times.items(), key=lambda kv: (kv[0][0], -sum(kv[1]))):
+            rows.append(f"{label:<5} {kind:<42} {len(spent):>6} {sum(spent):>9.3f} "
+                        f"{statistics.median(spent) * 1000:>10.1f}")
+        return "\n".join(rows)
+
+
+def our_path(client: Elasticsearch, expected: set[str], requests: RequestTimes) -> tuple[float, int, int]:
     """The operator's own retention run (`retention.execution.run`): inventory, plan, the inputs read
     again before every delete request, batched deletes, verification. Returns the time, the batches
     and the inventory reads."""
@@ -108,6 +147,7 @@ def our_path(client: Elasticsearch, expected: set[str]) -> tuple[float, int, int
     effects = execution.Callbacks(publish=lambda status: None, recheck=recheck, record_deleting=lambda names: None)
     outcome = execution.run(inst, adapter, InventoryCache(), [POLICY], {}, live, datetime.now(UTC), effects)
     elapsed = time.perf_counter() - started
+    requests.label = ""  # the check below is the benchmark's, not the path's
     if outcome.deleted_indices != len(expected):
         raise SystemExit(f"our path deleted {outcome.deleted_indices} indices, not the {len(expected)} made")
     remaining = adapter.existing_indices(sorted(expected))
@@ -206,6 +246,7 @@ def main() -> None:
     url = elasticsearch_url()
     print(f"Elasticsearch at {url}")
     client = build_client(ElasticConnection(hosts=(url,), request_timeout=300))
+    requests = RequestTimes(client)
     index_names = names(args.indices)
     previous_limit = ensure_shard_room(client, args.indices + args.others)
     ours: list[float] = []
@@ -219,14 +260,16 @@ def main() -> None:
             # Alternate the order so that neither path always runs on a freshly loaded cluster.
             for path in ("ours", "raw") if round_number % 2 == 0 else ("raw", "ours"):
                 created = create_indices(client, index_names, args.workers)
+                requests.label = path
                 if path == "ours":
-                    elapsed, batches, inventory_reads = our_path(client, set(index_names))
+                    elapsed, batches, inventory_reads = our_path(client, set(index_names), requests)
                     ours.append(elapsed)
                     reads.append(inventory_reads)
                 else:
                     elapsed = raw_path(client, index_names)
                     raw.append(elapsed)
                     batches = len(batch_names(index_names))
+                requests.label = ""
                 label = f"round {round_number + 1} {path:>4}"
                 print(f"{label}: {elapsed:7.3f} s ({batches} batches; indices created in {created:.1f} s)")
     finally:
@@ -243,6 +286,8 @@ def main() -> None:
           f"median {ours_median:.3f} s  {ours}; inventory reads per run {reads}")
     print(f"raw batched delete:                               median {raw_median:.3f} s  {raw}")
     print(f"ratio ours/raw: {ours_median / raw_median:.2f} (goal <= 1.2)")
+    print("where the time goes (requests sent while each path was timed, every round):")
+    print(requests.table())
 
 
 if __name__ == "__main__":
