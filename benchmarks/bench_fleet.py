@@ -17,7 +17,9 @@ time and memory are read from /proc. For each fleet size N it prints:
   it made per minute by verb (its own counter, `tracardi_operator_api_requests_total`; kopf's watch
   streams and status patches are not in it), with the resync interval that drives them;
 - reaction: one installation's spec.version bumped (0.8.2.1 → 0.8.2.2) → its first Deployment naming the
-  new tag, seen through a watch; p50 and p99 over `--bumps` installations, one after the other;
+  new tag, seen through a watch; p50 and p99 over `--bumps` installations, one after the other, each bump
+  once the previous one has settled (the fleet idle, as the goal is stated; `--back-to-back` bumps the
+  next one at once, while the previous rollouts still run);
 - fleet minor bump: every installation to 0.8.2.3 by one `kubectl apply --server-side` of a
   multi-document file, until every Deployment names 0.8.2.3; divided by the time a raw client (4
   threads) takes to patch the same Deployments' images directly while the operator is stopped (SIGSTOP):
@@ -446,6 +448,8 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
                                f"{name}'s first Deployment on 0.8.2.2")
             result.reaction.append(images.first[(name, "0.8.2.2")] - t_bump)
             del seen
+            if not args.back_to_back:
+                wait_settled(kube, ns, {name}, "0.8.2.2", timeout=600)
         wait_settled(kube, ns, set(bumps), "0.8.2.2", timeout=1800)
         result.phases.append(("reaction", operator.passes()))
 
@@ -589,7 +593,7 @@ def phase_table(phases: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def report(results: list[FleetResult], overhead: dict[str, list[float]], resync: str) -> None:
+def report(results: list[FleetResult], overhead: dict[str, list[float]], resync: str, bumps: str) -> None:
     print()
     print("| N | all Ready after create | idle CPU (% of a core) | RSS max (MiB) | threads | API requests/min by verb "
           "| reaction p50 / p99 (s) | fleet bump / raw patch (s) | ratio |")
@@ -600,7 +604,7 @@ def report(results: list[FleetResult], overhead: dict[str, list[float]], resync:
               f"| {percentile(r.reaction, 0.5):.2f} / {percentile(r.reaction, 0.99):.2f} (n={len(r.reaction)}) "
               f"| {r.fleet_bump_s:.1f} / {r.raw_patch_s:.1f} ({r.deployments} Deployments) "
               f"| {r.fleet_bump_s / r.raw_patch_s if r.raw_patch_s else float('nan'):.2f} |")
-    print(f"(idle window {results[0].idle_s:.0f} s; resync interval {resync})" if results else "")
+    print(f"(idle window {results[0].idle_s:.0f} s; resync interval {resync}; reaction: {bumps})" if results else "")
     for r in results:
         per_installation = r.simulator_rss_mib / max(1, r.n)
         print(f"N={r.n}: shared simulator RSS {r.simulator_rss_mib:.0f} MiB ({per_installation:.1f} MiB per "
@@ -627,6 +631,8 @@ def main() -> None:
     parser.add_argument("--settle", type=int, default=0,
                         help="seconds to wait after all are Ready before the idle window (330: past the first resync)")
     parser.add_argument("--bumps", type=int, default=50, help="single-installation bumps timed per size")
+    parser.add_argument("--back-to-back", action="store_true",
+                        help="bump the next installation without waiting for the previous one to settle")
     parser.add_argument("--upgrades", type=int, default=10, help="concurrent major upgrades (0: skip)")
     parser.add_argument("--keep", action="store_true", help="leave the devenv running")
     args = parser.parse_args()
@@ -641,16 +647,18 @@ def main() -> None:
     say(f"machine: {os.cpu_count()} cores; logs in {log_dir}")
     results: list[FleetResult] = []
     overhead: dict[str, list[float]] = {}
+    resync = os.environ.get("TRACARDI_OPERATOR_RESYNC_SECONDS", "300 s (default)")
+    bumps = "back to back" if args.back_to_back else "each bump after the previous one settled"
     try:
         if args.upgrades:
             overhead = upgrades(kube, values, args.upgrades, log_dir)
         for n in sizes:
             results.append(fleet(kube, values, state_dir, n, args, log_dir))
-            report(results, overhead, os.environ.get("TRACARDI_OPERATOR_RESYNC_SECONDS", "300 s (default)"))
+            report(results, overhead, resync, bumps)
     finally:
         if not args.keep:
             devenv_down(state_dir)
-    report(results, overhead, os.environ.get("TRACARDI_OPERATOR_RESYNC_SECONDS", "300 s (default)"))
+    report(results, overhead, resync, bumps)
 
 
 if __name__ == "__main__":
