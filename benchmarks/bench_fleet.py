@@ -20,6 +20,9 @@ time and memory are read from /proc. For each fleet size N it prints:
   new tag, seen through a watch; p50 and p99 over `--bumps` installations, one after the other, each bump
   once the previous one has settled (the fleet idle, as the goal is stated; `--back-to-back` bumps the
   next one at once, while the previous rollouts still run);
+- restart: the operator stopped and started again on the idle fleet; seconds until the fresh process has
+  passed over every installation, and the PATCH requests it sent meanwhile (a child it finds as its
+  manifest says is not applied again);
 - fleet minor bump: every installation to 0.8.2.3 by one `kubectl apply --server-side` of a
   multi-document file, until every Deployment names 0.8.2.3; divided by the time a raw client (4
   threads) takes to patch the same Deployments' images directly while the operator is stopped (SIGSTOP):
@@ -169,6 +172,20 @@ class Operator:
                 kind = "wait_sum" if "_sum{" in name else "wait_count"
                 urgency = name.split('urgency="', 1)[1].split('"', 1)[0]
                 out[f"{kind}:{urgency}"] = float(value)
+        return out
+
+    def installations_passed(self) -> int:
+        """Installations this process has finished a pass over (their phase series, `installation_phase`)."""
+        return sum(1 for line in (self._get("/metrics") or "").splitlines()
+                   if line.startswith("tracardi_operator_installation_phase{") and line.endswith(" 1.0"))
+
+    def patches(self) -> dict[str, float]:
+        """PATCH requests by resource (server-side applies and status patches)."""
+        out: dict[str, float] = {}
+        for line in (self._get("/metrics") or "").splitlines():
+            if line.startswith("tracardi_operator_api_requests_total{") and 'verb="PATCH"' in line:
+                labels, value = line.rsplit(" ", 1)
+                out[labels.split('resource="', 1)[1].split('"', 1)[0]] = float(value)
         return out
 
     @property
@@ -384,6 +401,9 @@ class FleetResult:
     agent_rss_mib: float = 0.0
     phases: list[tuple[str, dict[str, float]]] = field(default_factory=list)
     """Each phase's name and the passes' counters at its end (`Operator.passes`)."""
+    restart_s: float = 0.0
+    """A fresh operator process: seconds from its start until it had passed over every installation."""
+    restart_patches: dict[str, float] = field(default_factory=dict)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -452,6 +472,15 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
                 wait_settled(kube, ns, {name}, "0.8.2.2", timeout=600)
         wait_settled(kube, ns, set(bumps), "0.8.2.2", timeout=1800)
         result.phases.append(("reaction", operator.passes()))
+
+        say(f"N={n}: the operator restarted on the idle fleet")
+        operator.stop()
+        started = time.monotonic()
+        operator.start()
+        wait(lambda: operator.installations_passed() >= n, 1800, f"a pass over each of the {n} installations")
+        result.restart_s = time.monotonic() - started
+        result.restart_patches = operator.patches()
+        result.phases.append(("restart", operator.passes()))
 
         result.deployments = len(images.images)
         say(f"N={n}: fleet bump of {n} installations ({result.deployments} Deployments) to 0.8.2.3 by kubectl apply")
@@ -580,6 +609,8 @@ def phase_table(phases: list[tuple[str, dict[str, float]]]) -> str:
     lines = ["| phase | passes | mean pass (s) | mean wait: change / event / resync (s) |", "|---|---|---|---|"]
     before: dict[str, float] = {}
     for name, now in phases:
+        if now.get("duration_count", 0.0) < before.get("duration_count", 0.0):
+            before = {}  # the operator was restarted: its counters began again
         def delta(key: str, now: dict[str, float] = now, before: dict[str, float] = before) -> float:
             return now.get(key, 0.0) - before.get(key, 0.0)
 
@@ -609,6 +640,10 @@ def report(results: list[FleetResult], overhead: dict[str, list[float]], resync:
         per_installation = r.simulator_rss_mib / max(1, r.n)
         print(f"N={r.n}: shared simulator RSS {r.simulator_rss_mib:.0f} MiB ({per_installation:.1f} MiB per "
               f"installation), node agent RSS {r.agent_rss_mib:.0f} MiB")
+    for r in results:
+        patched = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.restart_patches.items())) or "none"
+        print(f"N={r.n}: a fresh operator passed over every installation in {r.restart_s:.1f} s; "
+              f"PATCH requests meanwhile: {patched}")
     for r in results:
         slowest = ", ".join(f"{x:.2f}" for x in sorted(r.reaction, reverse=True)[:5])
         print(f"N={r.n}: slowest reactions (s): {slowest}")
