@@ -503,8 +503,11 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
             raw_patch(kube, ns, sorted(images.images), "0.8.2.3")  # as the operator left them
         finally:
             operator.resume()
-        say(f"N={n}: deleting the fleet")
-        kube.delete_namespace(ns)
+        if args.keep:
+            say(f"N={n}: the fleet is left in namespace {ns} (--keep)")
+        else:
+            say(f"N={n}: deleting the fleet")
+            kube.delete_namespace(ns)
     finally:
         images.stop()
         operator.stop()
@@ -669,7 +672,7 @@ def main() -> None:
     parser.add_argument("--back-to-back", action="store_true",
                         help="bump the next installation without waiting for the previous one to settle")
     parser.add_argument("--upgrades", type=int, default=10, help="concurrent major upgrades (0: skip)")
-    parser.add_argument("--keep", action="store_true", help="leave the devenv running")
+    parser.add_argument("--keep", action="store_true", help="leave the devenv running, and each fleet in it")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([500] if args.big else [])
     state_dir = Path(os.environ.get("DEVENV_DIR") or REPO / ".devenv-fleet").resolve()
