@@ -14,8 +14,21 @@ skipped when all of these hold:
   someone else, or a deletion, is undone by the next pass;
 - that apply is less than `reapply_after` seconds old: a periodic apply is kept as a backstop.
 
-Anything else (a first pass after start-up or a leader change, a spec or version change, an edit by
-someone else, an object deleted) applies as before. No I/O here: the caller lists and applies.
+After a start-up or a leader change this process remembers nothing, and a fleet's first passes used to
+apply every child once (at 500 installations, 3,500 PATCH requests into an apiserver already busy with
+the restart). So each applied object carries the digest of its manifest (`stamped`, annotation
+`tracardi.com/manifest-digest`), and a child this process has no record of is taken as applied when
+(`applied_as`):
+
+- its annotation names the digest of the manifest the pass would apply now (a manifest that drops a
+  field has another digest, so a field left behind by an older manifest is still removed), and
+- every value the manifest sets is what the listed object holds (`contains`): an edit of one of our
+  fields by someone else, since our apply, shows as a difference and is undone by an apply. Values the
+  apiserver writes in another form (a quantity, an empty list it drops) show as a difference too: they
+  cost an apply, never a skipped one.
+
+Anything else (a spec or version change, an edit by someone else, an object deleted) applies as before.
+No I/O here: the caller lists and applies.
 """
 
 from __future__ import annotations
@@ -28,6 +41,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracardi_operator.labels import ANNOTATION_MANIFEST_DIGEST
+
 Key = tuple[str, str]  # namespace, installation name
 Child = tuple[str, str]  # kind, name
 
@@ -37,6 +52,47 @@ REAPPLY_AFTER = 3600.0
 
 def digest(manifest: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def stamped(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest as applied: its metadata annotated with its own digest (taken without the annotation)."""
+    meta = dict(manifest.get("metadata") or {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), ANNOTATION_MANIFEST_DIGEST: digest(manifest)}
+    return {**manifest, "metadata": meta}
+
+
+def contains(live: Any, want: Any) -> bool:
+    """Whether the object `live` holds every value `want` sets. Maps: each key of `want`, recursively (a
+    null in `want` asks for the key's absence). Lists of named items (containers, env, ports, volumes):
+    each named item of `want` in `live` by name, recursively. Other lists: the same length, item by item.
+    An empty map or list in `want` is matched by an absent or empty one."""
+    if isinstance(want, Mapping):
+        return isinstance(live, Mapping) and all(_holds(live, k, v) for k, v in want.items())
+    if isinstance(want, list):
+        if not isinstance(live, list):
+            return False
+        if all(isinstance(item, Mapping) and isinstance(item.get("name"), str) for item in want):
+            named = {item.get("name"): item for item in live if isinstance(item, Mapping)}
+            return all(item["name"] in named and contains(named[item["name"]], item) for item in want)
+        return len(live) == len(want) and all(contains(got, item) for got, item in zip(live, want, strict=True))
+    return bool(live == want)
+
+
+def _holds(live: Mapping[str, Any], key: str, want: Any) -> bool:
+    if want is None:
+        return live.get(key) is None
+    if want == {} or want == []:  # the apiserver drops what is empty
+        return live.get(key) in (None, {}, [])
+    return key in live and contains(live[key], want)
+
+
+def applied_as(obj: Mapping[str, Any], manifest: Mapping[str, Any]) -> bool:
+    """Whether the listed object is `manifest` as an earlier apply (by any process) left it, with nothing
+    it sets changed since (see the module's docstring)."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    # The items of a list answer carry no apiVersion and kind; the child's key already says its kind.
+    sets = {k: v for k, v in stamped(manifest).items() if k not in ("apiVersion", "kind")}
+    return annotations.get(ANNOTATION_MANIFEST_DIGEST) == digest(manifest) and contains(obj, sets)
 
 
 def version_of(obj: Mapping[str, Any]) -> str | None:
@@ -50,15 +106,15 @@ def version_of(obj: Mapping[str, Any]) -> str | None:
     return None
 
 
-def live_versions(children: Mapping[str, Any]) -> dict[Child, str]:
-    """(kind, name) → `version_of` every listed child (as `kube.Kube.list_children` returns them)."""
+def live_children(children: Mapping[str, Any]) -> dict[Child, Mapping[str, Any]]:
+    """(kind, name) → every listed child (as `kube.Kube.list_children` returns them)."""
     kinds = {"deployments": "Deployment", "services": "Service", "jobs": "Job"}
-    out: dict[Child, str] = {}
+    out: dict[Child, Mapping[str, Any]] = {}
     for key, kind in kinds.items():
         for obj in children.get(key, []) or []:
-            name, version = (obj.get("metadata", {}) or {}).get("name"), version_of(obj)
-            if name and version:
-                out[(kind, name)] = version
+            name = (obj.get("metadata", {}) or {}).get("name")
+            if name:
+                out[(kind, name)] = obj
     return out
 
 
@@ -76,12 +132,20 @@ class AppliedCache:
     _entries: dict[Key, dict[Child, _Applied]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def needed(self, key: Key, manifest: Mapping[str, Any], live: Mapping[Child, str]) -> bool:
-        """Whether `manifest` must be applied, given the children's versions listed this pass."""
+    def needed(self, key: Key, manifest: Mapping[str, Any], live: Mapping[Child, Mapping[str, Any]]) -> bool:
+        """Whether `manifest` must be applied, given the children listed this pass (`live_children`)."""
         child = (str(manifest["kind"]), str(manifest["metadata"]["name"]))
+        obj = live.get(child)
+        version = version_of(obj) if obj is not None else None
         with self._lock:
             last = self._entries.get(key, {}).get(child)
-        if last is None or live.get(child) != last.version:
+        if last is None:
+            if obj is None or version is None or not applied_as(obj, manifest):
+                return True
+            with self._lock:  # applied before this process knew it (a restart): remembered from now on
+                self._entries.setdefault(key, {})[child] = _Applied(digest(manifest), version, self.clock())
+            return False
+        if version != last.version:
             return True
         return last.digest != digest(manifest) or self.clock() - last.at >= self.reapply_after
 

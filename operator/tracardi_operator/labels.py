@@ -30,6 +30,8 @@ LABEL_TO_DB_VERSION = "tracardi.com/to-db-version"
 # TracardiInstallation to a new value (an RFC 3339 timestamp by convention, e.g. `date -u +%FT%TZ`).
 # The operator acts once per distinct value and never after the switch to the new version.
 ANNOTATION_RETRY = "tracardi.com/retry"
+ANNOTATION_MANIFEST_DIGEST = "tracardi.com/manifest-digest"
+"""On every child the operator applies: the digest of the manifest it applied (`applied.stamped`)."""
 
 # Kubernetes limits names that become DNS labels (Services, Jobs) and label values to 63 characters.
 MAX_LABEL_LENGTH = 63

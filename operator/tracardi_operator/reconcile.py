@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
 from tracardi_operator import builders, conditions
-from tracardi_operator.applied import AppliedCache, Child, live_versions
+from tracardi_operator.applied import AppliedCache, Child, live_children, stamped
 from tracardi_operator.connections import Connections
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.kube import Kube, safe_error
@@ -79,7 +80,7 @@ class Reconciler:
         adapter = self.connections.adapter(inst)
         ctx = self._context(inst, self._shards_available(inst, adapter))
         decision = decide(inst, observed, ctx)
-        self._carry_out(inst, body, decision, live_versions(children))
+        self._carry_out(inst, body, decision, live_children(children))
         self._report(inst, decision)
         refused = conditions.status_of(decision.status.conditions, conditions.SPEC_ACCEPTED) == "False"
         self._count("error" if refused else "ok")
@@ -149,7 +150,7 @@ class Reconciler:
         return headroom.available(room.max_shards_per_node, room.data_nodes, room.shards_in_use)
 
     def _carry_out(self, inst: TracardiInstallation, body: dict[str, Any], decision: Decision,
-                   live: dict[Child, str]) -> None:
+                   live: Mapping[Child, Mapping[str, Any]]) -> None:
         ns, name = inst.namespace, inst.name
         new_status = decision.status.model_dump(by_alias=True, mode="json", exclude_none=True)
         old_status = body.get("status") or {}
@@ -160,9 +161,9 @@ class Reconciler:
             self.kube.patch_status(ns, name, patch)
         for manifest in decision.apply:
             # An apply that would change nothing is skipped (`applied`): the same manifest, to an object
-            # nobody changed since this process applied it.
+            # nobody changed since it was applied (by this process, or, after a restart, by any).
             if self.applied.needed((ns, name), manifest, live):
-                self.applied.record((ns, name), manifest, self.kube.apply(manifest))
+                self.applied.record((ns, name), manifest, self.kube.apply(stamped(manifest)))
         for manifest in decision.create:
             if self.kube.create_once(manifest):
                 log.info("created %s %s/%s", manifest["kind"], ns, manifest["metadata"]["name"],

@@ -2,7 +2,8 @@
 (as soon as status.upgrade.step shows it, i.e. right after the step was recorded and before it was
 acted on, and once more while the migration Job runs) and started again converges to 0.8.1, with
 exactly one migration Job for 080 → 08x, every seeded document readable in 08x, and Tracardi's
-migration started once.
+migration started once. Restarted once more on the settled installation, the operator applies none of
+its children again: each carries the digest of the manifest it was applied with, and still holds it.
 
 "Started once" is read from the simulator's task documents in the 08x task indices (both contexts):
 a POST /migration becomes one orchestrator document (`celery.kind: orchestrator`, named
@@ -19,6 +20,7 @@ from collections import Counter
 from typing import Any
 
 from tests.e2e.conftest import Installations, OperatorProcess
+from tests.e2e.faults import metric
 from tests.e2e.test_failures import assert_all_readable, seed, step, wait_pods_gone
 from tests.factories import wait_for
 
@@ -105,5 +107,13 @@ def test_killed_at_every_step_converges_with_one_migration(
     assert not twice, f"copies started more than once: {twice}"
     assert {i.startswith("prod-") for i in copies} == {True, False}, "both contexts copied"
     assert len(copies) >= 60, f"only {len(copies)} copies"
+    # A fresh process knows nothing it applied: it must find, not re-apply, the children as they are.
+    operator.kill()
+    operator.start()
+    # prometheus_client writes labels sorted by name.
+    phase = f'tracardi_operator_installation_phase{{installation="acme",namespace="{inst.namespace}",phase="Ready"}}'
+    wait_for(lambda: metric(operator.port, phase) == 1, 60, "the restarted operator's first pass over acme")
+    applies = {resource: metric(operator.port, f'tracardi_operator_api_requests_total{{resource="{resource}",'
+                                               f'verb="PATCH"}}') for resource in ("deployments", "services")}
+    assert applies == {"deployments": 0, "services": 0}, f"children applied again after a restart: {applies}"
     wait_pods_gone(inst)
-
