@@ -96,8 +96,7 @@ class Listings:
     _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gates: dict[str, threading.Lock] = field(default_factory=dict)
-    """One per kind: a single whole read at a time when a listing is due (not for `fresh`)."""
-    _reading: set[str] = field(default_factory=set)
+    """One per kind, held by the pass that reads a due listing whole (not for `fresh`)."""
 
     def get(self, kind: Kind, fresh: bool = False) -> list[Object]:
         """The listing as the watch keeps it; read whole first when never read, older than the ttl, or
@@ -106,9 +105,9 @@ class Listings:
         waits for that read. A `fresh` read is always its own: it must start after it was asked for."""
         with self._lock:
             listing = self._listings.get(kind)
-            if listing is not None and not fresh and (self._current(listing) or kind in self._reading):
-                return list(listing.objects.values())
             gate = self._gates.setdefault(kind, threading.Lock())
+            if listing is not None and not fresh and (self._current(listing) or gate.locked()):
+                return list(listing.objects.values())
         if fresh:
             return self._read(kind)
         with gate:
@@ -116,12 +115,7 @@ class Listings:
                 listing = self._listings.get(kind)
                 if listing is not None and self._current(listing):
                     return list(listing.objects.values())  # read by the pass we waited for
-                self._reading.add(kind)
-            try:
-                return self._read(kind)
-            finally:
-                with self._lock:
-                    self._reading.discard(kind)
+            return self._read(kind)
 
     def _current(self, listing: _Listing) -> bool:
         return self.clock() - listing.read_at <= self.ttl
