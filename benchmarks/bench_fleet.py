@@ -149,15 +149,21 @@ class Operator:
         except OSError:
             return None
 
+    def samples(self, name: str) -> list[tuple[dict[str, str], float]]:
+        """Every series of one metric on /metrics: its labels and value."""
+        out = []
+        for line in (self._get("/metrics") or "").splitlines():
+            if line.startswith(name + "{"):
+                labels, value = line.rsplit(" ", 1)
+                pairs = (pair.split("=", 1) for pair in labels[len(name) + 1:-1].split('",') if "=" in pair)
+                out.append(({k: v.strip('"') for k, v in pairs}, float(value)))
+        return out
+
     def requests(self) -> dict[str, float]:
         """tracardi_operator_api_requests_total summed by verb."""
-        text = self._get("/metrics") or ""
         by_verb: dict[str, float] = {}
-        for line in text.splitlines():
-            if line.startswith("tracardi_operator_api_requests_total{"):
-                labels, value = line.rsplit(" ", 1)
-                verb = labels.split('verb="', 1)[1].split('"', 1)[0]
-                by_verb[verb] = by_verb.get(verb, 0.0) + float(value)
+        for labels, value in self.samples("tracardi_operator_api_requests_total"):
+            by_verb[labels["verb"]] = by_verb.get(labels["verb"], 0.0) + value
         return by_verb
 
     def passes(self) -> dict[str, float]:
@@ -176,17 +182,12 @@ class Operator:
 
     def installations_passed(self) -> int:
         """Installations this process has finished a pass over (their phase series, `installation_phase`)."""
-        return sum(1 for line in (self._get("/metrics") or "").splitlines()
-                   if line.startswith("tracardi_operator_installation_phase{") and line.endswith(" 1.0"))
+        return sum(1 for _, value in self.samples("tracardi_operator_installation_phase") if value == 1)
 
     def patches(self) -> dict[str, float]:
         """PATCH requests by resource (server-side applies and status patches)."""
-        out: dict[str, float] = {}
-        for line in (self._get("/metrics") or "").splitlines():
-            if line.startswith("tracardi_operator_api_requests_total{") and 'verb="PATCH"' in line:
-                labels, value = line.rsplit(" ", 1)
-                out[labels.split('resource="', 1)[1].split('"', 1)[0]] = float(value)
-        return out
+        return {labels["resource"]: value for labels, value in self.samples("tracardi_operator_api_requests_total")
+                if labels["verb"] == "PATCH"}
 
     @property
     def pid(self) -> int:
@@ -503,7 +504,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
             raw_patch(kube, ns, sorted(images.images), "0.8.2.3")  # as the operator left them
         finally:
             operator.resume()
-        if args.keep:
+        if args.keep and n == args.last_size:  # an earlier fleet left in place would load the next one
             say(f"N={n}: the fleet is left in namespace {ns} (--keep)")
         else:
             say(f"N={n}: deleting the fleet")
@@ -672,9 +673,10 @@ def main() -> None:
     parser.add_argument("--back-to-back", action="store_true",
                         help="bump the next installation without waiting for the previous one to settle")
     parser.add_argument("--upgrades", type=int, default=10, help="concurrent major upgrades (0: skip)")
-    parser.add_argument("--keep", action="store_true", help="leave the devenv running, and each fleet in it")
+    parser.add_argument("--keep", action="store_true", help="leave the devenv running, and the last fleet in it")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([500] if args.big else [])
+    args.last_size = sizes[-1] if sizes else 0
     state_dir = Path(os.environ.get("DEVENV_DIR") or REPO / ".devenv-fleet").resolve()
     values = devenv_up(state_dir)
     log_dir = state_dir / "bench-fleet"
