@@ -1,8 +1,9 @@
 """The Elasticsearch adapter: the only module of retention that talks to Elasticsearch.
 
 What lives here: building a client (TLS verification on by default; secrets never logged or shown in
-a repr), reading the raw inventory (and the cluster's identity) in seven requests (indices and mappings of
-Tracardi-named indices only: a cluster's other indices are counted, never listed), reading the shard
+a repr), reading the raw inventory (and the cluster's identity) in six requests (indices and mappings of
+Tracardi-named indices only, from the cluster state's metadata: a cluster's other indices are counted,
+never listed), reading the shard
 room alone (two small requests), deleting indices
 and templates by exact names, checking which names still exist, and snapshotting named indices. No
 decisions: what to delete is decided by `retention.plan.plan_retention`; this module refuses anything
@@ -24,14 +25,17 @@ from tracardi_operator.retention.safety import batch_names, is_exact_name
 # Elasticsearch's default when the setting is nowhere to be read.
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
 
-_CAT_COLUMNS = "index,pri,rep,docs.count,health,status"
+_STATE_FIELDS = ",".join(f"metadata.indices.*.{f}" for f in (
+    "state", "settings.index.number_of_shards", "settings.index.number_of_replicas", "mappings._meta",
+    "mappings.*._meta"))
 # Every Tracardi index name holds `.tracardi-` (docs/tracardi.md §2); system (dot) indices are foreign
 # whatever their name. Indices outside this pattern are never Tracardi's: they are not listed, and their
 # mappings are not read (on a cluster with thousands of other indices those reads were most of a run).
 TRACARDI_INDICES = "*.tracardi-*,-.*"
 _HEALTH_FIELDS = "number_of_data_nodes,active_shards,initializing_shards,unassigned_shards"
 # Names joined into one path up to this many bytes are checked by name; longer lists would not fit
-# the request line (http.max_initial_line_length, 4kb by default) and are checked against _cat/indices.
+# the request line (http.max_initial_line_length, 4kb by default) and are checked against the settings of
+# every Tracardi-named index.
 _VERIFY_BY_NAME_BYTES = 3000
 
 
@@ -119,26 +123,32 @@ class ElasticAdapter:
     def read_inventory(self) -> RawInventory:
         client = self._client
         identity = cluster_uuid(client.info(filter_path="cluster_uuid"))
-        cat_indices = client.cat.indices(index=TRACARDI_INDICES, format="json", h=_CAT_COLUMNS, expand_wildcards="all")
+        rows, mappings = self._tracardi_indices()
         # _cat/aliases lists every alias, of system indices too, without the deprecation warning that
         # GET _alias and GET _mapping give for system indices; the rows become `GET _alias`'s shape.
         aliases = self._aliases()
         templates = self._templates()
-        # Only `_meta` of each mapping: the rest of a mapping can be large and is never needed.
-        mappings = client.indices.get_mapping(index=TRACARDI_INDICES, expand_wildcards="all",
-                                              filter_path="*.mappings._meta")
         settings = client.cluster.get_settings(include_defaults=True, filter_path="*.cluster.max_shards_per_node")
         health = client.cluster.health(filter_path=_HEALTH_FIELDS)
         return RawInventory(
-            cat_indices=_rows(cat_indices),
+            cat_indices=rows,
             aliases=aliases,
             index_templates=templates,
-            mappings=dict(mappings or {}),
+            mappings=mappings,
             max_shards_per_node=max_shards_per_node(settings or {}),
             data_nodes=int((health or {}).get("number_of_data_nodes", 0)),
             cluster_uuid=identity,
             shards_in_use=_shards(health),
         )
+
+    def _tracardi_indices(self) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Every Tracardi-named index (closed and hidden ones too) as `_cat/indices` rows (index, pri,
+        rep, status) and the `_meta` of their mappings in `GET _mapping`'s shape, from one read of the
+        cluster state's metadata. Not `_cat/indices`, which gathers every shard's statistics first (and
+        the inventory never needs a document count): 155 ms for 1,000 indices on a cluster of 6,000."""
+        answer = self._client.cluster.state(metric="metadata", index=TRACARDI_INDICES, expand_wildcards="all",
+                                            allow_no_indices=True, filter_path=_STATE_FIELDS)
+        return state_rows(answer)
 
     def _aliases(self) -> dict[str, Any]:
         aliases: dict[str, Any] = {}
@@ -281,6 +291,36 @@ def merged_inventory(
     return dataclasses.replace(
         previous, cat_indices=[row for row in previous.cat_indices if row.get("index") not in gone],
         aliases=aliases, index_templates=templates, mappings=mappings, cluster_uuid=identity)
+
+
+def state_rows(answer: object) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """`_cat/indices`-shaped rows (index, pri, rep, status; no document count or health) and
+    `GET _mapping`-shaped `_meta`s of a cluster state's `metadata.indices`. 7.x keeps a mapping under its
+    single type (`_doc`); a mapping without a type is read as well."""
+    indices = _dig(answer, "metadata", "indices")
+    rows: list[dict[str, Any]] = []
+    metas: dict[str, Any] = {}
+    for name, entry in (indices.items() if isinstance(indices, Mapping) else ()):
+        if not isinstance(entry, Mapping):
+            continue
+        index_settings = _dig(entry, "settings", "index")
+        rows.append({"index": name, "status": entry.get("state"), "pri": _dig(index_settings, "number_of_shards"),
+                     "rep": _dig(index_settings, "number_of_replicas")})
+        mappings = entry.get("mappings")
+        meta = _dig(mappings, "_meta")
+        if meta is None and isinstance(mappings, Mapping) and len(mappings) == 1:
+            meta = _dig(next(iter(mappings.values())), "_meta")
+        if meta is not None:
+            metas[name] = {"mappings": {"_meta": meta}}
+    return sorted(rows, key=lambda row: str(row["index"])), metas
+
+
+def _dig(data: object, *keys: str) -> object:
+    for key in keys:
+        if not isinstance(data, Mapping):
+            return None
+        data = data.get(key)
+    return data
 
 
 def _rows(answer: object) -> list[dict[str, Any]]:

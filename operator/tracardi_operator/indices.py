@@ -70,9 +70,8 @@ class IndexRecord:
     foreign_reason: ForeignReason | None
     primaries: int
     replicas: int
-    docs_count: int | None
-    health: str | None
     status: str | None
+    """`open` or `close` (the cluster state's word), None when Elasticsearch did not say."""
 
     @property
     def owner(self) -> VersionId | None:
@@ -247,7 +246,7 @@ def parse_inventory(
 ) -> Inventory:
     """Classify everything Elasticsearch reported.
 
-    - `cat_indices`: rows of `_cat/indices?format=json&h=index,pri,rep,docs.count,health,status`
+    - `cat_indices`: rows shaped like `_cat/indices?format=json&h=index,pri,rep,status` (`elastic.state_rows`)
     - `aliases`: `GET _alias`, `{index: {"aliases": {alias: {...}}}}`
     - `index_templates`: `GET _index_template`, `{"index_templates": [{name, index_template}]}`
     - `mappings`: `GET _mapping?filter_path=*.mappings._meta`, `{index: {"mappings": {"_meta": {}}}}`
@@ -266,8 +265,6 @@ def parse_inventory(
                 foreign_reason=reason,
                 primaries=_as_int(row.get("pri")) or 0,
                 replicas=_as_int(row.get("rep")) or 0,
-                docs_count=_as_int(row.get("docs.count")),
-                health=_as_str(row.get("health")),
                 status=_as_str(row.get("status")),
             )
         )

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tracardi_operator.elastic import state_rows
 from tracardi_operator.indices import (
     Context,
     ForeignReason,
@@ -251,7 +252,6 @@ def test_parse_inventory() -> None:
     assert by_name["080.fa73a.tracardi-flow"].owner == V080
     assert by_name["080.fa73a.tracardi-flow"].shards == 2
     assert by_name["prod-080.fa73a.tracardi-event-2023-11"].shards == 3
-    assert by_name["prod-080.fa73a.tracardi-event-2023-11"].docs_count == 10
     assert by_name["static-080.fa73a.tracardi-bridge"].owner == V080
     assert by_name["080.fa73a.tracardi-profile"].foreign_reason is ForeignReason.META_MISSING
     assert by_name["080.fa73a.tracardi-session"].foreign_reason is ForeignReason.META_DISAGREES
@@ -301,3 +301,32 @@ def test_alias_mixing_tenants_or_reaching_foreign_is_live() -> None:
     }
     inventory = parse_inventory(cat, aliases, {}, mappings)
     assert {a.name for a in live_aliases(inventory, [V0820])} == {"zzzzz.tracardi-flow", "fa73a.tracardi-rule"}
+
+
+def test_cluster_state_metadata_becomes_rows_and_metas() -> None:
+    # The shape `GET _cluster/state/metadata/<pattern>?filter_path=...` answers with on 7.x: the mapping
+    # under its type, settings as strings, a closed index's state "close"; an index without `_meta`
+    # has only its state and settings.
+    answer = {"metadata": {"indices": {
+        "prod-080.fa73a.tracardi-event-2023-11": {
+            "state": "open", "settings": {"index": {"number_of_shards": "3", "number_of_replicas": "0"}},
+            "mappings": {"_doc": {"_meta": {"version": V080.db, "name": V080.tenant}}}},
+        "080.fa73a.tracardi-flow": {
+            "state": "close", "settings": {"index": {"number_of_shards": "1", "number_of_replicas": "1"}},
+            "mappings": {"_meta": {"version": V080.db, "name": V080.tenant}}},  # a mapping without a type
+        "080.fa73a.tracardi-profile": {"state": "open",
+                                       "settings": {"index": {"number_of_shards": "2", "number_of_replicas": "1"}}},
+        "broken": "not an object",
+    }}}
+    rows, metas = state_rows(answer)
+    assert [row["index"] for row in rows] == [
+        "080.fa73a.tracardi-flow", "080.fa73a.tracardi-profile", "prod-080.fa73a.tracardi-event-2023-11"]
+    assert set(metas) == {"080.fa73a.tracardi-flow", "prod-080.fa73a.tracardi-event-2023-11"}
+    by_name = parse_inventory(rows, {}, {}, metas).by_name()
+    assert by_name["prod-080.fa73a.tracardi-event-2023-11"].owner == V080
+    assert by_name["prod-080.fa73a.tracardi-event-2023-11"].shards == 3
+    assert by_name["080.fa73a.tracardi-flow"].owner == V080
+    assert not by_name["080.fa73a.tracardi-flow"].is_open
+    assert by_name["080.fa73a.tracardi-profile"].foreign_reason is ForeignReason.META_MISSING
+    assert by_name["080.fa73a.tracardi-profile"].shards == 4
+    assert state_rows({}) == ([], {})  # no Tracardi-named index: filter_path leaves an empty answer
