@@ -197,7 +197,7 @@ def new_metrics(clock: Callable[[], float] = time.monotonic) -> Metrics:
             f"{PREFIX}_reconcile_wait_seconds",
             "How long a pass waited for a free worker after it was woken by an event or fell due, by why it was "
             "due: change (the installation was edited, or its step asked for the next pass at once; these go "
-            "first), event (a child or policy changed; may wait up to 10 s for change passes) or resync (the "
+            "first), event (a child or policy changed; may wait up to 30 s for change passes) or resync (the "
             "periodic pass, a retry; up to a minute).",
             ["urgency"],
             buckets=PASS_BUCKETS,

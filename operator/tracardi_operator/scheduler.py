@@ -9,9 +9,11 @@ keys, then sleeps until it is woken (`wake`) or its next pass is due: the delay 
 When more passes are due than there are workers, a free worker goes to the waiting pass with the
 earliest deadline: the time it fell due plus the latency its urgency allows (`Urgency`, `LATENCY`). A pass
 for a change of the key's own object, or one its previous pass asked for at once, is due at once; a pass
-woken by another event may wait up to 10 s for those, and a periodic pass or a retry up to a minute. So a
-version bump in a busy fleet is acted on ahead of the rollouts of earlier bumps, and no pass waits
-for ever behind a stream of more urgent ones.
+woken by another event may wait up to 30 s for those, and a periodic pass or a retry up to a minute. So a
+version bump in a busy fleet is acted on ahead of the rollouts of earlier bumps (a fleet bump by one
+`kubectl apply` arrives over some seconds, and each bumped installation's pass must not wait behind the
+passes its predecessors' rolling Deployments wake), and no pass waits for ever behind a stream of more
+urgent ones.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ class Urgency(IntEnum):
     """The periodic pass, or a retry after a failure."""
 
 
-LATENCY: dict[Urgency, float] = {Urgency.CHANGE: 0.0, Urgency.EVENT: 10.0, Urgency.RESYNC: 60.0}
+LATENCY: dict[Urgency, float] = {Urgency.CHANGE: 0.0, Urgency.EVENT: 30.0, Urgency.RESYNC: 60.0}
 """Seconds a pass of each urgency may wait for more urgent ones once due: its deadline is due + this."""
 
 Work = Callable[[str, str], float | None]

@@ -108,14 +108,14 @@ def test_a_free_worker_goes_to_the_earliest_deadline_so_urgency_orders_but_never
         await asyncio.sleep(0)
         waiters = [asyncio.create_task(take(name, due + LATENCY[urgency])) for name, due, urgency in (
             ("resync", now, Urgency.RESYNC), ("event-1", now, Urgency.EVENT), ("change", now, Urgency.CHANGE),
-            ("event-2", now, Urgency.EVENT), ("event due 15 s ago", now - 15, Urgency.EVENT))]
+            ("event-2", now, Urgency.EVENT), ("event due long ago", now - LATENCY[Urgency.EVENT] - 5, Urgency.EVENT))]
         await asyncio.sleep(0.01)
         assert workers.waiting == 5
         hold.set()
         await asyncio.gather(first, *waiters)
 
     asyncio.run(main())
-    assert order == ["holder", "event due 15 s ago", "change", "event-1", "event-2", "resync"]
+    assert order == ["holder", "event due long ago", "change", "event-1", "event-2", "resync"]
 
 
 def test_a_waiter_cancelled_in_the_queue_keeps_no_worker() -> None:
@@ -244,16 +244,17 @@ async def _held_worker() -> AsyncIterator[_Held]:
 
 
 def test_the_loops_hand_the_worker_over_by_deadline_not_by_urgency_alone() -> None:
-    """Through the loops themselves, on a clock the test moves: an event pass due 15 s ago (deadline
-    0 + 10) goes ahead of a fresh edit (15 + 0), which goes ahead of an event due now (15 + 10).
-    Strict urgency order would run the edit first; first come first served the late event before it."""
+    """Through the loops themselves, on a clock the test moves: an event pass due longer ago than an
+    event's latency (deadline 0 + L) goes ahead of a fresh edit (L + 5 + 0), which goes ahead of an event
+    due now (L + 5 + L). Strict urgency order would run the edit first; first come first served the late
+    event before it."""
 
     async def main() -> list[str]:
         async with _held_worker() as held:
             scheduler = held.scheduler
             scheduler.ensure_loop("fleet", "old-event")
             await _until(lambda: scheduler.waiting == 1)
-            held.clock.now = 15.0
+            held.clock.now = LATENCY[Urgency.EVENT] + 5.0
             scheduler.ensure_loop("fleet", "late-event")
             await _until(lambda: scheduler.waiting == 2)
             scheduler.ensure_loop("fleet", "edited")
