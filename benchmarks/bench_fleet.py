@@ -167,7 +167,8 @@ class Operator:
         return by_verb
 
     def passes(self) -> dict[str, float]:
-        """The passes' counters: `duration_sum`, `duration_count`, and `wait_sum:<urgency>`, `wait_count:<urgency>`."""
+        """The passes' counters: `duration_sum`, `duration_count`, `wait_sum:<urgency>`, `wait_count:<urgency>`,
+        and `retries` (passes that failed and were tried again)."""
         out: dict[str, float] = {}
         for line in (self._get("/metrics") or "").splitlines():
             name, _, value = line.rpartition(" ")
@@ -178,6 +179,8 @@ class Operator:
                 kind = "wait_sum" if "_sum{" in name else "wait_count"
                 urgency = name.split('urgency="', 1)[1].split('"', 1)[0]
                 out[f"{kind}:{urgency}"] = float(value)
+            elif name == 'tracardi_operator_reconciliations_total{result="retry"}':
+                out["retries"] = float(value)
         return out
 
     def installations_passed(self) -> int:
@@ -609,8 +612,10 @@ def upgrades(kube: Kube, values: dict[str, str], count: int, log_dir: Path) -> d
 
 
 def phase_table(phases: list[tuple[str, dict[str, float]]]) -> str:
-    """Per phase: the passes run, their mean run time, and the mean wait for a worker by urgency."""
-    lines = ["| phase | passes | mean pass (s) | mean wait: change / event / resync (s) |", "|---|---|---|---|"]
+    """Per phase: the passes run, their mean run time, the mean wait for a worker by urgency, and the passes
+    that failed (each is tried again after a backoff of 2 s or more)."""
+    lines = ["| phase | passes | mean pass (s) | mean wait: change / event / resync (s) | failed |",
+             "|---|---|---|---|---|"]
     before: dict[str, float] = {}
     for name, now in phases:
         if now.get("duration_count", 0.0) < before.get("duration_count", 0.0):
@@ -623,7 +628,7 @@ def phase_table(phases: list[tuple[str, dict[str, float]]]) -> str:
             f"{delta(f'wait_sum:{u}') / delta(f'wait_count:{u}'):.2f}" if delta(f"wait_count:{u}") else "-"
             for u in ("change", "event", "resync"))
         mean = delta("duration_sum") / count if count else 0.0
-        lines.append(f"| {name} | {count:.0f} | {mean:.2f} | {waits} |")
+        lines.append(f"| {name} | {count:.0f} | {mean:.2f} | {waits} | {delta('retries'):.0f} |")
         before = now
     return "\n".join(lines)
 

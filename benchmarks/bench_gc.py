@@ -242,7 +242,8 @@ def elasticsearch_url() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--indices", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of both paths (0: only make the unrelated indices, and keep them)")
     parser.add_argument("--workers", type=int, default=16)
     parser.add_argument("--others", type=int, default=0,
                         help="unrelated indices the cluster also holds (made once, deleted at the end)")
@@ -261,6 +262,10 @@ def main() -> None:
         made = create_others(client, args.others, args.workers)
         if args.others:
             print(f"{args.others} unrelated indices on the cluster (made or found in {made:.1f} s)")
+        if args.rounds == 0:
+            args.keep_others = True
+            print("--rounds 0: nothing timed; the unrelated indices are kept for the next run")
+            return
         for round_number in range(args.rounds):
             # Alternate the order so that neither path always runs on a freshly loaded cluster.
             for path in ("ours", "raw") if round_number % 2 == 0 else ("raw", "ours"):
@@ -285,6 +290,8 @@ def main() -> None:
             client.indices.delete(index=f"{OTHERS_PREFIX}*", request_timeout=600)
             client.indices.delete_index_template(name=OTHERS_TEMPLATE, ignore=[404])
         client.cluster.put_settings(body={"transient": {"cluster.max_shards_per_node": previous_limit}})
+    if not ours:
+        return
     ours_median, raw_median = statistics.median(ours), statistics.median(raw)
     print(f"indices: {args.indices}, unrelated indices: {args.others}, rounds: {args.rounds}")
     print(f"ours (the retention run: inventory, plan, re-read before each request, batched delete, verify): "
