@@ -228,27 +228,30 @@ class ElasticAdapter:
             self._client.indices.delete_index_template(name=exact)
 
     def existing_indices(self, names: Sequence[str]) -> set[str]:
-        """Which of these exact names are still indices (for verifying a deletion), in one request:
-        by name when the names fit in a request line, else from the names of every index (of every
-        Tracardi-named one when all the names are Tracardi's). Settings, not _cat/indices, which
-        gathers every shard's statistics first: for 1,000 indices on devenv's Elasticsearch, 41 ms
-        against 75 ms (medians of 7)."""
-        path = ",".join(require_exact_names(names))
-        if len(path.encode()) > _VERIFY_BY_NAME_BYTES:
-            tracardi = all(".tracardi-" in n and not n.startswith(".") for n in names)
-            path = TRACARDI_INDICES if tracardi else "_all"
-            listed = self._client.indices.get_settings(index=path, name="index.uuid", expand_wildcards="all",
-                                                       filter_path="*.settings.index.uuid")
-            return set(listed or {}) & set(names)
-        found = self._client.indices.get_settings(
-            index=path,
-            name="index.uuid",
-            expand_wildcards="none",
-            ignore_unavailable=True,
-            allow_no_indices=True,
-            filter_path="*.settings.index.uuid",
-        )
-        return set(found or {}) & set(names)
+        """Which of these exact names are still indices (for verifying a deletion): by name when the
+        names fit in a request line; else, when all of them are Tracardi-named (a retention run's
+        always are), from one read of every Tracardi-named index's settings; else by name, one request
+        per request line of them. Settings, not _cat/indices, which gathers every shard's statistics
+        first: for 1,000 indices on devenv's Elasticsearch, 41 ms against 75 ms (medians of 7)."""
+        checked = require_exact_names(names)
+        wanted = set(checked)
+        if len(",".join(checked).encode()) > _VERIFY_BY_NAME_BYTES and all(
+                ".tracardi-" in n and not n.startswith(".") for n in checked):
+            listed = self._client.indices.get_settings(index=TRACARDI_INDICES, name="index.uuid",
+                                                       expand_wildcards="all", filter_path="*.settings.index.uuid")
+            return set(listed or {}) & wanted
+        found: set[str] = set()
+        for batch in batch_names(checked):
+            answer = self._client.indices.get_settings(
+                index=",".join(batch),
+                name="index.uuid",
+                expand_wildcards="none",
+                ignore_unavailable=True,
+                allow_no_indices=True,
+                filter_path="*.settings.index.uuid",
+            )
+            found |= set(answer or {})
+        return found & wanted
 
     def existing_templates(self, names: Sequence[str]) -> set[str]:
         try:

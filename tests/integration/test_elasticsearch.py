@@ -151,7 +151,8 @@ def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticse
         room = adapter.shard_room()
         assert (room.shards_in_use, room.data_nodes) == (total, 1)
         assert room.max_shards_per_node == raw.max_shards_per_node == 1000
-        # Verifying a long list of names (past one request line) reads the Tracardi-named listing.
+        # Verifying a long list of names (past one request line) reads the Tracardi-named listing when
+        # every name is Tracardi's, else asks by name, one request line at a time.
         gone = [f"0820.ab12c.tracardi-gone{i}" for i in range(300)]
         assert adapter.existing_indices([*gone, "0820.ab12c.tracardi-profile"]) == {"0820.ab12c.tracardi-profile"}
         assert adapter.existing_indices([*gone, "app-logs-1"]) == {"app-logs-1"}
