@@ -65,7 +65,12 @@ def contains(live: Any, want: Any) -> bool:
     """Whether the object `live` holds every value `want` sets. Maps: each key of `want`, recursively (a
     null in `want` asks for the key's absence). Lists of named items (containers, env, ports, volumes):
     each named item of `want` in `live` by name, recursively. Other lists: the same length, item by item.
-    An empty map or list in `want` is matched by an absent or empty one."""
+    An empty map or list in `want` is matched by an absent or empty one.
+
+    The apiserver merges some named lists by another key (ports by port number and protocol), but the
+    by-name match errs only towards "not contained": the item found by name must still hold every value
+    `want` sets (the port number too), and names are unique in such a list (validation refuses two
+    ports of one name). So a wrong answer costs an apply, never a skipped one."""
     if isinstance(want, Mapping):
         return isinstance(live, Mapping) and all(_holds(live, k, v) for k, v in want.items())
     if isinstance(want, list):

@@ -100,6 +100,11 @@ def _now() -> dt.datetime:
 
 @dataclass
 class Elector:
+    """Acquires and renews the operator's Lease for one process (`run`), and hands it back once on a
+    clean shutdown (`release`). An Elector is used once: after `release` it never holds the Lease again
+    (a renewal still running writes nothing), so a process that wants to lead again makes a new one.
+    """
+
     api: client.ApiClient
     namespace: str
     identity: str
