@@ -189,8 +189,12 @@ class Operator:
 
     def patches(self) -> dict[str, float]:
         """PATCH requests by resource (server-side applies and status patches)."""
-        return {labels["resource"]: value for labels, value in self.samples("tracardi_operator_api_requests_total")
-                if labels["verb"] == "PATCH"}
+        return {resource: value for (verb, resource), value in self.requests_by_resource().items() if verb == "PATCH"}
+
+    def requests_by_resource(self) -> dict[tuple[str, str], float]:
+        """tracardi_operator_api_requests_total by verb and resource."""
+        return {(labels["verb"], labels["resource"]): value
+                for labels, value in self.samples("tracardi_operator_api_requests_total")}
 
     @property
     def pid(self) -> int:
@@ -408,6 +412,8 @@ class FleetResult:
     restart_s: float = 0.0
     """A fresh operator process: seconds from its start until it had passed over every installation."""
     restart_patches: dict[str, float] = field(default_factory=dict)
+    bump_requests: dict[tuple[str, str], float] = field(default_factory=dict)
+    """The operator's API requests by verb and resource from the fleet bump's apply until it settled."""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -491,6 +497,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         manifest = log_dir / f"fleet-{n}.yaml"
         manifest.write_text(yaml.safe_dump_all([body(ns, name, "0.8.2.3", es_url, redis_url) for name in names]))
         kubectl = state_dir / "bin" / "kubectl"
+        before = operator.requests_by_resource()
         started = time.monotonic()
         subprocess.run([str(kubectl), "--kubeconfig", values["KUBECONFIG"], "apply", "--server-side",
                         "--force-conflicts", "--field-manager", "bench-fleet", "-f", str(manifest)],
@@ -499,6 +506,8 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         result.fleet_bump_s = time.monotonic() - started
         wait_settled(kube, ns, set(names), "0.8.2.3", timeout=1800)
         result.phases.append(("fleet bump", operator.passes()))
+        result.bump_requests = {k: v - before.get(k, 0.0) for k, v in operator.requests_by_resource().items()
+                                if v - before.get(k, 0.0)}
 
         say(f"N={n}: the raw client patches the same {result.deployments} Deployments (operator stopped)")
         operator.pause()
@@ -653,6 +662,10 @@ def report(results: list[FleetResult], overhead: dict[str, list[float]], resync:
         patched = ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.restart_patches.items())) or "none"
         print(f"N={r.n}: a fresh operator passed over every installation in {r.restart_s:.1f} s; "
               f"PATCH requests meanwhile: {patched}")
+    for r in results:
+        spent = ", ".join(f"{verb} {resource} {count / max(1, r.n):.1f}"
+                          for (verb, resource), count in sorted(r.bump_requests.items(), key=lambda kv: -kv[1]))
+        print(f"N={r.n}: the fleet bump's API requests per installation, until settled: {spent or 'none'}")
     for r in results:
         slowest = ", ".join(f"{x:.2f}" for x in sorted(r.reaction, reverse=True)[:5])
         print(f"N={r.n}: slowest reactions (s): {slowest}")

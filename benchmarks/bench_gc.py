@@ -73,6 +73,8 @@ def create_indices(client: Elasticsearch, index_names: list[str], workers: int) 
         list(pool.map(create, index_names))
     client.cluster.health(index=f"*{OLD.db}.{OLD.tenant}.*", wait_for_status="green", timeout="600s",
                           request_timeout=700)
+    # Neither path starts while the master still works through the creations' cluster-state tasks.
+    client.cluster.health(wait_for_events="languid", timeout="600s", request_timeout=700)
     return time.perf_counter() - started
 
 
