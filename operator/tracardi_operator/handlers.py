@@ -157,10 +157,14 @@ async def installation_changed(type: str | None, namespace: str | None, name: st
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
 async def deployment_changed(type: str | None, body: Mapping[str, Any], namespace: str | None,
                              labels: Mapping[str, str], memo: Any, **_: Any) -> None:
-    """A Deployment's event: retention's listing of them follows it, and its installation wakes."""
+    """A Deployment's event: retention's listing of them follows it, and its installation wakes when the
+    event changed something its decisions read (not for each step of a rolling update's counts)."""
     runtime = _runtime(memo)
     runtime.listed("deployments", type, body)
-    _wake_owner(runtime, namespace, labels)
+    if runtime.deployment_moved(namespace or "", body, deleted=type == "DELETED"):
+        _wake_owner(runtime, namespace, labels)
+    else:
+        runtime.touch()
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)

@@ -68,6 +68,15 @@ class Observed:
         return d is not None and (d.ready_replicas > 0 or d.replicas == 0)
 
 
+def decision_facts(obj: Mapping[str, Any]) -> tuple[object, ...]:
+    """What the rollout decisions read of one Deployment: its `DeploymentState` without the replica
+    counts between none and all (a rolling update moves them several times and no decision reads
+    them, only whether it is rolled out and whether any replica is ready). A watch event that changes
+    none of this changes no decision, so it need not wake the installation."""
+    d = _deployment(obj)
+    return d.version, d.replicas, d.rolled_out, d.stalled, d.refused, d.ready_replicas > 0
+
+
 def _deployment(obj: Mapping[str, Any]) -> DeploymentState:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {}) or {}
     labels = spec.get("template", {}).get("metadata", {}).get("labels", {}) or {}

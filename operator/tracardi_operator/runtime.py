@@ -21,6 +21,7 @@ from tracardi_operator.connections import Connections
 from tracardi_operator.kube import Kube, deployment_evidence, safe_error, without_managed_fields
 from tracardi_operator.labels import label_value
 from tracardi_operator.listings import Kind, Listings
+from tracardi_operator.observe import decision_facts
 from tracardi_operator.reconcile import Reconciler
 from tracardi_operator.retention_pass import RetentionPass
 from tracardi_operator.scheduler import Key, Scheduler, Urgency
@@ -43,6 +44,8 @@ class Runtime:
     """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _policy_generations: dict[str, int | None] = field(default_factory=dict)
+    _deployment_facts: dict[Key, tuple[object, ...]] = field(default_factory=dict)
+    """What the decisions read of each Deployment (`observe.decision_facts`), as its last event said."""
 
     def __post_init__(self) -> None:
         self.status_writes = StatusWrites()
@@ -100,6 +103,18 @@ class Runtime:
         """A watch event of a kind retention lists cluster-wide: keep that listing current with it."""
         obj = deployment_evidence(body) if kind == "deployments" else without_managed_fields(body)
         self.listings.observe(kind, event, obj)
+
+    def deployment_moved(self, namespace: str, body: Mapping[str, Any], deleted: bool = False) -> bool:
+        """A Deployment's watch event: whether it changed anything a decision reads (`decision_facts`);
+        its first event (the initial listing too) and its deletion always do."""
+        key = (namespace, str((body.get("metadata") or {}).get("name") or ""))
+        if deleted:
+            self._deployment_facts.pop(key, None)
+            return True
+        facts = decision_facts(body)
+        known = self._deployment_facts.get(key)
+        self._deployment_facts[key] = facts
+        return known != facts
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or
