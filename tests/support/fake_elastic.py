@@ -55,7 +55,7 @@ class FakeElastic:
 
     # -- the ElasticAdapter interface ---------------------------------------------------------------
     def read_inventory(self) -> RawInventory:
-        cat = [{"index": n, "pri": "1", "rep": "0", "docs.count": "1", "health": "green", "status": "open"}
+        cat = [{"index": n, "pri": "1", "rep": "0", "status": "open"}
                for n in sorted(self.indices)]
         mappings = {n: {"mappings": {"_meta": {"version": p.db, "name": p.tenant}}}
                     for n, p in self.indices.items() if p is not None}

@@ -112,7 +112,8 @@ def run(
             "nothing is deleted")
         return outcome
     act = _Run(inst, adapter, cache, key, cached.raw.cluster_uuid, now, effects)
-    # An inventory this run has just read (not one from the cache) is as fresh as a second reading.
+    # An inventory read begun after this run asked (by it, or by another pass it waited for) is as fresh
+    # as a second reading; one from the cache is not.
     first = act.reread(just_read=cached if cached.at >= asked else None)
     if first is None:
         return outcome

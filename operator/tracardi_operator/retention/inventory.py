@@ -18,43 +18,72 @@ INVENTORY_TTL = 20.0
 
 @dataclass
 class CachedInventory:
-    """One read of a cluster's inventory: when, Elasticsearch's answers, and their reading."""
+    """One read of a cluster's inventory: when it started, Elasticsearch's answers, and their reading."""
 
     at: float
+    """time.monotonic() when the read began: whatever changed before then, it saw."""
     raw: RawInventory
     inventory: Inventory
 
 
 class InventoryCache:
-    """One inventory read per cluster per cycle, shared by the installations on that cluster."""
+    """One inventory read per cluster per cycle, shared by the installations on that cluster.
+
+    When the entry of a cluster is missing or too old, one caller reads it and the others asking
+    meanwhile wait for that read instead of each sending their own: on a cluster of thousands of
+    indices a read takes a while, and every worker reading the same inventory at once would leave
+    none for an installation that was just edited.
+    """
 
     def __init__(self, ttl: float = INVENTORY_TTL) -> None:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, ...], CachedInventory] = {}
+        self._reading: dict[tuple[str, ...], threading.Lock] = {}
 
     def get(self, key: tuple[str, ...], adapter: ElasticAdapter, fresh: bool = False) -> CachedInventory:
+        """The cluster's inventory: the cached one while it is younger than the TTL, else read (by this
+        caller, or by another whose read this one waited for). `fresh`: always a read begun now."""
+        if fresh:
+            return self._read(key, adapter)
+        entry = self._young(key)
+        if entry is not None:
+            return entry
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and not fresh and time.monotonic() - entry.at < self.ttl:
-                return entry
-        raw = adapter.read_inventory()
-        inventory = parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)
-        entry = CachedInventory(time.monotonic(), raw, inventory)
-        with self._lock:
-            self._entries[key] = entry
-        return entry
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:
+            entry = self._young(key)  # read by another caller while this one waited
+            return entry if entry is not None else self._read(key, adapter)
 
     def refreshed(self, key: tuple[str, ...], adapter: ElasticAdapter, previous: CachedInventory,
                   about: Sequence[str], deleted: Sequence[str]) -> CachedInventory:
         """`previous` read again where it can change what becomes of `about` (`refresh_inventory`)."""
+        started = time.monotonic()
         raw = adapter.refresh_inventory(previous.raw, about, deleted)
-        inventory = parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)
-        entry = CachedInventory(time.monotonic(), raw, inventory)
-        with self._lock:
-            self._entries[key] = entry
-        return entry
+        return self._keep(key, CachedInventory(started, raw, _parsed(raw)))
 
     def invalidate(self, key: tuple[str, ...]) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def _young(self, key: tuple[str, ...]) -> CachedInventory | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        return entry if entry is not None and time.monotonic() - entry.at < self.ttl else None
+
+    def _read(self, key: tuple[str, ...], adapter: ElasticAdapter) -> CachedInventory:
+        started = time.monotonic()
+        raw = adapter.read_inventory()
+        return self._keep(key, CachedInventory(started, raw, _parsed(raw)))
+
+    def _keep(self, key: tuple[str, ...], entry: CachedInventory) -> CachedInventory:
+        """Cache `entry` unless a read begun later is cached already; returns `entry` either way."""
+        with self._lock:
+            cached = self._entries.get(key)
+            if cached is None or cached.at <= entry.at:
+                self._entries[key] = entry
+        return entry
+
+
+def _parsed(raw: RawInventory) -> Inventory:
+    return parse_inventory(raw.cat_indices, raw.aliases, raw.index_templates, raw.mappings)

@@ -1,0 +1,83 @@
+"""The inventory cache: callers that find a cluster's entry missing or too old while another caller is
+reading it wait for that read instead of sending their own; a fresh read is always one begun after
+the ask; an older read never replaces a newer one."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+from tests.support.fake_elastic import FakeElastic
+from tracardi_operator.elastic import ElasticAdapter, RawInventory
+from tracardi_operator.indices import VersionId
+from tracardi_operator.retention.inventory import InventoryCache
+
+KEY = ("http://es:9200",)
+
+
+class SlowElastic(FakeElastic):
+    """Each inventory read blocks until the test lets it go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.install(VersionId("080", "fa73a"))
+        self.reads = 0
+        self.started = threading.Event()
+        self.go = threading.Event()
+
+    def read_inventory(self) -> RawInventory:
+        self.reads += 1
+        self.started.set()
+        assert self.go.wait(10)
+        return super().read_inventory()
+
+
+def adapter(es: Any) -> ElasticAdapter:
+    return cast(ElasticAdapter, es)
+
+
+def test_callers_of_an_expired_entry_share_one_read() -> None:
+    es = SlowElastic()
+    cache = InventoryCache(ttl=60)
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(cache.get, KEY, adapter(es))
+        assert es.started.wait(5)
+        others = [pool.submit(cache.get, KEY, adapter(es)) for _ in range(7)]
+        time.sleep(0.2)  # they are waiting for the read in flight, not reading
+        assert es.reads == 1
+        es.go.set()
+        entries = [first.result(5), *(f.result(5) for f in others)]
+    assert es.reads == 1
+    assert all(entry is entries[0] for entry in entries)
+    assert len(entries[0].inventory.indices) == len(es.indices)
+
+
+def test_a_fresh_read_is_always_its_own_and_begins_after_the_ask() -> None:
+    es = SlowElastic()
+    es.go.set()
+    cache = InventoryCache(ttl=60)
+    cached = cache.get(KEY, adapter(es))
+    assert cache.get(KEY, adapter(es)) is cached
+    assert es.reads == 1
+    asked = time.monotonic()
+    fresh = cache.get(KEY, adapter(es), fresh=True)
+    assert es.reads == 2
+    assert fresh.at >= asked > cached.at
+    assert cache.get(KEY, adapter(es)) is fresh
+
+
+def test_an_older_read_never_replaces_a_newer_one() -> None:
+    es = SlowElastic()
+    cache = InventoryCache(ttl=60)
+    with ThreadPoolExecutor(2) as pool:
+        slow = pool.submit(cache.get, KEY, adapter(es))  # begins first, and is held
+        assert es.started.wait(5)
+        quick = FakeElastic()
+        quick.install(VersionId("081", "fa73a"))
+        newer = cache.get(KEY, adapter(quick), fresh=True)  # begins later, ends first
+        es.go.set()
+        older = slow.result(5)
+    assert older.at < newer.at
+    assert cache.get(KEY, adapter(es)) is newer
