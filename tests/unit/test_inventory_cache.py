@@ -1,6 +1,6 @@
-"""The inventory cache: callers that find a cluster's entry missing or too old while another caller is
-reading it wait for that read instead of sending their own; a fresh read is always one begun after
-the ask; an older read never replaces a newer one."""
+"""The inventory cache: callers that find a cluster's entry too old while another caller reads it again
+get the old entry at once (or, with none yet, wait for that read) instead of sending their own read; a
+fresh read is always one begun after the ask; an older read never replaces a newer one."""
 
 from __future__ import annotations
 
@@ -52,6 +52,26 @@ def test_callers_of_an_expired_entry_share_one_read() -> None:
     assert es.reads == 1
     assert all(entry is entries[0] for entry in entries)
     assert len(entries[0].inventory.indices) == len(es.indices)
+
+
+def test_while_an_expired_entry_is_read_again_the_others_get_the_old_one_at_once() -> None:
+    es = SlowElastic()
+    es.go.set()
+    cache = InventoryCache(ttl=0.05)
+    old = cache.get(KEY, adapter(es))
+    time.sleep(0.1)  # expired
+    es.go.clear()
+    es.started.clear()
+    with ThreadPoolExecutor(2) as pool:
+        reading = pool.submit(cache.get, KEY, adapter(es))
+        assert es.started.wait(5)
+        started = time.monotonic()
+        assert cache.get(KEY, adapter(es)) is old  # not waiting for the read in flight
+        assert time.monotonic() - started < 1
+        es.go.set()
+        new = reading.result(5)
+    assert es.reads == 2
+    assert new.at > old.at
 
 
 def test_a_fresh_read_is_always_its_own_and_begins_after_the_ask() -> None:

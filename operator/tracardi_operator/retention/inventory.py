@@ -29,10 +29,11 @@ class CachedInventory:
 class InventoryCache:
     """One inventory read per cluster per cycle, shared by the installations on that cluster.
 
-    When the entry of a cluster is missing or too old, one caller reads it and the others asking
-    meanwhile wait for that read instead of each sending their own: on a cluster of thousands of
-    indices a read takes a while, and every worker reading the same inventory at once would leave
-    none for an installation that was just edited.
+    When the entry of a cluster is too old, one caller reads it again; the others asking meanwhile are
+    served the old entry (a read takes at most a few seconds longer than the TTL to replace it), or,
+    when there is none yet, wait for that read, instead of each sending their own. On a cluster of
+    thousands of indices a read takes a while, and every worker reading or waiting for the same
+    inventory at once would leave none for an installation that was just edited.
     """
 
     def __init__(self, ttl: float = INVENTORY_TTL) -> None:
@@ -43,7 +44,8 @@ class InventoryCache:
 
     def get(self, key: tuple[str, ...], adapter: ElasticAdapter, fresh: bool = False) -> CachedInventory:
         """The cluster's inventory: the cached one while it is younger than the TTL, else read (by this
-        caller, or by another whose read this one waited for). `fresh`: always a read begun now."""
+        caller; or the older entry while another caller reads it; or, with none, that caller's read,
+        waited for). `fresh`: always a read begun now."""
         if fresh:
             return self._read(key, adapter)
         entry = self._young(key)
@@ -51,9 +53,16 @@ class InventoryCache:
             return entry
         with self._lock:
             reading = self._reading.setdefault(key, threading.Lock())
-        with reading:
+            older = self._entries.get(key)
+        if not reading.acquire(blocking=False):
+            if older is not None:
+                return older  # being read again by another caller right now
+            reading.acquire()
+        try:
             entry = self._young(key)  # read by another caller while this one waited
             return entry if entry is not None else self._read(key, adapter)
+        finally:
+            reading.release()
 
     def refreshed(self, key: tuple[str, ...], adapter: ElasticAdapter, previous: CachedInventory,
                   about: Sequence[str], deleted: Sequence[str]) -> CachedInventory:
