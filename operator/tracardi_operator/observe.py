@@ -71,10 +71,13 @@ class Observed:
 def decision_facts(obj: Mapping[str, Any]) -> tuple[object, ...]:
     """What the rollout decisions read of one Deployment: its `DeploymentState` without the replica
     counts between none and all (a rolling update moves them several times and no decision reads
-    them, only whether it is rolled out and whether any replica is ready). A watch event that changes
-    none of this changes no decision, so it need not wake the installation."""
+    them, only whether it is rolled out and whether any replica is ready), and whether any of its pods
+    is terminating, where the Deployment says so (status.terminatingReplicas, Kubernetes 1.33 and later:
+    a step that waits for old pods to go reads them from the pods). A watch event that changes none of
+    this changes no decision, so it need not wake the installation."""
     d = _deployment(obj)
-    return d.version, d.replicas, d.rolled_out, d.stalled, d.refused, d.ready_replicas > 0
+    terminating = bool((obj.get("status") or {}).get("terminatingReplicas"))
+    return d.version, d.replicas, d.rolled_out, d.stalled, d.refused, d.ready_replicas > 0, terminating
 
 
 def _deployment(obj: Mapping[str, Any]) -> DeploymentState:

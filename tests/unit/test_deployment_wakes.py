@@ -16,13 +16,13 @@ from tracardi_operator.settings import Settings
 
 
 def deployment(tag: str, generation: int, observed: int, updated: int, ready: int, total: int,
-               conditions: list[dict[str, str]] | None = None) -> dict[str, Any]:
+               conditions: list[dict[str, str]] | None = None, terminating: int = 0) -> dict[str, Any]:
     return {
         "metadata": {"name": "acme-api", "namespace": "ns", "generation": generation,
                      "labels": {LABEL_INSTANCE: "acme"}},
         "spec": {"replicas": 2, "template": {"metadata": {"labels": {LABEL_VERSION: tag}}}},
         "status": {"observedGeneration": observed, "updatedReplicas": updated, "readyReplicas": ready,
-                   "replicas": total, "conditions": conditions or []},
+                   "replicas": total, "terminatingReplicas": terminating, "conditions": conditions or []},
     }
 
 
@@ -45,7 +45,8 @@ def test_only_events_that_change_a_decision_input_wake_the_installation() -> Non
         await event("MODIFIED", deployment("0.8.2.2", 2, 2, 0, 2, 3))  # the controller saw it
         await event("MODIFIED", deployment("0.8.2.2", 2, 2, 1, 2, 3))  # one replica updated
         await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 1, 3))  # an old one gone
-        await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 2, 2))  # rolled out
+        await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 2, 2, terminating=1))  # rolled out
+        await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 2, 2))  # the old pods gone
         await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 0, 2))  # no replica ready any more
         await event("MODIFIED", deployment("0.8.2.2", 2, 2, 2, 0, 2, [
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]))  # stalled
@@ -53,4 +54,4 @@ def test_only_events_that_change_a_decision_input_wake_the_installation() -> Non
         await event(None, deployment("0.8.2.2", 2, 2, 2, 0, 2))  # seen again after its deletion
         return woken
 
-    assert asyncio.run(scenario()) == [True, False, True, False, False, False, True, True, True, True, True]
+    assert asyncio.run(scenario()) == [True, False, True, False, False, False, True, True, True, True, True, True]
