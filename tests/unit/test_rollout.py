@@ -19,6 +19,7 @@ from tracardi_operator import builders, conditions, labels
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.observe import DeploymentState, JobState, Observed
 from tracardi_operator.rollout import Decision, RolloutContext, decide, quarter_suffix
+from tracardi_operator.scheduler import SOON
 
 T0 = dt.datetime(2026, 11, 27, 10, 0, tzinfo=dt.UTC)
 INSTALLED = {
@@ -245,6 +246,25 @@ def test_minor_bump_rolls_images_without_jobs() -> None:
     assert [(v["version"], v["state"]) for v in w.status["versions"]] == [("0.8.2.1", "Superseded"),
                                                                           ("0.8.2.2", "Current")]
     assert {v["dbVersion"] for v in w.status["versions"]} == {"0820"}
+
+
+def test_an_image_roll_acts_in_its_first_pass_and_asks_for_no_pass_at_once() -> None:
+    """The pass that records a patch bump applies every Deployment; its next pass is the step's own
+    (a Deployment's event, or the wait), not one at once that would find nothing rolled yet and, in a
+    fleet bump, go ahead of other installations' first passes. A major bump's first pass only records
+    its step, and asks for the next at once."""
+    w = installed("0.8.2.1")
+    w.rollout_ready = False
+    w.bump("0.8.2.2")
+    d = w.step()
+    assert {m["metadata"]["name"] for m in d.apply if m["kind"] == "Deployment"} == set(w.deployments)
+    assert set(w.images().values()) == {"tracardi/tracardi-api:0.8.2.2", "tracardi/tracardi-gui:0.8.2.2",
+                                        "tracardi/update-worker:0.8.2.2"}
+    assert d.requeue_after is not None
+    assert d.requeue_after > SOON
+    major = installed("0.8.1")
+    major.bump("0.8.2.1")
+    assert (major.step().requeue_after or SOON + 1) <= SOON
 
 
 def test_major_bump_installs_side_by_side_migrates_once_then_switches() -> None:
