@@ -20,6 +20,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch, NotFoundError
 
+from tracardi_operator.indices import dig
 from tracardi_operator.retention.safety import batch_names, is_exact_name
 
 # Elasticsearch's default when the setting is nowhere to be read.
@@ -300,30 +301,22 @@ def state_rows(answer: object) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """`_cat/indices`-shaped rows (index, pri, rep, status; no document count or health) and
     `GET _mapping`-shaped `_meta`s of a cluster state's `metadata.indices`. 7.x keeps a mapping under its
     single type (`_doc`); a mapping without a type is read as well."""
-    indices = _dig(answer, "metadata", "indices")
+    indices = dig(answer, "metadata", "indices")
     rows: list[dict[str, Any]] = []
     metas: dict[str, Any] = {}
     for name, entry in (indices.items() if isinstance(indices, Mapping) else ()):
         if not isinstance(entry, Mapping):
             continue
-        index_settings = _dig(entry, "settings", "index")
-        rows.append({"index": name, "status": entry.get("state"), "pri": _dig(index_settings, "number_of_shards"),
-                     "rep": _dig(index_settings, "number_of_replicas")})
+        index_settings = dig(entry, "settings", "index")
+        rows.append({"index": name, "status": entry.get("state"), "pri": dig(index_settings, "number_of_shards"),
+                     "rep": dig(index_settings, "number_of_replicas")})
         mappings = entry.get("mappings")
-        meta = _dig(mappings, "_meta")
+        meta = dig(mappings, "_meta")
         if meta is None and isinstance(mappings, Mapping) and len(mappings) == 1:
-            meta = _dig(next(iter(mappings.values())), "_meta")
+            meta = dig(next(iter(mappings.values())), "_meta")
         if meta is not None:
             metas[name] = {"mappings": {"_meta": meta}}
     return sorted(rows, key=lambda row: str(row["index"])), metas
-
-
-def _dig(data: object, *keys: str) -> object:
-    for key in keys:
-        if not isinstance(data, Mapping):
-            return None
-        data = data.get(key)
-    return data
 
 
 def _rows(answer: object) -> list[dict[str, Any]]:

@@ -223,7 +223,7 @@ def classify_template(name: str, body: Mapping[str, Any]) -> TemplateRecord:
     if parsed is None:
         return TemplateRecord(name, None, None, None, ForeignReason.UNPARSEABLE_NAME, False)
     context, version, resource = parsed
-    metas = [body.get("_meta"), _dig(body, "template", "mappings", "_meta")]
+    metas = [body.get("_meta"), dig(body, "template", "mappings", "_meta")]
     recorded = [meta_version(meta) for meta in metas if meta is not None]
     reason: ForeignReason | None = None
     if any(found != version for found in recorded):
@@ -257,7 +257,7 @@ def parse_inventory(
         name = row.get("index")
         if not isinstance(name, str) or not name:
             continue
-        parsed, reason = classify_index(name, _dig(mappings, name, "mappings", "_meta"))
+        parsed, reason = classify_index(name, dig(mappings, name, "mappings", "_meta"))
         index_records.append(
             IndexRecord(
                 name=name,
@@ -322,7 +322,9 @@ def _alias_records(aliases_by_index: Mapping[str, Any]) -> tuple[AliasRecord, ..
     )
 
 
-def _dig(data: object, *keys: str) -> object:
+def dig(data: object, *keys: str) -> object:
+    """`data[k1][k2]...`, or None where a level is missing or not a mapping (Elasticsearch's answers are
+    read without trusting their shape)."""
     for key in keys:
         if not isinstance(data, Mapping):
             return None
