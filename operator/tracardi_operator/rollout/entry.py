@@ -36,11 +36,8 @@ def decide(inst: TracardiInstallation, observed: Observed, ctx: RolloutContext) 
         if started is not None and started.step == "Rolling":
             # An image roll (a patch bump, or a rollback) acts in the pass that records it: the pass
             # writes status before it applies anything, so the record still comes first. (Here `up`
-            # was None or Completed, so a Rolling step is the one `resolve` just started.) `resolve`
-            # asked for the next pass at once, to act on the step; this pass acts on it, so the next is
-            # the step's own (its Deployments' events, or its wait): a pass at once would find nothing
-            # rolled yet, and in a fleet bump it would go ahead of other installations' bumps.
-            s.d.requeue_after = None
+            # was None or Completed, so a Rolling step is the one `resolve` just started, and it asked
+            # for no pass at once.)
             continue_upgrade(s, observed)
     stalled_rollouts(s, observed)
     refused_pods(s, observed)

@@ -83,7 +83,11 @@ def resolve(s: Draft, observed: Observed) -> None:
     s.cond(PROGRESSING, True, _first_step(first.kind), f"{path.message}; now: {first}")
     s.cond(DEGRADED, False, Reason.AS_EXPECTED, "nothing failed")
     s.event("Normal", Reason.UPGRADE_STARTED, f"{first}" + (f" (then {', '.join(map(str, rest))})" if rest else ""))
-    s.wait(0.1)  # recorded; act on the next pass
+    if status.upgrade.step != "Rolling":
+        s.wait(0.1)  # recorded; act on the next pass
+    # An image roll is acted on in this pass (see `entry.decide`): its next pass is the step's own (its
+    # Deployments' events, or its wait). A pass at once would find nothing rolled yet, and in a fleet
+    # bump it would go ahead of other installations' first passes.
 
 
 def needs_shard_room(inst: TracardiInstallation) -> bool:
