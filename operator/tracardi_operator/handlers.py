@@ -161,7 +161,7 @@ async def deployment_changed(type: str | None, body: Mapping[str, Any], namespac
     event changed something its decisions read (not for each step of a rolling update's counts)."""
     runtime = _runtime(memo)
     runtime.listed("deployments", type, body)
-    if runtime.deployment_moved(namespace or "", body, deleted=type == "DELETED"):
+    if runtime.deployment_moved(namespace or "", labels.get(LABEL_INSTANCE) or "", body, deleted=type == "DELETED"):
         _wake_owner(runtime, namespace, labels)
     else:
         runtime.touch()

@@ -44,8 +44,10 @@ class Runtime:
     """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
     _policy_generations: dict[str, int | None] = field(default_factory=dict)
-    _deployment_facts: dict[Key, tuple[object, ...]] = field(default_factory=dict)
-    """What the decisions read of each Deployment (`observe.decision_facts`), as its last event said."""
+    _deployment_facts: dict[Key, dict[str, tuple[object, ...]]] = field(default_factory=dict)
+    """What the decisions read of each Deployment (`observe.decision_facts`), as its last event said, by
+    the (namespace, instance label) of its installation and then its name: an installation's are
+    forgotten with it, even when the watch missed a Deployment's deletion."""
 
     def __post_init__(self) -> None:
         self.status_writes = StatusWrites()
@@ -104,16 +106,22 @@ class Runtime:
         obj = deployment_evidence(body) if kind == "deployments" else without_managed_fields(body)
         self.listings.observe(kind, event, obj)
 
-    def deployment_moved(self, namespace: str, body: Mapping[str, Any], deleted: bool = False) -> bool:
-        """A Deployment's watch event: whether it changed anything a decision reads (`decision_facts`);
-        its first event (the initial listing too) and its deletion always do."""
-        key = (namespace, str((body.get("metadata") or {}).get("name") or ""))
+    def deployment_moved(self, namespace: str, instance: str, body: Mapping[str, Any],
+                         deleted: bool = False) -> bool:
+        """A Deployment's watch event (of the installation whose instance label is `instance`): whether it
+        changed anything a decision reads (`decision_facts`); its first event (the initial listing too)
+        and its deletion always do."""
+        owner = (namespace, instance)
+        name = str((body.get("metadata") or {}).get("name") or "")
+        known_of_owner = self._deployment_facts.setdefault(owner, {})
         if deleted:
-            self._deployment_facts.pop(key, None)
+            known_of_owner.pop(name, None)
+            if not known_of_owner:
+                del self._deployment_facts[owner]
             return True
         facts = decision_facts(body)
-        known = self._deployment_facts.get(key)
-        self._deployment_facts[key] = facts
+        known = known_of_owner.get(name)
+        known_of_owner[name] = facts
         return known != facts
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
@@ -128,6 +136,7 @@ class Runtime:
 
     def forget(self, namespace: str, name: str) -> None:
         self.scheduler.forget(namespace, name)
+        self._deployment_facts.pop((namespace, label_value(name)), None)
         self.status_writes.forget(namespace, name)
         if self.metrics is not None:
             self.metrics.forget_installation(namespace, name)

@@ -55,3 +55,20 @@ def test_only_events_that_change_a_decision_input_wake_the_installation() -> Non
         return woken
 
     assert asyncio.run(scenario()) == [True, False, True, False, False, False, True, True, True, True, True, True]
+
+
+def test_an_installation_forgotten_takes_its_deployments_facts_with_it() -> None:
+    """A Deployment whose deletion the watch missed (a reconnect's gap) is not remembered for ever: when
+    its installation is forgotten, so is what its Deployments' events said."""
+    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    body = deployment("0.8.2.1", 1, 1, 2, 2, 2)
+    assert runtime.deployment_moved("ns", "acme", body)
+    assert not runtime.deployment_moved("ns", "acme", body)
+    assert runtime.deployment_moved("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    runtime.forget("ns", "acme")
+    assert runtime.deployment_moved("ns", "acme", body)  # seen as new again
+    assert not runtime.deployment_moved("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    runtime.forget("ns", "acme")
+    runtime.forget("ns", "other")
+    assert runtime._deployment_facts == {}
+
