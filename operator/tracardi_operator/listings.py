@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from tracardi_operator.models import TracardiInstallation
+from tracardi_operator.readgate import ReadGate
 
 Kind = Literal["policies", "installations", "deployments"]
 Key = tuple[str, str]
@@ -95,27 +96,27 @@ class Listings:
     _listings: dict[str, _Listing] = field(default_factory=dict)
     _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _gates: dict[str, threading.Lock] = field(default_factory=dict)
-    """One per kind, held by the pass that reads a due listing whole (not for `fresh`)."""
+    _gate: ReadGate[Kind, list[Object]] = field(default_factory=ReadGate)
+    """Held per kind by the pass that reads a due listing whole (not for `fresh`)."""
 
     def get(self, kind: Kind, fresh: bool = False) -> list[Object]:
         """The listing as the watch keeps it; read whole first when never read, older than the ttl, or
         `fresh`. While one pass reads a due listing whole, the others are served the kept one (the
         watch keeps it current meanwhile) instead of reading it whole too; a pass that finds none kept
-        waits for that read. A `fresh` read is always its own: it must start after it was asked for."""
-        with self._lock:
-            listing = self._listings.get(kind)
-            gate = self._gates.setdefault(kind, threading.Lock())
-            if listing is not None and not fresh and (self._current(listing) or gate.locked()):
-                return list(listing.objects.values())
+        waits for that read (`readgate.ReadGate`). A `fresh` read is always its own: it must start
+        after it was asked for."""
         if fresh:
             return self._read(kind)
-        with gate:
-            with self._lock:
-                listing = self._listings.get(kind)
-                if listing is not None and self._current(listing):
-                    return list(listing.objects.values())  # read by the pass we waited for
-            return self._read(kind)
+        return self._gate.serve(kind, current=lambda: self._kept(kind, current=True),
+                                kept=lambda: self._kept(kind, current=False), read=lambda: self._read(kind))
+
+    def _kept(self, kind: Kind, current: bool) -> list[Object] | None:
+        """The listing kept (`current`: only when it is not due to be read whole), or None."""
+        with self._lock:
+            listing = self._listings.get(kind)
+            if listing is None or (current and not self._current(listing)):
+                return None
+            return list(listing.objects.values())
 
     def _current(self, listing: _Listing) -> bool:
         return self.clock() - listing.read_at <= self.ttl

@@ -38,6 +38,14 @@ def adapter(es: Any) -> ElasticAdapter:
     return cast(ElasticAdapter, es)
 
 
+def waiting_at_the_gate(cache: InventoryCache, callers: int) -> None:
+    """Until `callers` callers hold the gate of KEY (one reading, the others waiting for its read)."""
+    deadline = time.monotonic() + 10
+    while getattr(cache._gate._gates.get(KEY), "users", 0) < callers:
+        assert time.monotonic() < deadline, "the callers never reached the gate"
+        time.sleep(0.005)
+
+
 def test_callers_of_an_expired_entry_share_one_read() -> None:
     es = SlowElastic()
     cache = InventoryCache(ttl=60)
@@ -45,7 +53,7 @@ def test_callers_of_an_expired_entry_share_one_read() -> None:
         first = pool.submit(cache.get, KEY, adapter(es))
         assert es.started.wait(5)
         others = [pool.submit(cache.get, KEY, adapter(es)) for _ in range(7)]
-        time.sleep(0.2)  # they are waiting for the read in flight, not reading
+        waiting_at_the_gate(cache, 8)  # all of them, the reader included, hold the cluster's gate
         assert es.reads == 1
         es.go.set()
         entries = [first.result(5), *(f.result(5) for f in others)]
@@ -62,12 +70,11 @@ def test_while_an_expired_entry_is_read_again_the_others_get_the_old_one_at_once
     time.sleep(0.1)  # expired
     es.go.clear()
     es.started.clear()
-    with ThreadPoolExecutor(2) as pool:
+    with ThreadPoolExecutor(3) as pool:
         reading = pool.submit(cache.get, KEY, adapter(es))
         assert es.started.wait(5)
-        started = time.monotonic()
-        assert cache.get(KEY, adapter(es)) is old  # not waiting for the read in flight
-        assert time.monotonic() - started < 1
+        # Served while the read in flight is held: waiting for it would time out, as it is let go after.
+        assert pool.submit(cache.get, KEY, adapter(es)).result(5) is old
         es.go.set()
         new = reading.result(5)
     assert es.reads == 2

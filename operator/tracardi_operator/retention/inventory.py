@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from tracardi_operator.elastic import ElasticAdapter, RawInventory
 from tracardi_operator.indices import Inventory, parse_inventory
+from tracardi_operator.readgate import ReadGate
 
 INVENTORY_TTL = 20.0
 """Seconds one inventory read serves every installation on the same cluster."""
@@ -31,16 +32,16 @@ class InventoryCache:
 
     When the entry of a cluster is too old, one caller reads it again; the others asking meanwhile are
     served the old entry (a read takes at most a few seconds longer than the TTL to replace it), or,
-    when there is none yet, wait for that read, instead of each sending their own. On a cluster of
-    thousands of indices a read takes a while, and every worker reading or waiting for the same
-    inventory at once would leave none for an installation that was just edited.
+    when there is none yet, wait for that read (`readgate.ReadGate`). On a cluster of thousands of
+    indices a read takes a while, and every worker reading or waiting for the same inventory at once
+    would leave none for an installation that was just edited.
     """
 
     def __init__(self, ttl: float = INVENTORY_TTL) -> None:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, ...], CachedInventory] = {}
-        self._reading: dict[tuple[str, ...], threading.Lock] = {}
+        self._gate: ReadGate[tuple[str, ...], CachedInventory] = ReadGate()
 
     def get(self, key: tuple[str, ...], adapter: ElasticAdapter, fresh: bool = False) -> CachedInventory:
         """The cluster's inventory: the cached one while it is younger than the TTL, else read (by this
@@ -48,21 +49,8 @@ class InventoryCache:
         waited for). `fresh`: always a read begun now."""
         if fresh:
             return self._read(key, adapter)
-        entry = self._young(key)
-        if entry is not None:
-            return entry
-        with self._lock:
-            reading = self._reading.setdefault(key, threading.Lock())
-            older = self._entries.get(key)
-        if not reading.acquire(blocking=False):
-            if older is not None:
-                return older  # being read again by another caller right now
-            reading.acquire()
-        try:
-            entry = self._young(key)  # read by another caller while this one waited
-            return entry if entry is not None else self._read(key, adapter)
-        finally:
-            reading.release()
+        return self._gate.serve(key, current=lambda: self._young(key), kept=lambda: self._kept(key),
+                                read=lambda: self._read(key, adapter))
 
     def refreshed(self, key: tuple[str, ...], adapter: ElasticAdapter, previous: CachedInventory,
                   about: Sequence[str], deleted: Sequence[str]) -> CachedInventory:
@@ -79,6 +67,10 @@ class InventoryCache:
         with self._lock:
             entry = self._entries.get(key)
         return entry if entry is not None and time.monotonic() - entry.at < self.ttl else None
+
+    def _kept(self, key: tuple[str, ...]) -> CachedInventory | None:
+        with self._lock:
+            return self._entries.get(key)
 
     def _read(self, key: tuple[str, ...], adapter: ElasticAdapter) -> CachedInventory:
         started = time.monotonic()
