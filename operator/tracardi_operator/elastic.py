@@ -2,8 +2,8 @@
 
 What lives here: building a client (TLS verification on by default; secrets never logged or shown in
 a repr), reading the raw inventory (and the cluster's identity) in six requests (indices and mappings of
-Tracardi-named indices only, from the cluster state's metadata: a cluster's other indices are counted,
-never listed), reading the shard
+Tracardi-named indices only, from the cluster state's metadata, or from the index API when the user may
+not read the cluster state: a cluster's other indices are counted, never listed), reading the shard
 room alone (two small requests), deleting indices
 and templates by exact names, checking which names still exist, and snapshotting named indices. No
 decisions: what to delete is decided by `retention.plan.plan_retention`; this module refuses anything
@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch import AuthorizationException, Elasticsearch, NotFoundError
 
 from tracardi_operator.indices import dig
 from tracardi_operator.retention.safety import batch_names, is_exact_name
+
+log = logging.getLogger("tracardi_operator")
 
 # Elasticsearch's default when the setting is nowhere to be read.
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
@@ -33,6 +36,9 @@ _STATE_FIELDS = ",".join(f"metadata.indices.*.{f}" for f in (
 # whatever their name. Indices outside this pattern are never Tracardi's: they are not listed, and their
 # mappings are not read (on a cluster with thousands of other indices those reads were most of a run).
 TRACARDI_INDICES = "*.tracardi-*,-.*"
+# The same fields from the index API (`GET <pattern>`), which answers in 7.x without mapping types.
+_INDEX_FIELDS = ",".join(f"*.{f}" for f in (
+    "settings.index.number_of_shards", "settings.index.number_of_replicas", "mappings._meta"))
 _HEALTH_FIELDS = "number_of_data_nodes,active_shards,initializing_shards,unassigned_shards"
 # Names joined into one path up to this many bytes are checked by name; longer lists would not fit
 # the request line (http.max_initial_line_length, 4kb by default) and are checked against the settings of
@@ -116,6 +122,8 @@ class ElasticAdapter:
 
     def __init__(self, client: Elasticsearch) -> None:
         self._client = client
+        self._state_refused = False
+        """Whether the cluster state was refused (403): the inventory reads the index API instead."""
 
     def close(self) -> None:
         """Close the client's connections (no installation uses it any more)."""
@@ -147,9 +155,30 @@ class ElasticAdapter:
         rep, status) and the `_meta` of their mappings in `GET _mapping`'s shape, from one read of the
         cluster state's metadata. Not `_cat/indices`, which gathers every shard's statistics first (and
         the inventory never needs a document count): 155 ms for 1,000 indices on a cluster of 6,000."""
-        answer = self._client.cluster.state(metric="metadata", index=TRACARDI_INDICES, expand_wildcards="all",
-                                            allow_no_indices=True, filter_path=_STATE_FIELDS)
-        return state_rows(answer)
+        if not self._state_refused:
+            try:
+                answer = self._client.cluster.state(metric="metadata", index=TRACARDI_INDICES,
+                                                    expand_wildcards="all", allow_no_indices=True,
+                                                    filter_path=_STATE_FIELDS)
+                return state_rows(answer)
+            except AuthorizationException:
+                # Reading the cluster state is a cluster privilege (`monitor` in Elasticsearch 7.10; some
+                # releases document `manage`), and some hosted services keep it to themselves. The index
+                # API gives the same with the index privilege `view_index_metadata`. Asked once per client.
+                self._state_refused = True
+                log.info("Elasticsearch refused the cluster state (403): the index inventory reads the index "
+                         "API instead")
+        return state_rows(self._tracardi_indices_from_index_api())
+
+    def _tracardi_indices_from_index_api(self) -> dict[str, Any]:
+        """What `_tracardi_indices` reads, from two `GET <pattern>` requests instead of the cluster state
+        (every Tracardi-named index's settings and `_meta`, then which of them are open), in the cluster
+        state's shape (`index_answers_as_state`)."""
+        every = self._client.indices.get(index=TRACARDI_INDICES, expand_wildcards="all", allow_no_indices=True,
+                                         filter_path=_INDEX_FIELDS)
+        opened = self._client.indices.get(index=TRACARDI_INDICES, expand_wildcards="open,hidden",
+                                          allow_no_indices=True, filter_path="*.settings.index.uuid")
+        return index_answers_as_state(every, opened)
 
     def _aliases(self) -> dict[str, Any]:
         aliases: dict[str, Any] = {}
@@ -317,6 +346,18 @@ def state_rows(answer: object) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         if meta is not None:
             metas[name] = {"mappings": {"_meta": meta}}
     return sorted(rows, key=lambda row: str(row["index"])), metas
+
+
+def index_answers_as_state(every: object, opened: object) -> dict[str, Any]:
+    """Two index API answers (`GET <pattern>` of every matching index, with settings and mappings; and of
+    the open ones only) in the shape of the cluster state's `metadata.indices` that `state_rows` reads:
+    an index in the first but not the second is closed."""
+    open_names = set(opened) if isinstance(opened, Mapping) else set()
+    indices = {name: {"state": "open" if name in open_names else "close",
+                      "settings": entry.get("settings") or {}, "mappings": entry.get("mappings") or {}}
+               for name, entry in (every.items() if isinstance(every, Mapping) else ())
+               if isinstance(entry, Mapping)}
+    return {"metadata": {"indices": indices}}
 
 
 def _rows(answer: object) -> list[dict[str, Any]]:

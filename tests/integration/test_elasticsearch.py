@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+import urllib.error
+import urllib.request
 import warnings
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from elasticsearch import Elasticsearch
@@ -189,6 +195,89 @@ def test_the_adapter_lists_tracardi_indices_and_counts_every_shard(es: Elasticse
             es.indices.delete(index="0820.ab12c.tracardi-profile,app-logs-1,.app-state", ignore_unavailable=True)
 
 
+class _RefusingClusterState(BaseHTTPRequestHandler):
+    """Forwards every request to Elasticsearch but `_cluster/state`, which it refuses as Elasticsearch
+    refuses a user without the cluster privilege (403, security_exception)."""
+
+    upstream: ClassVar[str] = ""
+    refused: ClassVar[list[str]] = []
+
+    def _forward(self) -> None:
+        if self.path.startswith("/_cluster/state"):
+            self.refused.append(self.path)
+            body = json.dumps({"error": {"type": "security_exception", "reason": "action [cluster:monitor/state] "
+                               "is unauthorized for user [tracardi]"}, "status": 403}).encode()
+            self._answer(403, {"Content-Type": "application/json"}, body)
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length) if length else None
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+        request = urllib.request.Request(self.upstream + self.path, data=data, method=self.command, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                self._answer(answer.status, dict(answer.headers.items()), answer.read())
+        except urllib.error.HTTPError as error:
+            self._answer(error.code, dict(error.headers.items()), error.read())
+
+    def _answer(self, code: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(code)
+        for key, value in headers.items():
+            if key.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_DELETE = _forward
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def test_without_the_cluster_state_the_inventory_reads_the_index_api_alike(es: Elasticsearch,
+                                                                           es_devenv: Running) -> None:
+    """A user who may not read the cluster state (403) gets the same inventory from the index API: the
+    same rows (a closed index and a hidden one included) and the same `_meta`s, and the refused request
+    is not sent again."""
+    from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
+
+    created = ["0820.ab12c.tracardi-event", "0820.ab12c.tracardi-closed", "0820.ab12c.tracardi-hidden",
+               "0820.ab12c.tracardi-nometa"]
+    es.indices.create(index=created[0], mappings={"_meta": {"version": "0820", "name": "ab12c"}},
+                      settings={"number_of_shards": 2, "number_of_replicas": 0})
+    es.indices.create(index=created[1], mappings={"_meta": {"version": "0820", "name": "ab12c"}},
+                      settings={"number_of_shards": 1, "number_of_replicas": 0})
+    es.indices.create(index=created[2], mappings={"_meta": {"version": "0821", "name": "x"}},
+                      settings={"number_of_shards": 1, "number_of_replicas": 0, "index.hidden": True})
+    es.indices.create(index=created[3], settings={"number_of_shards": 1, "number_of_replicas": 1})
+    es.cluster.health(index=",".join(created[:3]), wait_for_status="green", timeout="30s", request_timeout=60)
+    es.indices.close(index=created[1])
+    _RefusingClusterState.upstream = es_devenv.url.rstrip("/")
+    _RefusingClusterState.refused = []
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _RefusingClusterState)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        direct = ElasticAdapter(build_client(ElasticConnection(hosts=(es_devenv.url,)))).read_inventory()
+        refused = ElasticAdapter(build_client(ElasticConnection(hosts=(f"http://127.0.0.1:{proxy.server_port}",))))
+        first = refused.read_inventory()
+        again = refused.read_inventory()
+        assert len(_RefusingClusterState.refused) == 1  # asked once; the index API from then on
+        mine = sorted((row for row in direct.cat_indices if row["index"] in created), key=lambda r: r["index"])
+        assert [(r["index"], r["status"], str(r["pri"]), str(r["rep"])) for r in mine] == [
+            ("0820.ab12c.tracardi-closed", "close", "1", "0"), ("0820.ab12c.tracardi-event", "open", "2", "0"),
+            ("0820.ab12c.tracardi-hidden", "open", "1", "0"), ("0820.ab12c.tracardi-nometa", "open", "1", "1")]
+        for read in (first, again):
+            assert read.cat_indices == direct.cat_indices
+            assert read.mappings == direct.mappings
+            assert (read.shards_in_use, read.cluster_uuid) == (direct.shards_in_use, direct.cluster_uuid)
+        assert "0820.ab12c.tracardi-nometa" not in first.mappings
+        assert first.mappings["0820.ab12c.tracardi-hidden"]["mappings"]["_meta"]["version"] == "0821"
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        es.indices.delete(index=",".join(created), expand_wildcards="all", ignore_unavailable=True)
+
+
 def test_restart_keeps_indices(es_devenv: Running) -> None:
     client = es_devenv.client()
     client.index(index="survivor", id="1", document={"kept": True}, refresh=True)
@@ -241,4 +330,5 @@ def _java_processes_using(needle: str) -> list[int]:
         if argv and argv[0].endswith(b"java") and any(needle.encode() in a for a in argv):
             found.append(int(entry))
     return found
+
 

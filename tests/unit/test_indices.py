@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tracardi_operator.elastic import state_rows
+from tracardi_operator.elastic import index_answers_as_state, state_rows
 from tracardi_operator.indices import (
     Context,
     ForeignReason,
@@ -330,3 +330,20 @@ def test_cluster_state_metadata_becomes_rows_and_metas() -> None:
     assert by_name["080.fa73a.tracardi-profile"].foreign_reason is ForeignReason.META_MISSING
     assert by_name["080.fa73a.tracardi-profile"].shards == 4
     assert state_rows({}) == ([], {})  # no Tracardi-named index: filter_path leaves an empty answer
+
+
+def test_index_api_answers_read_as_the_cluster_state() -> None:
+    # `GET <pattern>` of every matching index (typeless mappings) and of the open ones only: an index
+    # only in the first is closed; one without `_meta` has none; anything else in an answer is skipped.
+    every = {
+        "080.fa73a.tracardi-flow": {"settings": {"index": {"number_of_shards": "1", "number_of_replicas": "1"}},
+                                    "mappings": {"_meta": {"version": V080.db, "name": V080.tenant}}},
+        "080.fa73a.tracardi-profile": {"settings": {"index": {"number_of_shards": "2", "number_of_replicas": "0"}}},
+        "broken": ["not", "an", "object"],
+    }
+    opened = {"080.fa73a.tracardi-profile": {"settings": {"index": {"uuid": "u"}}}}
+    rows, metas = state_rows(index_answers_as_state(every, opened))
+    assert rows == [{"index": "080.fa73a.tracardi-flow", "status": "close", "pri": "1", "rep": "1"},
+                    {"index": "080.fa73a.tracardi-profile", "status": "open", "pri": "2", "rep": "0"}]
+    assert metas == {"080.fa73a.tracardi-flow": {"mappings": {"_meta": {"version": V080.db, "name": V080.tenant}}}}
+    assert state_rows(index_answers_as_state({}, {})) == ([], {})  # filter_path's answer for no index
