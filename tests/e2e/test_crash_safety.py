@@ -113,6 +113,9 @@ def test_killed_at_every_step_converges_with_one_migration(
     # prometheus_client writes labels sorted by name.
     phase = f'tracardi_operator_installation_phase{{installation="acme",namespace="{inst.namespace}",phase="Ready"}}'
     wait_for(lambda: metric(operator.port, phase) == 1, 60, "the restarted operator's first pass over acme")
+    # A pass's duration is recorded once the whole pass has returned: whatever it applied, it has sent.
+    wait_for(lambda: metric(operator.port, "tracardi_operator_reconcile_duration_seconds_count") >= 1, 60,
+             "the restarted operator's first pass to end")
     applies = {resource: metric(operator.port, f'tracardi_operator_api_requests_total{{resource="{resource}",'
                                                f'verb="PATCH"}}') for resource in ("deployments", "services")}
     assert applies == {"deployments": 0, "services": 0}, f"children applied again after a restart: {applies}"
