@@ -122,6 +122,18 @@ def proc_status(pid: int, key: str) -> int:
     return 0
 
 
+def watch_idle(operator: Operator, seconds: float) -> tuple[float, float, int, int]:
+    """The operator watched for `seconds`: the seconds that passed, the CPU seconds it used, and the largest
+    RSS (kB) and thread count seen (sampled every 5 s)."""
+    cpu0, t0 = proc_cpu_seconds(operator.pid), time.monotonic()
+    rss_max = threads = 0
+    while time.monotonic() - t0 < seconds:
+        time.sleep(5)
+        rss_max = max(rss_max, proc_status(operator.pid, "VmRSS"))
+        threads = max(threads, proc_status(operator.pid, "Threads"))
+    return time.monotonic() - t0, proc_cpu_seconds(operator.pid) - cpu0, rss_max, threads
+
+
 @dataclass
 class Operator:
     kubeconfig: str
@@ -469,16 +481,11 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
             time.sleep(args.settle)
             result.phases.append(("settle", operator.passes()))
         say(f"N={n}: idle for {args.idle} s")
-        cpu0, req0, t0 = proc_cpu_seconds(operator.pid), operator.requests(), time.monotonic()
-        rss_max = threads = 0
-        while time.monotonic() - t0 < args.idle:
-            time.sleep(5)
-            rss_max = max(rss_max, proc_status(operator.pid, "VmRSS"))
-            threads = max(threads, proc_status(operator.pid, "Threads"))
-        elapsed = time.monotonic() - t0
-        cpu1, req1 = proc_cpu_seconds(operator.pid), operator.requests()
+        req0 = operator.requests()
+        elapsed, cpu, rss_max, threads = watch_idle(operator, args.idle)
+        req1 = operator.requests()
         result.idle_s = elapsed
-        result.cpu_percent = 100 * (cpu1 - cpu0) / elapsed
+        result.cpu_percent = 100 * cpu / elapsed
         result.rss_mib = rss_max / 1024
         result.threads = threads
         result.requests_per_min = {v: (req1.get(v, 0) - req0.get(v, 0)) * 60 / elapsed for v in req1}

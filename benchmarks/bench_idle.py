@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_fleet import Operator, proc_cpu_seconds, proc_status, say  # it puts the repository on the path
+from bench_fleet import Operator, proc_status, say, watch_idle  # it puts the repository on the path
 from kubernetes import client, config
 
 from tests.factories import wait_for
@@ -68,15 +68,9 @@ def main() -> None:
         say(f"passed over all {n} in {time.monotonic() - started:.1f} s; settling one resync ({resync * 1.1:.0f} s)")
         time.sleep(resync * 1.1)
         say(f"idle for {args.idle} s")
-        cpu0, t0 = proc_cpu_seconds(operator.pid), time.monotonic()
         req0, passes0 = operator.requests_by_resource(), operator.passes()
-        rss_max = threads = 0
-        while time.monotonic() - t0 < args.idle:
-            time.sleep(5)
-            rss_max = max(rss_max, proc_status(operator.pid, "VmRSS"))
-            threads = max(threads, proc_status(operator.pid, "Threads"))
-        elapsed = time.monotonic() - t0
-        cpu1, req1, passes1 = proc_cpu_seconds(operator.pid), operator.requests_by_resource(), operator.passes()
+        elapsed, cpu, rss_max, threads = watch_idle(operator, args.idle)
+        req1, passes1 = operator.requests_by_resource(), operator.passes()
         rss_now = proc_status(operator.pid, "VmRSS")
     finally:
         operator.stop()
@@ -89,7 +83,7 @@ def main() -> None:
           "| passes/min | mean pass (s) | API requests/min |")
     print("|---|---|---|---|---|---|---|---|---|")
     requests = ", ".join(f"{verb} {resource} {rate:.1f}" for (verb, resource), rate in sorted(per_min.items()))
-    print(f"| {n} | {resync:.0f} s | {args.as_many} at 300 s | {100 * (cpu1 - cpu0) / elapsed:.2f} "
+    print(f"| {n} | {resync:.0f} s | {args.as_many} at 300 s | {100 * cpu / elapsed:.2f} "
           f"| {rss_now / 1024:.0f} / {rss_max / 1024:.0f} | {threads} | {count * 60 / elapsed:.1f} "
           f"| {seconds / count if count else float('nan'):.3f} | {requests or 'none'} |")
     print(f"(idle window {elapsed:.0f} s)")
