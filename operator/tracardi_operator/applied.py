@@ -136,8 +136,6 @@ class AppliedCache:
     clock: Callable[[], float] = time.monotonic
     _entries: dict[Key, dict[Child, _Applied]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _returned: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    """(namespace, kind, name) → the version this process's last apply of that child returned."""
 
     def needed(self, key: Key, manifest: Mapping[str, Any], live: Mapping[Child, Mapping[str, Any]]) -> bool:
         """Whether `manifest` must be applied, given the children listed this pass (`live_children`)."""
@@ -164,24 +162,13 @@ class AppliedCache:
             entries = self._entries.setdefault(key, {})
             if version:
                 entries[child] = _Applied(digest(manifest), version, self.clock())
-                self._returned[(key[0], *child)] = version
             else:
                 entries.pop(child, None)
-                self._returned.pop((key[0], *child), None)
-
-    def returned(self, namespace: str, kind: str, obj: Mapping[str, Any]) -> bool:
-        """Whether `obj` (a watch event's object) is at the version this process's last apply of it
-        returned: its spec is as that apply left it (a Service: the object is exactly that)."""
-        name = str((obj.get("metadata") or {}).get("name") or "")
-        version = version_of(obj)
-        with self._lock:
-            return version is not None and self._returned.get((namespace, kind, name)) == version
 
     def forget(self, key: Key) -> None:
         """The installation is gone, or a pass failed part-way: the next pass applies everything."""
         with self._lock:
-            for kind, name in self._entries.pop(key, {}):
-                self._returned.pop((key[0], kind, name), None)
+            self._entries.pop(key, None)
 
     def __len__(self) -> int:
         with self._lock:

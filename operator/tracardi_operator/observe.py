@@ -80,13 +80,6 @@ def decision_facts(obj: Mapping[str, Any]) -> tuple[object, ...]:
     return d.version, d.replicas, d.rolled_out, d.stalled, d.refused, d.ready_replicas > 0, terminating
 
 
-def spec_seen(obj: Mapping[str, Any]) -> bool:
-    """Whether the Deployment controller has acted on the object's current spec (its status is of that
-    generation): until then its status says nothing of that spec's rollout."""
-    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
-    return int(status.get("observedGeneration", 0) or 0) >= int(meta.get("generation", 0) or 0)
-
-
 def _deployment(obj: Mapping[str, Any]) -> DeploymentState:
     meta, spec, status = obj.get("metadata", {}), obj.get("spec", {}), obj.get("status", {}) or {}
     labels = spec.get("template", {}).get("metadata", {}).get("labels", {}) or {}
@@ -94,7 +87,7 @@ def _deployment(obj: Mapping[str, Any]) -> DeploymentState:
     ready = int(status.get("readyReplicas", 0) or 0)
     updated = int(status.get("updatedReplicas", 0) or 0)
     total = int(status.get("replicas", 0) or 0)
-    seen = spec_seen(obj)
+    seen = int(status.get("observedGeneration", 0) or 0) >= int(meta.get("generation", 0) or 0)
     return DeploymentState(
         name=meta.get("name", ""),
         version=labels.get(LABEL_VERSION),

@@ -21,7 +21,7 @@ from tracardi_operator.connections import Connections
 from tracardi_operator.kube import Kube, deployment_evidence, safe_error, without_managed_fields
 from tracardi_operator.labels import label_value
 from tracardi_operator.listings import Kind, Listings
-from tracardi_operator.observe import decision_facts, spec_seen
+from tracardi_operator.observe import decision_facts
 from tracardi_operator.reconcile import Reconciler
 from tracardi_operator.retention_pass import RetentionPass
 from tracardi_operator.scheduler import Key, Scheduler, Urgency
@@ -110,7 +110,7 @@ class Runtime:
                          deleted: bool = False) -> bool:
         """A Deployment's watch event (of the installation whose instance label is `instance`): whether it
         changed anything a decision reads (`decision_facts`); its first event (the initial listing too)
-        and its deletion always do, the echo of this process's own apply never does."""
+        and its deletion always do."""
         owner = (namespace, instance)
         name = str((body.get("metadata") or {}).get("name") or "")
         known_of_owner = self._deployment_facts.setdefault(owner, {})
@@ -122,12 +122,6 @@ class Runtime:
         facts = decision_facts(body)
         known = known_of_owner.get(name)
         known_of_owner[name] = facts
-        own = self.reconciler.applied.returned(namespace, "Deployment", body)
-        if known is not None and own and not spec_seen(body):
-            # The echo of this process's own apply, before the controller acted on it: the pass that applied
-            # it knows all it says, and asked for its next pass itself. What the rollout does next (rolled
-            # out, stalled, refused) comes in later events, compared with these facts.
-            return False
         return known != facts
 
     def wake_labelled(self, namespace: str, instance: str) -> None:

@@ -72,21 +72,3 @@ def test_an_installation_forgotten_takes_its_deployments_facts_with_it() -> None
     runtime.forget("ns", "other")
     assert runtime._deployment_facts == {}
 
-
-def test_the_echo_of_its_own_apply_wakes_nothing_until_the_controller_acts() -> None:
-    """The event of the operator's own apply (the generation its apply returned, not yet seen by the
-    controller) wakes no pass: the pass that applied it asked for its next one. What follows does: the
-    rollout done, and anyone else's edit of the spec."""
-    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
-    assert runtime.deployment_moved("ns", "acme", deployment("0.8.2.1", 1, 1, 2, 2, 2))  # the initial listing
-    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "acme-api", "namespace": "ns"}}
-    runtime.reconciler.applied.record(("ns", "acme"), manifest, deployment("0.8.2.2", 2, 1, 2, 2, 2))
-    assert not runtime.deployment_moved("ns", "acme", deployment("0.8.2.2", 2, 1, 2, 2, 2))  # the apply's echo
-    assert not runtime.deployment_moved("ns", "acme", deployment("0.8.2.2", 2, 2, 0, 2, 3))  # the controller saw it
-    assert not runtime.deployment_moved("ns", "acme", deployment("0.8.2.2", 2, 2, 1, 2, 3))
-    assert runtime.deployment_moved("ns", "acme", deployment("0.8.2.2", 2, 2, 2, 2, 2))  # rolled out
-    assert runtime.deployment_moved("ns", "acme", deployment("0.8.2.1", 3, 2, 2, 2, 2))  # someone else's edit
-    # Once the installation is forgotten (or a pass failed part-way), no event is taken for an echo.
-    runtime.reconciler.applied.record(("ns", "acme"), manifest, deployment("0.8.2.2", 4, 3, 2, 2, 2))
-    runtime.reconciler.applied.forget(("ns", "acme"))
-    assert runtime.deployment_moved("ns", "acme", deployment("0.8.2.2", 4, 3, 2, 2, 2))
