@@ -135,7 +135,11 @@ class Runtime:
                 self.wake(ns, name)
 
     def forget(self, namespace: str, name: str) -> None:
+        """The installation was deleted: its loop stops, so its pass will not find it gone and forget what
+        the passes kept of it (`Reconciler.reconcile_once`); this does."""
         self.scheduler.forget(namespace, name)
+        self.reconciler.applied.forget((namespace, name))
+        self.reconciler.steps.forget((namespace, name))
         self._deployment_facts.pop((namespace, label_value(name)), None)
         self.status_writes.forget(namespace, name)
         if self.metrics is not None:

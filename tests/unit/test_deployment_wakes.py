@@ -72,3 +72,13 @@ def test_an_installation_forgotten_takes_its_deployments_facts_with_it() -> None
     runtime.forget("ns", "other")
     assert runtime._deployment_facts == {}
 
+
+def test_an_installation_forgotten_takes_what_its_passes_applied_with_it() -> None:
+    """Its loop stops on deletion, so no pass of it finds it gone: forgetting it drops its apply records."""
+    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "acme-api", "namespace": "ns"}}
+    runtime.reconciler.applied.record(("ns", "acme"), manifest, deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    runtime.reconciler.applied.record(("ns", "other"), manifest, deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    runtime.forget("ns", "acme")
+    assert len(runtime.reconciler.applied) == 1
+
