@@ -179,6 +179,20 @@ def _wake_owner(runtime: Runtime, namespace: str | None, labels: Mapping[str, st
         runtime.wake_labelled(namespace, instance)
 
 
+@kopf.on.event("", "v1", "namespaces")
+async def namespace_changed(type: str | None, body: Mapping[str, Any], memo: Any, **_: Any) -> None:
+    """A namespace's event: the listing of the namespaces' labels, which retention policies select
+    installations by, follows it; when its labels changed, the installations in it look at their
+    policies again at once (as they do when a policy changes)."""
+    runtime = _runtime(memo)
+    runtime.touch()
+    name = str((body.get("metadata") or {}).get("name") or "")
+    if runtime.listed("namespaces", type, body) and type is not None:
+        for namespace, installation in list(runtime.wakeups):
+            if namespace == name:
+                runtime.wake(namespace, installation)
+
+
 @kopf.on.event(API_GROUP, API_VERSION, RETENTION_POLICY.plural)
 async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[str, Any], body: Mapping[str, Any],
                          **_: Any) -> None:

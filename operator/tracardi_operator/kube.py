@@ -97,6 +97,14 @@ def deployment_evidence(deployment: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def namespace_evidence(namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """Of a Namespace in the cluster-wide listing, only what retention reads: its name and labels (and
+    the resourceVersion the listing is kept current by)."""
+    meta = namespace.get("metadata") or {}
+    return {"metadata": {"name": meta.get("name"), "labels": dict(meta.get("labels") or {}),
+                         "resourceVersion": meta.get("resourceVersion")}}
+
+
 def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     """A shallow copy of an object without metadata.managedFields (kept listings need none of it)."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
@@ -286,10 +294,17 @@ class Kube:
         return str(newest.message or "FailedCreate") if newest is not None else ""
 
     def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
-        """Every installation (all namespaces), every retention policy, or every Deployment the
-        operator manages (retention reads the versions they run as evidence of what is live), with the
-        listing's resourceVersion (the point in time it shows)."""
-        if kind == "deployments":
+        """Every installation (all namespaces), every retention policy, every Deployment the operator
+        manages (retention reads the versions they run as evidence of what is live), or every namespace
+        (policies select by their labels), with the listing's resourceVersion (the point in time it
+        shows)."""
+        if kind == "namespaces":
+            data = self.api.call_api(
+                "/api/v1/namespaces", "GET", header_params={"Accept": "application/json"}, response_type="object",
+                auth_settings=["BearerToken"], _return_http_data_only=True,
+            ) or {}
+            items = [namespace_evidence(n) for n in data.get("items") or []]
+        elif kind == "deployments":
             data = self.api.call_api(
                 "/apis/apps/v1/deployments", "GET",
                 query_params=[("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
@@ -305,10 +320,6 @@ class Kube:
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return dict(self.core.read_namespace(namespace).metadata.labels or {})
-
-    def all_namespace_labels(self) -> dict[str, dict[str, str]]:
-        """Every namespace's labels, in one listing."""
-        return {ns.metadata.name: dict(ns.metadata.labels or {}) for ns in self.core.list_namespace().items}
 
     def secret_to_file(self, namespace: str, name: str, key: str) -> str | None:
         """Write one Secret value (a CA bundle) to a private temporary file; its path, or None."""

@@ -7,6 +7,10 @@ and it is read whole again every `ttl` seconds: a watch that reconnects lists ag
 what was deleted meanwhile, so an object may stay behind until that re-read, which keeps more, never
 less. A reader that decides a deletion asks for `fresh`, a whole read at once.
 
+What every pass derives from the listings alone (the evidence of every installation, the namespaces'
+labels) is derived once per change of them and shared (`Listings.derived`); a `fresh` read derives its
+own.
+
 A whole read and the events that arrive while it is in flight are merged by resourceVersion (`merge`):
 the read is a snapshot at the collection's resourceVersion, and an event newer than the snapshot wins
 over it, a deletion included. When a resourceVersion is not a number (the API promises nothing about
@@ -19,16 +23,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import ValidationError
 
 from tracardi_operator.models import TracardiInstallation
 from tracardi_operator.readgate import ReadGate
 
-Kind = Literal["policies", "installations", "deployments"]
+Kind = Literal["policies", "installations", "deployments", "namespaces"]
 Key = tuple[str, str]
 Object = dict[str, Any]
+T = TypeVar("T")
 
 LISTING_TTL = 300.0
 """Seconds between two whole reads of a listing the watch keeps current."""
@@ -51,6 +56,12 @@ def revision(value: Any) -> int | None:
 
 def _revision_of(obj: Mapping[str, Any]) -> int | None:
     return revision((obj.get("metadata") or {}).get("resourceVersion"))
+
+
+def _content(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """An object without its resourceVersion: what a derived value can depend on."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "resourceVersion"}
+    return {**obj, "metadata": meta}
 
 
 def merge(snapshot: str, listed: list[Object], current: Mapping[Key, Object],
@@ -87,7 +98,7 @@ ReadWhole = Callable[[Kind], tuple[str, list[Object]]]
 
 @dataclass
 class Listings:
-    """The three cluster-wide listings shared by every pass (see the module's docstring)."""
+    """The cluster-wide listings shared by every pass (see the module's docstring)."""
 
     read_whole: ReadWhole
     """One whole read: the collection's resourceVersion and its items (`Kube.list_cluster_at`)."""
@@ -98,6 +109,9 @@ class Listings:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gate: ReadGate[Kind, list[Object]] = field(default_factory=ReadGate)
     """Held per kind by the pass that reads a due listing whole (not for `fresh`)."""
+    _changes: dict[Kind, int] = field(default_factory=dict)
+    """How often each listing changed (a whole read, an event applied): what a derived value is kept by."""
+    _derived: dict[str, tuple[tuple[int, ...], Any]] = field(default_factory=dict)
 
     def get(self, kind: Kind, fresh: bool = False) -> list[Object]:
         """The listing as the watch keeps it; read whole first when never read, older than the ttl, or
@@ -128,33 +142,76 @@ class Listings:
             listing = self._listings.get(kind)
             if listing is None:
                 listing = self._listings[kind] = _Listing(started, merge(snapshot, items, {}, {}))
+                self._changed(kind)
             else:
                 listing.objects = merge(snapshot, items, listing.objects, listing.deleted)
                 at = revision(snapshot)
                 listing.deleted = {k: r for k, r in listing.deleted.items() if at is not None and r > at}
                 listing.read_at = max(listing.read_at, started)
+            self._changed(kind)
             return list(listing.objects.values())
 
-    def observe(self, kind: Kind, event: str | None, obj: Object) -> None:
+    def observe(self, kind: Kind, event: str | None, obj: Object) -> bool:
         """One watch event (`event` None: the watch's own listing) applied to a listing already read; a
-        listing never read is read whole when first needed."""
+        listing never read is read whole when first needed. Whether the listing's content changed (not
+        only a resourceVersion)."""
         key = key_of(obj)
         with self._lock:
             listing = self._listings.get(kind)
             if listing is None:
-                return
+                return False
             if event == "DELETED":
-                listing.objects.pop(key, None)
+                gone = listing.objects.pop(key, None) is not None
                 gone_at = _revision_of(obj)
                 if gone_at is not None:
                     listing.deleted[key] = gone_at
-                return
+                if gone:
+                    self._changed(kind)
+                return gone
             was = listing.objects.get(key)
             newer, older = _revision_of(obj), _revision_of(was) if was is not None else None
             if newer is not None and older is not None and newer < older:
-                return  # a late event: the listing already holds a newer state
+                return False  # a late event: the listing already holds a newer state
             listing.objects[key] = obj
             listing.deleted.pop(key, None)
+            moved = was is None or _content(was) != _content(obj)
+            if moved:
+                self._changed(kind)
+            return moved
+
+    def _changed(self, kind: Kind) -> None:
+        """Under the lock: a listing changed, so what was derived from it is derived again."""
+        self._changes[kind] = self._changes.get(kind, 0) + 1
+
+    def derived(self, name: str, kinds: tuple[Kind, ...], derive: Callable[[list[list[Object]]], T]) -> T:
+        """`derive` of the listings of `kinds` (as `get` serves them), kept under `name` until one of them
+        changes: every idle pass asks for the same value, and deriving it reads every object. A value is
+        kept only when no listing changed while it was read, so what is kept is what those listings
+        held. Never for a decision that needs a `fresh` read."""
+        with self._lock:
+            before = self._counts(kinds)
+            kept = self._derived.get(name)
+            if kept is not None and kept[0] == before and all(self._kept_current(kind) for kind in kinds):
+                return cast(T, kept[1])
+        listed = [self.get(kind) for kind in kinds]
+        with self._lock:
+            after = self._counts(kinds)
+        if after != before:  # read whole just now (the first time, after the ttl) or an event meanwhile
+            held = [self._kept(kind, current=False) for kind in kinds]
+            before, listed = after, [now if now is not None else then for now, then in zip(held, listed, strict=True)]
+        value = derive(listed)
+        with self._lock:
+            if self._counts(kinds) == before:
+                self._derived[name] = (before, value)
+        return value
+
+    def _counts(self, kinds: tuple[Kind, ...]) -> tuple[int, ...]:
+        return tuple(self._changes.get(kind, 0) for kind in kinds)
+
+    def _kept_current(self, kind: Kind) -> bool:
+        """Under the lock: whether the listing of `kind` was read and is not due to be read whole."""
+        listing = self._listings.get(kind)
+        return listing is not None and self._current(listing)
 
     def valid_installations(self) -> list[TracardiInstallation]:
         """Every listed installation the model accepts (an invalid one's own status says why)."""

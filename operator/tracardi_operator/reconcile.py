@@ -35,7 +35,7 @@ from tracardi_operator.progress import StepClock, finished_migrations
 from tracardi_operator.reasons import Reason
 from tracardi_operator.retention import headroom
 from tracardi_operator.retention.selection import governed_by
-from tracardi_operator.retention_pass import RetentionPass, validated
+from tracardi_operator.retention_pass import RetentionPass, namespace_labels, validated
 from tracardi_operator.rollout import Decision, RolloutContext, decide, needs_shard_room
 from tracardi_operator.scheduler import GONE
 from tracardi_operator.settings import Settings
@@ -200,13 +200,12 @@ class Reconciler:
 
     def policy_statuses(self) -> None:
         """Which installations each policy governs, for `kubectl get trp -o yaml`: the policies and the
-        installations as the watches keep them (`listings`), and one listing of the namespaces for all
-        of them (not one read per namespace)."""
+        installations and the namespaces' labels as the watches keep them (`listings`)."""
         listings = self.retention.listings
         raw_policies = listings.get("policies")
         policies = validated(TracardiRetentionPolicy, raw_policies)
         installations = listings.valid_installations()
-        labels = self.kube.all_namespace_labels()
+        labels = namespace_labels(listings)
         for raw in raw_policies:
             meta = raw.get("metadata", {})
             self._policy_status(meta.get("name", ""), meta.get("generation"), policies, installations, labels)

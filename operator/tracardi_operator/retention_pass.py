@@ -24,7 +24,7 @@ from tracardi_operator.listings import Listings
 from tracardi_operator.models import RetentionStatus, TracardiInstallation, TracardiRetentionPolicy
 from tracardi_operator.retention import execution
 from tracardi_operator.retention import status as retention_status
-from tracardi_operator.retention.evidence import cluster_key, cluster_live, images_by_instance
+from tracardi_operator.retention.evidence import FleetEvidence, cluster_key, fleet_evidence, images_by_instance, live_on
 from tracardi_operator.retention.inventory import InventoryCache
 
 log = logging.getLogger("tracardi_operator")
@@ -54,13 +54,41 @@ class _Inputs:
     shared: list[str] = field(default_factory=list)
 
     def read(self, fresh: bool = False) -> tuple[list[TracardiRetentionPolicy], set[VersionId]]:
-        # An invalid policy governs nothing (its own status says why).
-        policies = validated(TracardiRetentionPolicy, self.listings.get("policies", fresh=fresh))
-        images = images_by_instance(self.listings.get("deployments", fresh=fresh))
-        live, found = cluster_live(self.inst, self.identity, self.listings.get("installations", fresh=fresh), images,
-                                   parse=self.listings.parsed)
+        """The policies and the live pairs: derived from the listings once per change of them and shared
+        by every pass; `fresh`, from whole reads made now, for this run alone."""
+        listings = self.listings
+        if fresh:
+            policies = _policies([listings.get("policies", fresh=True)])
+            fleet = self._fleet([listings.get("installations", fresh=True), listings.get("deployments", fresh=True)])
+        else:
+            policies = listings.derived("policies", ("policies",), _policies)
+            fleet = listings.derived("fleet", ("installations", "deployments"), self._fleet)
+        live, found = live_on(self.inst, self.identity, fleet)
         self.shared = sorted(found)
         return policies, live
+
+    def _fleet(self, listed: list[list[dict[str, Any]]]) -> FleetEvidence:
+        installations, deployments = listed
+        return fleet_evidence(installations, images_by_instance(deployments), parse=self.listings.parsed)
+
+
+def _policies(listed: list[list[dict[str, Any]]]) -> list[TracardiRetentionPolicy]:
+    # An invalid policy governs nothing (its own status says why).
+    return validated(TracardiRetentionPolicy, listed[0])
+
+
+def namespace_labels(listings: Listings) -> dict[str, dict[str, str]]:
+    """Every namespace's labels by name, from the listing the namespaces' watch keeps current, derived
+    once per change of it."""
+    return listings.derived("namespace labels", ("namespaces",), _labels_by_name)
+
+
+def _labels_by_name(listed: list[list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for namespace in listed[0]:
+        meta = namespace.get("metadata") or {}
+        out[str(meta.get("name") or "")] = {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+    return out
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,8 @@ class RetentionPass:
             return
         inputs = _Inputs(self.listings, inst, identity)
         policies, live = inputs.read()
-        ns_labels = self.kube.namespace_labels(inst.namespace)
+        # As the watch keeps them: a run reads them again, whole, before it deletes (`_Effects.recheck`).
+        ns_labels = namespace_labels(self.listings).get(inst.namespace, {})
         effects = _Effects(self.kube, inst, written.get("retention") or {}, inputs)
         try:
             outcome = execution.run(inst, adapter, self.inventories, policies, ns_labels, live, now, effects)

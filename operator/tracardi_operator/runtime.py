@@ -18,7 +18,7 @@ from typing import Any
 from tracardi_operator import health
 from tracardi_operator.applied import StatusWrites
 from tracardi_operator.connections import Connections
-from tracardi_operator.kube import Kube, deployment_evidence, safe_error, without_managed_fields
+from tracardi_operator.kube import Kube, deployment_evidence, namespace_evidence, safe_error, without_managed_fields
 from tracardi_operator.labels import label_value
 from tracardi_operator.listings import Kind, Listings
 from tracardi_operator.observe import decision_facts
@@ -101,10 +101,12 @@ class Runtime:
         if not self.status_writes.echo(namespace, name, resource_version):
             self.wake(namespace, name, Urgency.EVENT if listed else Urgency.CHANGE)
 
-    def listed(self, kind: Kind, event: str | None, body: Mapping[str, Any]) -> None:
-        """A watch event of a kind retention lists cluster-wide: keep that listing current with it."""
-        obj = deployment_evidence(body) if kind == "deployments" else without_managed_fields(body)
-        self.listings.observe(kind, event, obj)
+    def listed(self, kind: Kind, event: str | None, body: Mapping[str, Any]) -> bool:
+        """A watch event of a kind retention lists cluster-wide: keep that listing current with it.
+        Whether the listing changed by more than a resourceVersion (never for a listing not read yet)."""
+        obj = (deployment_evidence(body) if kind == "deployments" else namespace_evidence(body)
+               if kind == "namespaces" else without_managed_fields(body))
+        return self.listings.observe(kind, event, obj)
 
     def deployment_moved(self, namespace: str, instance: str, body: Mapping[str, Any],
                          deleted: bool = False) -> bool:

@@ -198,3 +198,83 @@ def test_never_read_waits_for_the_one_read_and_fresh_reads_its_own() -> None:
     for t in threads:
         t.join(5)
     assert cluster.reads == 4, "a fresh read never takes one begun before it was asked for"
+
+
+def test_a_derived_value_is_kept_until_a_listing_changes_by_more_than_a_resource_version() -> None:
+    cluster, clock = Cluster(10, [obj("a", 5, spec={"v": 1})]), Clock()
+    listings = Listings(cluster.read, ttl=300, clock=clock)
+    derived: list[int] = []
+
+    def count(listed: list[list[dict[str, Any]]]) -> int:
+        derived.append(len(listed[0]))
+        return len(listed[0])
+
+    assert listings.derived("n", ("installations",), count) == 1
+    assert listings.derived("n", ("installations",), count) == 1
+    assert derived == [1], "kept while nothing changed"
+    assert not listings.observe("installations", "MODIFIED", obj("a", 6, spec={"v": 1})), "only its resourceVersion"
+    assert listings.derived("n", ("installations",), count) == 1
+    assert derived == [1]
+    assert listings.observe("installations", "ADDED", obj("b", 7))
+    assert listings.derived("n", ("installations",), count) == 2
+    assert derived == [1, 2], "derived again after a change"
+    assert listings.observe("installations", "DELETED", obj("b", 8))
+    assert not listings.observe("installations", "DELETED", obj("b", 9)), "already gone"
+    assert listings.derived("n", ("installations",), count) == 1
+    assert derived == [1, 2, 1]
+    assert listings.derived("other", ("installations",), count) == 1, "a value per name"
+    assert derived == [1, 2, 1, 1]
+
+
+def test_a_derived_value_follows_the_ttl_and_a_fresh_read() -> None:
+    cluster, clock = Cluster(10, [obj("a", 5)]), Clock()
+    listings = Listings(cluster.read, ttl=300, clock=clock)
+
+    def count(listed: list[list[dict[str, Any]]]) -> int:
+        return len(listed[0])
+
+    assert listings.derived("n", ("installations",), count) == 1
+    cluster.rv, cluster.items = 20, [obj("a", 5), obj("b", 19)]
+    assert listings.derived("n", ("installations",), count) == 1, "within the ttl, as the watch keeps it"
+    clock.now += 301
+    assert listings.derived("n", ("installations",), count) == 2, "the whole read after the ttl decides"
+    assert cluster.reads == 2
+    cluster.rv, cluster.items = 30, [obj("c", 29)]
+    listings.get("installations", fresh=True)
+    assert listings.derived("n", ("installations",), count) == 1, "a fresh read changed the listing too"
+
+
+def test_a_value_derived_while_its_listing_changed_is_not_kept() -> None:
+    cluster = Cluster(10, [obj("a", 5)])
+    listings = Listings(cluster.read)
+    listings.get("installations")
+    calls: list[int] = []
+
+    def racing(listed: list[list[dict[str, Any]]]) -> int:
+        calls.append(len(listed[0]))
+        if len(calls) == 1:  # an event lands while the value is derived from what was read before it
+            listings.observe("installations", "ADDED", obj("b", 11))
+        return len(listed[0])
+
+    assert listings.derived("n", ("installations",), racing) == 1
+    assert listings.derived("n", ("installations",), racing) == 2, "derived again: the first was not kept"
+    assert listings.derived("n", ("installations",), racing) == 2
+    assert calls == [1, 2]
+
+
+def test_a_derived_value_of_two_listings_follows_either() -> None:
+    cluster = Cluster(10, [obj("a", 5)])
+    listings = Listings(cluster.read)
+    calls: list[tuple[int, int]] = []
+
+    def both(listed: list[list[dict[str, Any]]]) -> tuple[int, int]:
+        calls.append((len(listed[0]), len(listed[1])))
+        return calls[-1]
+
+    kinds: tuple[Kind, ...] = ("installations", "deployments")
+    assert listings.derived("n", kinds, both) == (1, 1)
+    listings.observe("deployments", "ADDED", obj("d", 12))
+    assert listings.derived("n", kinds, both) == (1, 2)
+    listings.observe("policies", "ADDED", obj("p", 13))
+    assert listings.derived("n", kinds, both) == (1, 2)
+    assert len(calls) == 2, "a listing it does not read changes nothing"

@@ -103,6 +103,9 @@ class MemoryKube:
         return "", self.list_cluster(kind)
 
     def list_cluster(self, kind: str) -> list[dict[str, Any]]:
+        if kind == "namespaces":
+            self.ops.append("list namespaces")
+            return [{"metadata": {"name": "shop", "labels": {"team": "shop"}}}]
         if kind == "policies":
             return copy.deepcopy(self.policies)
         if kind == "installations":
@@ -111,10 +114,6 @@ class MemoryKube:
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
         return {}
-
-    def all_namespace_labels(self) -> dict[str, dict[str, str]]:
-        self.ops.append("list namespaces")
-        return {"shop": {"team": "shop"}}
 
     def patch_policy_status(self, name: str, status: dict[str, Any]) -> None:
         self.ops.append(f"policy status {name}")

@@ -165,3 +165,49 @@ def test_the_images_of_a_long_named_installation_are_its_own() -> None:
     other["status"] = {"elasticsearchCluster": "u-1"}
     live, shared = evidence.cluster_live(installation(versions=HISTORY[1:]), "u-1", [other], images)
     assert shared == {f"shop/{long_name}"}, "paired with its installation, not kept as an orphan's"
+
+
+def test_fleet_evidence_is_shared_and_each_installation_leaves_out_only_itself() -> None:
+    from tracardi_operator.labels import label_value
+
+    me = installation(versions=HISTORY[1:])
+    listed_me = me.model_dump(by_alias=True, mode="json", exclude_none=True)
+    listed_me["status"] = {"currentVersion": "0.8.0"}  # as listed, older than this pass decided it
+    beta = installation(name="beta").model_dump(by_alias=True, mode="json", exclude_none=True)
+    beta["status"] = {"elasticsearchCluster": "u-2"}
+    refused = {"metadata": {"namespace": "shop", "name": "bad"}, "spec": {"version": 7},
+               "status": {"elasticsearchCluster": "u-3", "currentVersion": "0.8.0"}}
+    images = {("shop", "beta"): ["tracardi/tracardi-api:0.8.0"],
+              ("shop", label_value(me.name)): ["tracardi/tracardi-api:0.8.2.1"]}
+    fleet = evidence.fleet_evidence([listed_me, beta, refused], images)
+    assert [w.parsed for w in fleet.witnesses] == [True, True, False]
+    assert not fleet.unclaimed
+    mine = {VersionId("08x", "01506"), VersionId("0820", "ffe49")}
+    assert evidence.live_on(me, "u-1", fleet) == (mine, set()), \
+        "its own record and Deployments; not its listed copy, nor what other clusters run"
+    assert evidence.live_on(me, None, fleet)[0] == mine | {VersionId("080", "fa73a")}, \
+        "an unknown cluster counts every installation"
+
+    refused["status"]["elasticsearchCluster"] = "u-1"
+    beta["status"]["elasticsearchCluster"] = "u-1"
+    images[("shop", "beta")] = ["tracardi/tracardi-api:0.8.1"]
+    images[("gone", "orphan")] = ["tracardi/tracardi-api:0.8.0"]
+    fleet = evidence.fleet_evidence([listed_me, beta, refused], images)
+    assert set(fleet.unclaimed) == {("gone", "orphan")}
+    live, shared = evidence.live_on(me, "u-1", fleet)
+    assert live == mine | {VersionId("080", "fa73a")}
+    assert shared == {"shop/beta"}, "beta serves one of its pairs on its cluster; a refused one is never paired"
+    del images[("gone", "orphan")]
+    refused["status"]["elasticsearchCluster"] = "u-3"
+    assert evidence.live_on(me, "u-1", evidence.fleet_evidence([listed_me, beta, refused], images))[0] == mine
+
+
+def test_an_installation_not_listed_yet_counts_its_own_deployments_once() -> None:
+    from tracardi_operator.labels import label_value
+
+    me = installation(versions=[])
+    images = {("shop", label_value(me.name)): ["tracardi/tracardi-api:0.8.1"]}
+    fleet = evidence.fleet_evidence([], images)
+    assert set(fleet.unclaimed) == {("shop", label_value(me.name))}
+    live, _ = evidence.live_on(me, "u-1", fleet)
+    assert live == {VersionId("08x", "01506")}

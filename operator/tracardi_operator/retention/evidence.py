@@ -8,6 +8,7 @@ Deployments of no listed installation keep the versions they run.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -101,6 +102,83 @@ def same_cluster(mine: str, theirs: str | None) -> bool:
     return theirs is None or theirs == mine
 
 
+@dataclass(frozen=True)
+class Witness:
+    """What one listed installation says is live: where it is (namespace, name), the cluster it recorded
+    (None: not yet), its live pairs (`live_pairs`, or `live_pairs_unparsed` when the model refused it:
+    `parsed` False)."""
+
+    where: tuple[str, str]
+    recorded: str | None
+    pairs: frozenset[VersionId]
+    parsed: bool
+
+
+@dataclass(frozen=True)
+class FleetEvidence:
+    """The evidence of every listed installation and Deployment, derived once from the listings and
+    shared by every installation's run until they change (`fleet_evidence`)."""
+
+    witnesses: tuple[Witness, ...]
+    images: Mapping[tuple[str, str], Sequence[str]]
+    """The images Deployments run, by (namespace, instance label)."""
+    unclaimed: Mapping[tuple[str, str], frozenset[VersionId]]
+    """The pairs Deployments run whose instance label is no listed installation's, by the same key."""
+
+
+def fleet_evidence(
+    installations: Iterable[Mapping[str, Any]],
+    images: Mapping[tuple[str, str], Sequence[str]],
+    parse: Callable[[Mapping[str, Any]], TracardiInstallation] = TracardiInstallation.model_validate,
+) -> FleetEvidence:
+    """Each listed installation's live pairs, with the images its Deployments run (by its namespace and
+    instance label: the name, cut to a label value when it is longer, `labels.label_value`). Two names
+    cut to the same label value both get that label's images: more evidence keeps more, never less.
+    `parse` validates a listed installation (a caller may cache it by resourceVersion)."""
+    witnesses: list[Witness] = []
+    claimed: set[tuple[str, str]] = set()
+    for raw in installations:
+        meta = raw.get("metadata") or {}
+        where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        label = (where[0], label_value(where[1]))
+        claimed.add(label)
+        theirs = images.get(label, ())
+        try:
+            pairs, parsed = live_pairs(parse(raw), theirs), True
+        except ValidationError:
+            # Fail closed: whatever a refused object's status names stays live.
+            pairs, parsed = live_pairs_unparsed(raw, theirs), False
+        witnesses.append(Witness(where, recorded_cluster(raw), frozenset(pairs), parsed))
+    unclaimed = {label: frozenset(live_pairs_unparsed({}, found))
+                 for label, found in images.items() if label not in claimed}
+    return FleetEvidence(tuple(witnesses), {k: tuple(v) for k, v in images.items()}, unclaimed)
+
+
+def live_on(inst: TracardiInstallation, identity: str | None,
+            fleet: FleetEvidence) -> tuple[set[VersionId], set[str]]:
+    """The live pairs of `inst` (as this pass decided it, with the images its Deployments run) and of
+    every listed installation that may share its cluster `identity` (None: unknown, so every
+    installation counts); and the others (namespace/name) that recorded this cluster and serve one of
+    `inst`'s live pairs. A refused object keeps whatever its status names; Deployments of no listed
+    installation keep the versions they run, wherever they are."""
+    mine_label = (inst.namespace, label_value(inst.name))
+    mine = live_pairs(inst, fleet.images.get(mine_label, ()))
+    live: set[VersionId] = set(mine)
+    shared: set[str] = set()
+    for witness in fleet.witnesses:
+        if witness.where == (inst.namespace, inst.name):
+            continue
+        if identity is not None and not same_cluster(identity, witness.recorded):
+            continue
+        live |= witness.pairs
+        if witness.parsed and witness.recorded is not None and not witness.pairs.isdisjoint(mine):
+            shared.add(f"{witness.where[0]}/{witness.where[1]}")
+    for label, pairs in fleet.unclaimed.items():
+        if label != mine_label:  # this installation's own, counted in `mine` while it is not listed yet
+            live |= pairs
+    return live, shared
+
+
 def cluster_live(
     inst: TracardiInstallation,
     identity: str | None,
@@ -108,40 +186,9 @@ def cluster_live(
     images: Mapping[tuple[str, str], Sequence[str]],
     parse: Callable[[Mapping[str, Any]], TracardiInstallation] = TracardiInstallation.model_validate,
 ) -> tuple[set[VersionId], set[str]]:
-    """The live pairs of `inst` and of every installation that may share its cluster `identity`
-    (None: unknown, so every installation counts), from the listed installations (raw objects) and
-    the images their Deployments run by (namespace, instance label: the name, cut to a label value
-    when it is longer, `labels.label_value`); and the others (namespace/name) that
-    recorded this cluster and serve one of `inst`'s live pairs. A refused object keeps whatever its
-    status names; Deployments of no listed installation keep the versions they run, wherever they are.
-    `parse` validates a listed installation (a caller may cache it by resourceVersion).
-    """
-    left = {where: list(found) for where, found in images.items()}
-    mine = live_pairs(inst, left.pop((inst.namespace, label_value(inst.name)), ()))
-    live: set[VersionId] = set(mine)
-    shared: set[str] = set()
-    for raw in installations:
-        meta = raw.get("metadata") or {}
-        where = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-        if where == (inst.namespace, inst.name):
-            continue
-        their_images = left.pop((where[0], label_value(where[1])), [])
-        recorded = recorded_cluster(raw)
-        if identity is not None and not same_cluster(identity, recorded):
-            continue
-        try:
-            other = parse(raw)
-        except ValidationError:
-            # Fail closed: whatever a refused object's status names stays live.
-            live |= live_pairs_unparsed(raw, their_images)
-            continue
-        theirs = live_pairs(other, their_images)
-        live |= theirs
-        if recorded is not None and theirs & mine:
-            shared.add(f"{where[0]}/{where[1]}")
-    for found in left.values():
-        live |= live_pairs_unparsed({}, found)
-    return live, shared
+    """`live_on` from the listed installations (raw objects) and the images their Deployments run by
+    (namespace, instance label), derived for this one call (`fleet_evidence`)."""
+    return live_on(inst, identity, fleet_evidence(installations, images, parse))
 
 
 def images_by_instance(deployments: list[dict[str, Any]]) -> dict[tuple[str, str], list[str]]:
