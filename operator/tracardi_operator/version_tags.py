@@ -8,7 +8,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import total_ordering
+from functools import lru_cache, total_ordering
 from typing import Literal
 
 from tracardi_operator.reasons import Reason
@@ -153,8 +153,25 @@ class ParsedTag:
         return self.version is not None
 
 
+PARSED_TAGS_KEPT = 1024
+"""Distinct tags whose parse is kept (`try_parse`): a fleet runs a handful, and every idle pass reads
+every installation's tags again."""
+
+
 def try_parse(text: object) -> ParsedTag:
-    """Parse an image tag; never raises, whatever `text` is."""
+    """Parse an image tag; never raises, whatever `text` is. A string short enough to be a tag is parsed
+    once and its result kept (the result is immutable)."""
+    if isinstance(text, str) and len(text) <= MAX_TAG_LENGTH:
+        return _parse_short(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=PARSED_TAGS_KEPT)
+def _parse_short(text: str) -> ParsedTag:
+    return _parse(text)
+
+
+def _parse(text: object) -> ParsedTag:
     if not isinstance(text, str) or len(text) > MAX_TAG_LENGTH or _TAG.fullmatch(text) is None:
         shown = repr(text)[:80]
         return ParsedTag(

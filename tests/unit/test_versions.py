@@ -412,3 +412,16 @@ def test_plan_never_crashes(current: str, target: str, allow: bool) -> None:
     path = plan_upgrade(current, target, allow_prerelease=allow)
     assert path.ok or not path.steps
     assert path.reason[0].isupper()
+
+
+def test_a_tag_is_parsed_once_and_anything_else_every_time() -> None:
+    from tracardi_operator.version_tags import MAX_TAG_LENGTH
+
+    assert try_parse("0.8.2.1") is try_parse("0.8.2.1"), "kept: the result is immutable"
+    assert try_parse("0.8.2.1").version == TracardiVersion(0, 8, 2, 1)
+    assert not try_parse("nope").ok
+    assert try_parse("nope") is try_parse("nope")
+    long = "1" * (MAX_TAG_LENGTH + 1)
+    assert not try_parse(long).ok
+    assert try_parse(long) is not try_parse(long), "too long to be a tag: never kept"
+    assert not try_parse(801).ok
