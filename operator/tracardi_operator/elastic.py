@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,9 @@ from tracardi_operator.indices import dig
 from tracardi_operator.retention.safety import batch_names, is_exact_name
 
 log = logging.getLogger("tracardi_operator")
+
+STATE_ASKED_AGAIN_AFTER = 3600.0
+"""Seconds after the cluster state was refused (403) before a client asks for it again."""
 
 # Elasticsearch's default when the setting is nowhere to be read.
 DEFAULT_MAX_SHARDS_PER_NODE = 1000
@@ -120,10 +124,12 @@ def require_exact_names(names: Sequence[str]) -> list[str]:
 class ElasticAdapter:
     """Thin, typed calls over one client (built once per cluster and reused)."""
 
-    def __init__(self, client: Elasticsearch) -> None:
+    def __init__(self, client: Elasticsearch, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._state_refused = False
-        """Whether the cluster state was refused (403): the inventory reads the index API instead."""
+        self._clock = clock
+        self._state_refused_at: float | None = None
+        """When the cluster state was last refused (403): the inventory reads the index API instead
+        until `STATE_ASKED_AGAIN_AFTER` has passed (a privilege granted later is used again)."""
 
     def close(self) -> None:
         """Close the client's connections (no installation uses it any more)."""
@@ -155,7 +161,8 @@ class ElasticAdapter:
         rep, status) and the `_meta` of their mappings in `GET _mapping`'s shape, from one read of the
         cluster state's metadata. Not `_cat/indices`, which gathers every shard's statistics first (and
         the inventory never needs a document count): 155 ms for 1,000 indices on a cluster of 6,000."""
-        if not self._state_refused:
+        refused_at = self._state_refused_at
+        if refused_at is None or self._clock() - refused_at >= STATE_ASKED_AGAIN_AFTER:
             try:
                 answer = self._client.cluster.state(metric="metadata", index=TRACARDI_INDICES,
                                                     expand_wildcards="all", allow_no_indices=True,
@@ -164,10 +171,11 @@ class ElasticAdapter:
             except AuthorizationException:
                 # Reading the cluster state is a cluster privilege (`monitor` in Elasticsearch 7.10; some
                 # releases document `manage`), and some hosted services keep it to themselves. The index
-                # API gives the same with the index privilege `view_index_metadata`. Asked once per client.
-                self._state_refused = True
-                log.info("Elasticsearch refused the cluster state (403): the index inventory reads the index "
-                         "API instead")
+                # API gives the same with the index privilege `view_index_metadata`. Asked again hourly.
+                if refused_at is None:
+                    log.info("Elasticsearch refused the cluster state (403): the index inventory reads the "
+                             "index API instead")
+                self._state_refused_at = self._clock()
         return state_rows(self._tracardi_indices_from_index_api())
 
     def _tracardi_indices_from_index_api(self) -> dict[str, Any]:

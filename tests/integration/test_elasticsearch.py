@@ -238,8 +238,8 @@ def test_without_the_cluster_state_the_inventory_reads_the_index_api_alike(es: E
                                                                            es_devenv: Running) -> None:
     """A user who may not read the cluster state (403) gets the same inventory from the index API: the
     same rows (a closed index and a hidden one included) and the same `_meta`s, and the refused request
-    is not sent again."""
-    from tracardi_operator.elastic import ElasticAdapter, ElasticConnection, build_client
+    is sent again only after STATE_ASKED_AGAIN_AFTER."""
+    from tracardi_operator.elastic import STATE_ASKED_AGAIN_AFTER, ElasticAdapter, ElasticConnection, build_client
 
     created = ["0820.ab12c.tracardi-event", "0820.ab12c.tracardi-closed", "0820.ab12c.tracardi-hidden",
                "0820.ab12c.tracardi-nometa"]
@@ -258,10 +258,17 @@ def test_without_the_cluster_state_the_inventory_reads_the_index_api_alike(es: E
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         direct = ElasticAdapter(build_client(ElasticConnection(hosts=(es_devenv.url,)))).read_inventory()
-        refused = ElasticAdapter(build_client(ElasticConnection(hosts=(f"http://127.0.0.1:{proxy.server_port}",))))
+        now = [1000.0]
+        refused = ElasticAdapter(build_client(ElasticConnection(hosts=(f"http://127.0.0.1:{proxy.server_port}",))),
+                                 clock=lambda: now[0])
         first = refused.read_inventory()
+        now[0] += STATE_ASKED_AGAIN_AFTER - 1
         again = refused.read_inventory()
         assert len(_RefusingClusterState.refused) == 1  # asked once; the index API from then on
+        now[0] += 1
+        later = refused.read_inventory()
+        assert len(_RefusingClusterState.refused) == 2, "asked again once the wait is over"
+        assert later.cat_indices == direct.cat_indices
         mine = sorted((row for row in direct.cat_indices if row["index"] in created), key=lambda r: r["index"])
         assert [(r["index"], r["status"], str(r["pri"]), str(r["rep"])) for r in mine] == [
             ("0820.ab12c.tracardi-closed", "close", "1", "0"), ("0820.ab12c.tracardi-event", "open", "2", "0"),
