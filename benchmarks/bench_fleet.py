@@ -85,6 +85,11 @@ def devenv_up(state_dir: Path) -> dict[str, str]:
     env.setdefault("DEVENV_ES_HEAP_MB", "4096")
     say(f"devenv in {state_dir} (simulator shared, Elasticsearch heap {env['DEVENV_ES_HEAP_MB']} MB)")
     subprocess.run([sys.executable, "-m", "devenv", "up"], env=env, cwd=REPO, check=True)
+    return read_env(state_dir)
+
+
+def read_env(state_dir: Path) -> dict[str, str]:
+    """The variables a running devenv's `env` file exports (KUBECONFIG, the Elasticsearch URL, ...)."""
     values: dict[str, str] = {}
     for line in (state_dir / "env").read_text().splitlines():
         key, _, value = line.removeprefix("export ").partition("=")

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_fleet import Operator, proc_status, say, watch_idle  # it puts the repository on the path
+from bench_fleet import Operator, proc_status, read_env, say, watch_idle  # it puts the repository on the path
 from kubernetes import client, config
 
 from tests.factories import wait_for
@@ -45,10 +45,7 @@ def main() -> None:
     parser.add_argument("--idle", type=int, default=300, help="seconds of idle measurement")
     args = parser.parse_args()
     state_dir = Path(os.environ.get("DEVENV_DIR") or Path(__file__).resolve().parents[1] / ".devenv-fleet").resolve()
-    values: dict[str, str] = {}
-    for line in (state_dir / "env").read_text().splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        values[key.strip()] = value.strip()
+    values = read_env(state_dir)
     log_dir = state_dir / "bench-idle"
     log_dir.mkdir(parents=True, exist_ok=True)
 
