@@ -169,7 +169,9 @@ async def deployment_changed(type: str | None, body: Mapping[str, Any], namespac
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 async def job_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
-    _wake_owner(_runtime(memo), namespace, labels)
+    runtime = _runtime(memo)
+    runtime.job_moved(namespace or "", labels.get(LABEL_INSTANCE) or "")
+    _wake_owner(runtime, namespace, labels)
 
 
 def _wake_owner(runtime: Runtime, namespace: str | None, labels: Mapping[str, str]) -> None:

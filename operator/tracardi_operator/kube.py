@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -264,8 +264,11 @@ class Kube:
                 return None
             raise
 
-    def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
-        """Deployments, Services, Jobs and Pods of one installation, as plain dicts (one list call per kind)."""
+    def list_children(self, namespace: str, instance: str,
+                      kinds: Sequence[str] = ("deployments", "services", "jobs", "pods"),
+                      ) -> dict[str, list[dict[str, Any]]]:
+        """The Deployments, Services, Jobs and Pods (`kinds`) of one installation, as plain dicts (one list
+        call per kind)."""
         # The builders label children with the installation's name as a label value (at most 63 characters).
         selector = f"app.kubernetes.io/instance={label_value(instance)},app.kubernetes.io/managed-by={FIELD_MANAGER}"
         out: dict[str, list[dict[str, Any]]] = {}
@@ -275,6 +278,8 @@ class Kube:
             ("jobs", "/apis/batch/v1", "jobs"),
             ("pods", "/api/v1", "pods"),
         ):
+            if key not in kinds:
+                continue
             data = self.api.call_api(
                 f"{prefix}/namespaces/{namespace}/{plural}", "GET",
                 query_params=[("labelSelector", selector)],

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from tracardi_operator import builders, conditions
 from tracardi_operator.applied import AppliedCache, Child, live_children, stamped
+from tracardi_operator.children import ChildListings
 from tracardi_operator.connections import Connections
 from tracardi_operator.elastic import ElasticAdapter
 from tracardi_operator.kube import Kube, safe_error
@@ -58,16 +59,23 @@ class Reconciler:
     metrics: Any = None
     applied: AppliedCache = dataclasses.field(default_factory=AppliedCache)
     steps: StepClock = dataclasses.field(default_factory=StepClock)
+    children: ChildListings = dataclasses.field(default_factory=ChildListings)
+
+    def forget(self, namespace: str, name: str) -> None:
+        """The installation is gone: drop what the passes kept of it (its apply records, its step clock,
+        its metrics) and close its Elasticsearch connection unless another installation uses it."""
+        self.applied.forget((namespace, name))
+        self.steps.forget((namespace, name))
+        self.children.forget(namespace, name)
+        self.connections.forget(namespace, name)
+        if self.metrics is not None:
+            self.metrics.forget_installation(namespace, name)
 
     def reconcile_once(self, namespace: str, name: str) -> float | None:
         """One pass; the seconds until the next is due (None: the resync period), or GONE."""
         body = self.kube.get_installation(namespace, name)
         if body is None or body.get("metadata", {}).get("deletionTimestamp"):
-            self.applied.forget((namespace, name))
-            self.steps.forget((namespace, name))
-            self.connections.forget(namespace, name)
-            if self.metrics is not None:  # also when its deletion's watch event was missed
-                self.metrics.forget_installation(namespace, name)
+            self.forget(namespace, name)  # also when its deletion's watch event was missed
             return GONE
         try:
             inst = TracardiInstallation.model_validate(body)
@@ -75,7 +83,10 @@ class Reconciler:
             self._invalid(body, e)
             self._count("error")
             return None
-        children = self.kube.list_children(namespace, name)
+        idle = inst.status.current_version == inst.spec.version and (
+            inst.status.upgrade is None or inst.status.upgrade.step == "Completed")
+        children = self.children.list(namespace, name, idle,
+                                      lambda kinds: self.kube.list_children(namespace, name, kinds))
         observed = self._with_refusals(namespace, observe(children))
         adapter = self.connections.adapter(inst)
         ctx = self._context(inst, self._shards_available(inst, adapter))
@@ -163,12 +174,15 @@ class Reconciler:
             # An apply that would change nothing is skipped (`applied`): the same manifest, to an object
             # nobody changed since it was applied (by this process, or, after a restart, by any).
             if self.applied.needed((ns, name), manifest, live):
+                self.children.wrote(ns, name)
                 self.applied.record((ns, name), manifest, self.kube.apply(stamped(manifest)))
         for manifest in decision.create:
+            self.children.wrote(ns, name)
             if self.kube.create_once(manifest):
                 log.info("created %s %s/%s", manifest["kind"], ns, manifest["metadata"]["name"],
                          extra=_extra(inst, decision))
         for api_version, kind, child in decision.delete:
+            self.children.wrote(ns, name)
             self.kube.delete(api_version, kind, ns, child)
         for event in decision.events:
             log.info("%s: %s", event.reason, event.message, extra=_extra(inst, decision))

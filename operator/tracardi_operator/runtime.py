@@ -112,7 +112,9 @@ class Runtime:
                          deleted: bool = False) -> bool:
         """A Deployment's watch event (of the installation whose instance label is `instance`): whether it
         changed anything a decision reads (`decision_facts`); its first event (the initial listing too)
-        and its deletion always do."""
+        and its deletion always do. Every event has the next pass list the Deployments again
+        (`children`)."""
+        self.reconciler.children.moved(namespace, instance)
         owner = (namespace, instance)
         name = str((body.get("metadata") or {}).get("name") or "")
         known_of_owner = self._deployment_facts.setdefault(owner, {})
@@ -125,6 +127,11 @@ class Runtime:
         known = known_of_owner.get(name)
         known_of_owner[name] = facts
         return known != facts
+
+    def job_moved(self, namespace: str, instance: str) -> None:
+        """A Job's watch event (of the installation whose instance label is `instance`): the next pass
+        lists its Jobs again (`children`)."""
+        self.reconciler.children.moved(namespace, instance)
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or
@@ -140,12 +147,9 @@ class Runtime:
         """The installation was deleted: its loop stops, so its pass will not find it gone and forget what
         the passes kept of it (`Reconciler.reconcile_once`); this does."""
         self.scheduler.forget(namespace, name)
-        self.reconciler.applied.forget((namespace, name))
-        self.reconciler.steps.forget((namespace, name))
+        self.reconciler.forget(namespace, name)
         self._deployment_facts.pop((namespace, label_value(name)), None)
         self.status_writes.forget(namespace, name)
-        if self.metrics is not None:
-            self.metrics.forget_installation(namespace, name)
 
     async def stop_loops(self) -> None:
         await self.scheduler.stop()

@@ -82,3 +82,17 @@ def test_an_installation_forgotten_takes_what_its_passes_applied_with_it() -> No
     runtime.forget("ns", "acme")
     assert len(runtime.reconciler.applied) == 1
 
+
+def test_an_installation_forgotten_closes_its_elasticsearch_connection() -> None:
+    """Its loop stops on deletion, so no pass of it finds it gone: forgetting it closes the client it
+    alone used (a fleet that churns installations would otherwise keep a connection pool for each)."""
+    from tests.factories import installation_body, installation_spec
+    from tracardi_operator.models import TracardiInstallation
+
+    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    inst = TracardiInstallation.model_validate(installation_body(installation_spec(), name="acme", namespace="ns"))
+    runtime.reconciler.connections.adapter(inst)
+    assert len(runtime.reconciler.connections) == 1
+    runtime.forget("ns", "acme")
+    assert len(runtime.reconciler.connections) == 0
+

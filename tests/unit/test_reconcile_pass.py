@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from tests.support.fake_elastic import FakeElastic
 from tests.unit.test_rollout import body, succeed
 from tracardi_operator import labels
 from tracardi_operator.applied import AppliedCache
+from tracardi_operator.children import EVERY_KIND, UNWATCHED, ChildListings
 from tracardi_operator.indices import VersionId
 from tracardi_operator.listings import Listings
 from tracardi_operator.reconcile import Reconciler
@@ -37,6 +39,8 @@ class MemoryKube:
     revision: int = 0
     ops: list[str] = field(default_factory=list)
     events: list[tuple[str, str]] = field(default_factory=list)
+    listed: list[tuple[str, ...]] = field(default_factory=list)
+    """The kinds of children each `list_children` call read."""
 
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.installation)
@@ -83,7 +87,10 @@ class MemoryKube:
     def failed_create(self, namespace: str, name: str) -> str:
         return ""
 
-    def list_children(self, namespace: str, instance: str) -> dict[str, list[dict[str, Any]]]:
+    def list_children(self, namespace: str, instance: str,
+                      kinds: Sequence[str] = ("deployments", "services", "jobs", "pods"),
+                      ) -> dict[str, list[dict[str, Any]]]:
+        self.listed.append(tuple(kinds))
         pods = []
         for i, name in enumerate(sorted(self.deployments)):
             if self.deployments[name]["spec"].get("replicas", 1):
@@ -96,8 +103,9 @@ class MemoryKube:
             pods.append({"metadata": {"labels": {"job-name": name}}, "status": {"containerStatuses": [
                 {"state": {"terminated": {"finishedAt": "2026-01-01T00:00:00Z", "message": json.dumps(result)}}}]}})
             jobs.append({**job, "status": {"conditions": [{"type": "Complete", "status": "True"}]}})
-        return {"deployments": copy.deepcopy(list(self.deployments.values())),
-                "services": copy.deepcopy(list(self.services.values())), "jobs": jobs, "pods": pods}
+        listed = {"deployments": copy.deepcopy(list(self.deployments.values())),
+                  "services": copy.deepcopy(list(self.services.values())), "jobs": jobs, "pods": pods}
+        return {kind: listed[kind] for kind in kinds}
 
     def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
         return "", self.list_cluster(kind)
@@ -186,7 +194,10 @@ def reconciler(kube: MemoryKube, es: FakeElastic | None = None) -> tuple[Reconci
     # Listings read anew by every pass (no watch feeds them here): a kept listing would still show the
     # Deployments of the version just superseded (they keep it, until a later pass).
     retention = RetentionPass(kube, Listings(kube.list_cluster_at, ttl=0), metrics=metrics)  # type: ignore[arg-type]
-    return Reconciler(Settings(), kube, Elastic(es or FakeElastic()), retention, metrics), metrics  # type: ignore[arg-type]
+    # No watch tells the kept listing of children that they changed here either: listed by every pass.
+    children = ChildListings(relist=-1)
+    return (Reconciler(Settings(), kube, Elastic(es or FakeElastic()), retention, metrics,  # type: ignore[arg-type]
+                       children=children), metrics)
 
 
 def converge(r: Reconciler, passes: int = 40) -> None:
@@ -398,3 +409,41 @@ def test_policy_statuses_read_everything_once_and_write_only_what_changed() -> N
     kube.ops.clear()
     r.policy_statuses()
     assert not [op for op in kube.ops if op.startswith("policy status")], "nothing changed: nothing written"
+
+
+def test_an_idle_pass_reuses_its_watched_children_until_a_watch_event_or_its_own_write() -> None:
+    """The kept listing of Deployments and Jobs (`children`): used only by an idle installation's pass, and
+    only until a watch event of them, a write of the pass, or the relist backstop."""
+    kube = MemoryKube(body("0.8.0"))
+    r, _ = reconciler(kube)
+    clock = FakeClock()
+    r.children = ChildListings(relist=900, clock=clock)
+    converge(r)
+    every, unwatched = EVERY_KIND, UNWATCHED
+    assert all(kinds == every for kinds in kube.listed), "an install under way lists everything every pass"
+    kube.listed.clear()
+    assert r.reconcile_once("shop", "acme") is None
+    assert r.reconcile_once("shop", "acme") is None
+    assert kube.listed == [every, unwatched], "idle: Deployments and Jobs kept from the last listing"
+    kube.listed.clear()
+    r.children.moved("shop", "acme")  # a Deployment's or a Job's watch event
+    r.reconcile_once("shop", "acme")
+    r.reconcile_once("shop", "acme")
+    assert kube.listed == [every, unwatched]
+    kube.listed.clear()
+    clock.sleep(901)
+    r.reconcile_once("shop", "acme")
+    assert kube.listed == [every], "the relist backstop"
+    kube.listed.clear()
+    del kube.deployments["acme-gui"]  # someone deletes it; the watch would tell, and this pass must see it
+    r.children.moved("shop", "acme")
+    r.reconcile_once("shop", "acme")
+    assert "acme-gui" in kube.deployments, "put back"
+    r.reconcile_once("shop", "acme")
+    assert kube.listed == [every, every], "the pass that put it back wrote a child: the next lists again"
+    kube.listed.clear()
+    kube.installation["spec"]["version"] = "0.8.1"  # type: ignore[index]
+    r.reconcile_once("shop", "acme")
+    assert kube.listed == [every], "a version to reach: not idle"
+    r.forget("shop", "acme")
+    assert len(r.children) == 0

@@ -1,0 +1,95 @@
+"""An installation's children as its passes list them, with the listing of the kinds the operator
+watches (Deployments, Jobs) kept from one idle pass to the next.
+
+An idle installation's pass lists its Services and Pods every time, and its Deployments and Jobs only
+when something may have changed them since its last listing: a watch event of one of them (any event,
+the rollout's counts and the watch's re-listing after a reconnect included: `moved`), a pass of it that
+wrote a child (`wrote`), or `relist` seconds gone by (a backstop for a watch that stops delivering).
+A pass of an installation that is not idle (an upgrade under way, a version not reached yet) lists
+everything, every time.
+
+The count of events is taken before the listing is read: an event that arrives while it is read counts
+against it, so the listing is read again by the next pass rather than trusted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracardi_operator.labels import label_value
+
+Key = tuple[str, str]
+Listed = dict[str, list[dict[str, Any]]]
+Read = Callable[[tuple[str, ...]], Listed]
+
+WATCHED = ("deployments", "jobs")
+"""The kinds whose every event reaches the operator (`handlers`): a kept listing of them stays true."""
+UNWATCHED = ("services", "pods")
+EVERY_KIND = (*WATCHED, *UNWATCHED)
+RELIST_SECONDS = 900.0
+"""The longest an idle installation's Deployments and Jobs go without being listed."""
+
+
+@dataclass
+class _Kept:
+    moves: int
+    read_at: float
+    listed: Listed
+
+
+@dataclass
+class ChildListings:
+    """The kept listings of every installation (see the module's docstring)."""
+
+    relist: float = RELIST_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    _moves: dict[Key, int] = field(default_factory=dict)
+    """Watch events of each installation's Deployments and Jobs, by (namespace, instance label)."""
+    _kept: dict[Key, _Kept] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def moved(self, namespace: str, instance: str) -> None:
+        """A watch event of a Deployment or Job whose instance label is `instance`."""
+        with self._lock:
+            key = (namespace, instance)
+            self._moves[key] = self._moves.get(key, 0) + 1
+
+    def wrote(self, namespace: str, name: str) -> None:
+        """A pass of the installation applied, created or deleted a child: its next pass lists them."""
+        with self._lock:
+            self._kept.pop((namespace, name), None)
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._kept.pop((namespace, name), None)
+            self._moves.pop((namespace, label_value(name)), None)
+
+    def list(self, namespace: str, name: str, idle: bool, read: Read) -> Listed:
+        """Every kind of the installation's children: read by `read(kinds)`, the watched kinds taken
+        from the kept listing when the installation is `idle` and nothing moved them since."""
+        key, label = (namespace, name), (namespace, label_value(name))
+        with self._lock:
+            moves = self._moves.get(label, 0)
+            kept = self._kept.get(key)
+            usable = (idle and kept is not None and kept.moves == moves
+                      and self.clock() - kept.read_at <= self.relist)
+        if usable and kept is not None:
+            out = read(UNWATCHED)
+            out.update({kind: list(kept.listed[kind]) for kind in WATCHED})
+            return out
+        started = self.clock()
+        out = read(EVERY_KIND)
+        with self._lock:
+            if idle:
+                self._kept[key] = _Kept(moves, started, {kind: list(out.get(kind, [])) for kind in WATCHED})
+            else:
+                self._kept.pop(key, None)
+        return out
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._kept)
