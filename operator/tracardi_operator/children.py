@@ -10,6 +10,12 @@ everything, every time.
 
 The count of events is taken before the listing is read: an event that arrives while it is read counts
 against it, so the listing is read again by the next pass rather than trusted.
+
+A child's event counts for the installation whose instance label it carries, and also for the one whose
+label it carried in its previous event: a child relabelled to another installation leaves the first one's
+listing too. A child that loses the operator's managed-by label leaves its listing as a deletion: the
+watches select by that label on the server (`handlers.startup`), which sends a DELETED event, with the
+labels the child had, when an object stops matching.
 """
 
 from __future__ import annotations
@@ -50,13 +56,22 @@ class ChildListings:
     _moves: dict[Key, int] = field(default_factory=dict)
     """Watch events of each installation's Deployments and Jobs, by (namespace, instance label)."""
     _kept: dict[Key, _Kept] = field(default_factory=dict)
+    _owners: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    """The instance label of each child as its last event said, by (kind, namespace, name)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def moved(self, namespace: str, instance: str) -> None:
-        """A watch event of a Deployment or Job whose instance label is `instance`."""
+    def moved(self, kind: str, namespace: str, name: str, instance: str, gone: bool = False) -> str | None:
+        """A watch event of the Deployment or Job `name` whose instance label is `instance` (`gone`: its
+        deletion). The instance label it carried before, when that was another one, else None."""
         with self._lock:
-            key = (namespace, instance)
-            self._moves[key] = self._moves.get(key, 0) + 1
+            child = (kind, namespace, name)
+            before = self._owners.pop(child, None) if gone else self._owners.get(child)
+            if not gone:
+                self._owners[child] = instance
+            for owner in {o for o in (instance, before) if o}:
+                key = (namespace, owner)
+                self._moves[key] = self._moves.get(key, 0) + 1
+            return before if before is not None and before != instance else None
 
     def wrote(self, namespace: str, name: str) -> None:
         """A pass of the installation applied, created or deleted a child: its next pass lists them."""
@@ -64,9 +79,12 @@ class ChildListings:
             self._kept.pop((namespace, name), None)
 
     def forget(self, namespace: str, name: str) -> None:
+        label = label_value(name)
         with self._lock:
             self._kept.pop((namespace, name), None)
-            self._moves.pop((namespace, label_value(name)), None)
+            self._moves.pop((namespace, label), None)
+            for child in [c for c, owner in self._owners.items() if c[1] == namespace and owner == label]:
+                del self._owners[child]
 
     def list(self, namespace: str, name: str, idle: bool, read: Read) -> Listed:
         """Every kind of the installation's children: read by `read(kinds)`, the watched kinds taken

@@ -88,6 +88,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.execution.max_workers = 32
+    # The children's watches select the operator's own on the server: a busy cluster's other Deployments
+    # and Jobs never reach this process, and one that loses the label arrives as a deletion (`children`).
+    for group, plural in (("apps", "deployments"), ("batch", "jobs")):
+        settings.watching.label_selectors[group, plural] = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
     await _wait_for_apis(runtime.kube)
     server.mark_ready()
     log.info("started: job image %s, api addressing %s, namespaces %s, health on :%d",
@@ -155,30 +159,32 @@ async def installation_changed(type: str | None, namespace: str | None, name: st
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=OURS)
-async def deployment_changed(type: str | None, body: Mapping[str, Any], namespace: str | None,
+async def deployment_changed(type: str | None, body: Mapping[str, Any], namespace: str | None, name: str,
                              labels: Mapping[str, str], memo: Any, **_: Any) -> None:
-    """A Deployment's event: retention's listing of them follows it, and its installation wakes when the
-    event changed something its decisions read (not for each step of a rolling update's counts)."""
+    """A Deployment's event: retention's listing of them follows it, the next pass of its installation
+    lists them again, and its installation wakes when the event changed something its decisions read
+    (not for each step of a rolling update's counts)."""
     runtime = _runtime(memo)
     runtime.listed("deployments", type, body)
-    if runtime.deployment_moved(namespace or "", labels.get(LABEL_INSTANCE) or "", body, deleted=type == "DELETED"):
-        _wake_owner(runtime, namespace, labels)
-    else:
-        runtime.touch()
+    ns, instance, deleted = namespace or "", labels.get(LABEL_INSTANCE) or "", type == "DELETED"
+    former = runtime.child_moved("deployments", ns, name, instance, deleted=deleted)
+    if former is not None:
+        runtime.wake_labelled(ns, former)
+    if runtime.deployment_facts_changed(ns, instance, body, deleted=deleted) and instance:
+        runtime.wake_labelled(ns, instance)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
-async def job_changed(namespace: str | None, labels: Mapping[str, str], memo: Any, **_: Any) -> None:
+async def job_changed(type: str | None, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any,
+                      **_: Any) -> None:
+    """A Job's event: the next pass of its installation lists them again, and it wakes (a step waits for
+    its Job)."""
     runtime = _runtime(memo)
-    runtime.job_moved(namespace or "", labels.get(LABEL_INSTANCE) or "")
-    _wake_owner(runtime, namespace, labels)
-
-
-def _wake_owner(runtime: Runtime, namespace: str | None, labels: Mapping[str, str]) -> None:
-    runtime.touch()
-    instance = labels.get(LABEL_INSTANCE)
-    if instance and namespace:
-        runtime.wake_labelled(namespace, instance)
+    ns, instance = namespace or "", labels.get(LABEL_INSTANCE) or ""
+    former = runtime.child_moved("jobs", ns, name, instance, deleted=type == "DELETED")
+    for owner in (instance, former):
+        if owner:
+            runtime.wake_labelled(ns, owner)
 
 
 @kopf.on.event("", "v1", "namespaces")
@@ -187,7 +193,6 @@ async def namespace_changed(type: str | None, body: Mapping[str, Any], memo: Any
     installations by, follows it; when its labels changed, the installations in it look at their
     policies again at once (as they do when a policy changes)."""
     runtime = _runtime(memo)
-    runtime.touch()
     name = str((body.get("metadata") or {}).get("name") or "")
     if runtime.listed("namespaces", type, body) and type is not None:
         for namespace, installation in list(runtime.wakeups):
@@ -201,7 +206,6 @@ async def policy_changed(memo: Any, type: str | None, name: str, meta: Mapping[s
     """A policy decides what every installation it selects may lose: look at all of them again when its
     spec changes, it is created or deleted (not when only its status changed: the operator writes that)."""
     runtime = _runtime(memo)
-    runtime.touch()
     runtime.listed("policies", type, body)
     # Every event records the policy's generation, the initial listing's too (type None): that is what a
     # later status-only event is told apart by.

@@ -108,30 +108,37 @@ class Runtime:
                if kind == "namespaces" else without_managed_fields(body))
         return self.listings.observe(kind, event, obj)
 
-    def deployment_moved(self, namespace: str, instance: str, body: Mapping[str, Any],
-                         deleted: bool = False) -> bool:
+    def child_moved(self, kind: str, namespace: str, name: str, instance: str, deleted: bool = False) -> str | None:
+        """A watch event of a Deployment or Job (`kind`) of the installation whose instance label is
+        `instance`: the next pass of that installation lists that kind again (`children`), and so does
+        the pass of the installation whose label the child carried before, when it was relabelled. That
+        former instance label, or None; what its Deployment's last event said is forgotten."""
+        former = self.reconciler.children.moved(kind, namespace, name, instance, gone=deleted)
+        if former is not None and kind == "deployments":
+            self._facts_forgotten(namespace, former, name)
+        return former
+
+    def deployment_facts_changed(self, namespace: str, instance: str, body: Mapping[str, Any],
+                                 deleted: bool = False) -> bool:
         """A Deployment's watch event (of the installation whose instance label is `instance`): whether it
         changed anything a decision reads (`decision_facts`); its first event (the initial listing too)
-        and its deletion always do. Every event has the next pass list the Deployments again
-        (`children`)."""
-        self.reconciler.children.moved(namespace, instance)
-        owner = (namespace, instance)
+        and its deletion always do."""
         name = str((body.get("metadata") or {}).get("name") or "")
-        known_of_owner = self._deployment_facts.setdefault(owner, {})
         if deleted:
-            known_of_owner.pop(name, None)
-            if not known_of_owner:
-                del self._deployment_facts[owner]
+            self._facts_forgotten(namespace, instance, name)
             return True
         facts = decision_facts(body)
+        known_of_owner = self._deployment_facts.setdefault((namespace, instance), {})
         known = known_of_owner.get(name)
         known_of_owner[name] = facts
         return known != facts
 
-    def job_moved(self, namespace: str, instance: str) -> None:
-        """A Job's watch event (of the installation whose instance label is `instance`): the next pass
-        lists its Jobs again (`children`)."""
-        self.reconciler.children.moved(namespace, instance)
+    def _facts_forgotten(self, namespace: str, instance: str, name: str) -> None:
+        known_of_owner = self._deployment_facts.get((namespace, instance))
+        if known_of_owner is not None:
+            known_of_owner.pop(name, None)
+            if not known_of_owner:
+                del self._deployment_facts[(namespace, instance)]
 
     def wake_labelled(self, namespace: str, instance: str) -> None:
         """Wake the installation whose children carry `instance` as their instance label: its name, or
@@ -156,6 +163,9 @@ class Runtime:
 
     # -- the watch's liveness ----------------------------------------------------------------------
     def touch(self) -> None:
+        """Evidence that the installations' watch delivers (an event of it, or the heartbeat finding it
+        current): the clock /healthz fails by. Events of the other watches are none: they arrive on
+        streams of their own, and would keep the operator alive while that one stays behind."""
         self.last_watch_event = time.monotonic()
         if self.metrics is not None:
             self.metrics.touch()

@@ -2,7 +2,8 @@
 False with the reason, an Event), spec.paused, and a rollback to a kept version.
 
 The tests share one installation (module scope) and run in file order: 0.8.0 for the refusals, then
-paused while bumped to 0.8.1, then the rollback from 0.8.1 to 0.8.0."""
+paused while bumped to 0.8.1, then the rollback from 0.8.1 to 0.8.0, then a Deployment that loses the
+operator's label."""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Installations, OperatorProcess
+from tests.e2e.faults import say
 from tests.e2e.test_failures import PRIMARY, assert_all_readable, seed, wait_pods_gone
 from tests.factories import wait_for
+from tracardi_operator.labels import LABEL_MANAGED_BY, MANAGED_BY
 
 IMAGES_080 = {"tracardi/tracardi-api:0.8.0", "tracardi/tracardi-gui:0.8.0", "tracardi/update-worker:0.8.0"}
 
@@ -191,3 +194,32 @@ def test_rollback_to_a_kept_version_brings_the_images_back_without_a_job(
     assert "not carried back" in rolled[0], rolled
     assert_all_readable(es, "0.8.0", seeded)
 
+
+
+# -- a child that loses the operator's label ------------------------------------------------------------
+
+
+def test_a_deployment_that_loses_the_managed_by_label_is_taken_back_at_once(
+        acme: tuple[Installations, Any]) -> None:
+    """An idle installation's pass keeps its listing of Deployments until a watch event of them; the watch
+    selects the operator's own by label, so removing the label must still arrive (as a deletion) and the
+    next pass puts the label back on the same object, long before the listing's backstop (15 minutes)."""
+    inst, _ = acme
+    assert inst.get("acme")["status"]["currentVersion"] == "0.8.0", "runs after the rollback test"
+    # Any pass from here on is idle and keeps its listing, and one starts within a resync (20 s, +10 %).
+    time.sleep(23)
+    before = inst.apps.read_namespaced_deployment("acme-gui", inst.namespace)
+    jobs_before = inst.jobs()
+    inst.apps.patch_namespaced_deployment("acme-gui", inst.namespace,
+                                          {"metadata": {"labels": {LABEL_MANAGED_BY: None}}})
+    removed = time.monotonic()
+
+    def labelled() -> Any:
+        d = inst.apps.read_namespaced_deployment("acme-gui", inst.namespace)
+        return d if (d.metadata.labels or {}).get(LABEL_MANAGED_BY) == MANAGED_BY else None
+
+    after = wait_for(labelled, 60, "the managed-by label back on acme-gui", interval=0.3)
+    say(f"the label was back {time.monotonic() - removed:.1f}s after its removal")
+    assert after.metadata.uid == before.metadata.uid, "the same Deployment, labelled again (not recreated)"
+    assert inst.jobs() == jobs_before, "no Job"
+    assert inst.wait_settled("acme", "0.8.0")["status"]["currentVersion"] == "0.8.0"

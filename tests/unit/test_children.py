@@ -46,9 +46,9 @@ def test_an_event_a_write_or_a_busy_installation_lists_again() -> None:
     cluster, children = Cluster(), ChildListings(clock=FakeClock())
     children.list("shop", "acme", True, cluster.read)
     cluster.deployments = ["acme-api", "acme-gui"]
-    children.moved("shop", "acme")
+    children.moved("deployments", "shop", "acme-gui", "acme")
     assert names(children.list("shop", "acme", True, cluster.read)) == ["acme-api", "acme-gui"]
-    children.moved("shop", "other")  # another installation's event
+    children.moved("deployments", "shop", "other-api", "other")  # another installation's event
     children.list("shop", "acme", True, cluster.read)
     children.wrote("shop", "acme")
     children.list("shop", "acme", True, cluster.read)
@@ -61,7 +61,7 @@ def test_an_event_a_write_or_a_busy_installation_lists_again() -> None:
 
 def test_an_event_while_the_listing_is_read_counts_against_it() -> None:
     cluster, children = Cluster(), ChildListings(clock=FakeClock())
-    cluster.during = lambda: children.moved("shop", "acme")
+    cluster.during = lambda: children.moved("jobs", "shop", "acme-install", "acme")
     children.list("shop", "acme", True, cluster.read)
     children.list("shop", "acme", True, cluster.read)
     children.list("shop", "acme", True, cluster.read)
@@ -85,6 +85,33 @@ def test_events_of_a_long_name_count_by_its_label() -> None:
     long_name = "l" * 70
     cluster, children = Cluster(), ChildListings(clock=FakeClock())
     children.list("shop", long_name, True, cluster.read)
-    children.moved("shop", label_value(long_name))  # the instance label the watch event carries
+    children.moved("deployments", "shop", "l-api", label_value(long_name))  # the label its event carries
     children.list("shop", long_name, True, cluster.read)
     assert cluster.reads == [EVERY_KIND, EVERY_KIND]
+
+
+def test_a_relabelled_child_leaves_the_listing_of_the_installation_it_belonged_to() -> None:
+    """A child whose instance label changes moves out of one installation's listing and into another's:
+    both list again. Its former label is answered once; a deletion ends what is known of it."""
+    cluster, children = Cluster(), ChildListings(clock=FakeClock())
+    assert children.moved("deployments", "shop", "acme-api", "acme") is None  # its first event
+    children.list("shop", "acme", True, cluster.read)
+    children.list("shop", "other", True, cluster.read)
+    assert children.moved("deployments", "shop", "acme-api", "other") == "acme"
+    children.list("shop", "acme", True, cluster.read)
+    children.list("shop", "other", True, cluster.read)
+    assert cluster.reads == [EVERY_KIND] * 4, "both installations list again"
+    assert children.moved("deployments", "shop", "acme-api", "other") is None, "no longer acme's"
+    assert children.moved("jobs", "shop", "acme-api", "acme") is None, "a Job of the same name is another child"
+    assert children.moved("deployments", "shop", "acme-api", "other", gone=True) is None
+    assert children.moved("deployments", "shop", "acme-api", "acme") is None, "after its deletion: new"
+
+
+def test_forget_drops_what_the_events_said_of_its_children() -> None:
+    children = ChildListings(clock=FakeClock())
+    children.moved("deployments", "shop", "acme-api", "acme")
+    children.moved("jobs", "shop", "acme-install", "acme")
+    children.moved("deployments", "shop", "other-api", "other")
+    children.forget("shop", "acme")
+    assert children.moved("deployments", "shop", "acme-api", "other") is None, "acme's were forgotten"
+    assert children.moved("deployments", "shop", "other-api", "acme") == "other", "other's were not"

@@ -35,7 +35,7 @@ def test_only_events_that_change_a_decision_input_wake_the_installation() -> Non
 
         async def event(kind: str | None, body: dict[str, Any]) -> None:
             wake.clear()
-            await handlers.deployment_changed(type=kind, body=body, namespace="ns",
+            await handlers.deployment_changed(type=kind, body=body, namespace="ns", name=body["metadata"]["name"],
                                               labels=body["metadata"]["labels"], memo={"runtime": runtime})
             woken.append(wake.is_set())
 
@@ -62,15 +62,71 @@ def test_an_installation_forgotten_takes_its_deployments_facts_with_it() -> None
     its installation is forgotten, so is what its Deployments' events said."""
     runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
     body = deployment("0.8.2.1", 1, 1, 2, 2, 2)
-    assert runtime.deployment_moved("ns", "acme", body)
-    assert not runtime.deployment_moved("ns", "acme", body)
-    assert runtime.deployment_moved("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    assert runtime.deployment_facts_changed("ns", "acme", body)
+    assert not runtime.deployment_facts_changed("ns", "acme", body)
+    assert runtime.deployment_facts_changed("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
     runtime.forget("ns", "acme")
-    assert runtime.deployment_moved("ns", "acme", body)  # seen as new again
-    assert not runtime.deployment_moved("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
+    assert runtime.deployment_facts_changed("ns", "acme", body)  # seen as new again
+    assert not runtime.deployment_facts_changed("ns", "other", deployment("0.8.2.1", 1, 1, 2, 2, 2))
     runtime.forget("ns", "acme")
     runtime.forget("ns", "other")
     assert runtime._deployment_facts == {}
+
+
+def relabelled(body: dict[str, Any], instance: str) -> dict[str, Any]:
+    return {**body, "metadata": {**body["metadata"], "labels": {LABEL_INSTANCE: instance}}}
+
+
+def test_a_relabelled_child_wakes_the_installation_it_left_and_its_next_pass_lists_again() -> None:
+    """A Deployment or Job whose instance label is changed to another installation's: the installation it
+    belonged to wakes too, and neither uses its kept listing of that kind."""
+    async def scenario() -> list[set[str]]:
+        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        wakes = {name: asyncio.Event() for name in ("acme", "other")}
+        for name, wake in wakes.items():
+            runtime.wakeups[("ns", name)] = wake
+        woken: list[set[str]] = []
+
+        async def event(handler: Any, kind: str | None, body: dict[str, Any]) -> None:
+            for wake in wakes.values():
+                wake.clear()
+            await handler(type=kind, body=body, namespace="ns", name=body["metadata"]["name"],
+                          labels=body["metadata"]["labels"], memo={"runtime": runtime})
+            woken.append({name for name, wake in wakes.items() if wake.is_set()})
+
+        api = deployment("0.8.2.1", 1, 1, 2, 2, 2)
+        await event(handlers.deployment_changed, None, api)
+        await event(handlers.deployment_changed, "MODIFIED", relabelled(api, "other"))
+        await event(handlers.deployment_changed, "MODIFIED", relabelled(api, "other"))
+        job = {"metadata": {"name": "acme-install", "namespace": "ns", "labels": {LABEL_INSTANCE: "acme"}}}
+        await event(handlers.job_changed, None, job)
+        await event(handlers.job_changed, "MODIFIED", relabelled(job, "other"))
+        assert runtime._deployment_facts.keys() == {("ns", "other")}, "acme no longer has it"
+        return woken
+
+    assert asyncio.run(scenario()) == [{"acme"}, {"acme", "other"}, set(), {"acme"}, {"acme", "other"}]
+
+
+def test_only_the_installations_watch_and_the_heartbeat_are_evidence_of_liveness() -> None:
+    """The heartbeat compares a fresh listing of installations with what their watch delivered; events of
+    the other watches (children, namespaces, policies) say nothing of that watch, so they do not keep
+    /healthz alive while it stays behind."""
+    async def scenario() -> float:
+        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        runtime.last_watch_event = -1.0
+        memo = {"runtime": runtime}
+        api = deployment("0.8.2.1", 1, 1, 2, 2, 2)
+        await handlers.deployment_changed(type=None, body=api, namespace="ns", name="acme-api",
+                                          labels=api["metadata"]["labels"], memo=memo)
+        await handlers.job_changed(type=None, namespace="ns", name="acme-install", labels={LABEL_INSTANCE: "acme"},
+                                   memo=memo)
+        await handlers.namespace_changed(type="MODIFIED", body={"metadata": {"name": "ns", "labels": {"a": "b"}}},
+                                         memo=memo)
+        await handlers.policy_changed(memo=memo, type="MODIFIED", name="keep",
+                                      meta={"name": "keep", "generation": 2}, body={"metadata": {"name": "keep"}})
+        return runtime.last_watch_event
+
+    assert asyncio.run(scenario()) == -1.0
 
 
 def test_an_installation_forgotten_takes_what_its_passes_applied_with_it() -> None:

@@ -426,7 +426,7 @@ def test_an_idle_pass_reuses_its_watched_children_until_a_watch_event_or_its_own
     assert r.reconcile_once("shop", "acme") is None
     assert kube.listed == [every, unwatched], "idle: Deployments and Jobs kept from the last listing"
     kube.listed.clear()
-    r.children.moved("shop", "acme")  # a Deployment's or a Job's watch event
+    r.children.moved("deployments", "shop", "acme-api", "acme")  # a Deployment's watch event
     r.reconcile_once("shop", "acme")
     r.reconcile_once("shop", "acme")
     assert kube.listed == [every, unwatched]
@@ -436,7 +436,7 @@ def test_an_idle_pass_reuses_its_watched_children_until_a_watch_event_or_its_own
     assert kube.listed == [every], "the relist backstop"
     kube.listed.clear()
     del kube.deployments["acme-gui"]  # someone deletes it; the watch would tell, and this pass must see it
-    r.children.moved("shop", "acme")
+    r.children.moved("deployments", "shop", "acme-gui", "acme", gone=True)
     r.reconcile_once("shop", "acme")
     assert "acme-gui" in kube.deployments, "put back"
     r.reconcile_once("shop", "acme")
