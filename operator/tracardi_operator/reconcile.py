@@ -170,19 +170,18 @@ class Reconciler:
             patch = {k: None for k in old_status if k not in new_status}
             patch.update(new_status)
             self.kube.patch_status(ns, name, patch)
-        for manifest in decision.apply:
-            # An apply that would change nothing is skipped (`applied`): the same manifest, to an object
-            # nobody changed since it was applied (by this process, or, after a restart, by any).
-            if self.applied.needed((ns, name), manifest, live):
-                self.children.wrote(ns, name)
-                self.applied.record((ns, name), manifest, self.kube.apply(stamped(manifest)))
+        # An apply that would change nothing is skipped (`applied`): the same manifest, to an object
+        # nobody changed since it was applied (by this process, or, after a restart, by any).
+        applies = [m for m in decision.apply if self.applied.needed((ns, name), m, live)]
+        if applies or decision.create or decision.delete:
+            self.children.wrote(ns, name)  # before the first write: a failed pass lists them again too
+        for manifest in applies:
+            self.applied.record((ns, name), manifest, self.kube.apply(stamped(manifest)))
         for manifest in decision.create:
-            self.children.wrote(ns, name)
             if self.kube.create_once(manifest):
                 log.info("created %s %s/%s", manifest["kind"], ns, manifest["metadata"]["name"],
                          extra=_extra(inst, decision))
         for api_version, kind, child in decision.delete:
-            self.children.wrote(ns, name)
             self.kube.delete(api_version, kind, ns, child)
         for event in decision.events:
             log.info("%s: %s", event.reason, event.message, extra=_extra(inst, decision))
