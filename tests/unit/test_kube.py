@@ -81,3 +81,21 @@ def test_lists_that_answer_items_null_read_as_empty() -> None:
     assert kube.installation_versions() == {}
     assert kube.list_children("ns", "acme") == {"deployments": [], "services": [], "jobs": [], "pods": []}
     assert kube.list_cluster_at("deployments") == ("", [])
+
+
+def test_children_are_listed_without_managed_fields() -> None:
+    """An idle installation's Deployments and Jobs are kept between passes (`children`), and their
+    managedFields are as large as the rest of them: no pass reads those, so none are kept."""
+    api = client.ApiClient(client.Configuration())
+    item = {"metadata": {"name": "acme-api", "labels": {"a": "b"}, "resourceVersion": "7",
+                         "managedFields": [{"manager": "tracardi-operator", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}
+
+    def call_api(path: str, method: str, *_: Any, **__: Any) -> dict[str, Any]:
+        return {"items": [item]}
+
+    api.call_api = call_api  # type: ignore[method-assign]
+    listed = Kube(api).list_children("ns", "acme")
+    expected = {"metadata": {"name": "acme-api", "labels": {"a": "b"}, "resourceVersion": "7"},
+                "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}
+    assert listed == {kind: [expected] for kind in ("deployments", "services", "jobs", "pods")}
