@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,9 +37,68 @@ def devenv() -> Iterator[Devenv]:
     state = State.default()
     was_up = lifecycle.is_up(state)
     values = lifecycle.up(state)
+    _sweep_leftovers(Path(values["KUBECONFIG"]))
     yield Devenv(Path(values["KUBECONFIG"]), values["ELASTICSEARCH_URL"], values["REDIS_URL"])
     if not was_up:
         lifecycle.down(state)
+
+
+TEST_NAMESPACE = re.compile(r"[tg]-[0-9a-f]{8}|tracardi-operator-helm")
+"""The namespaces the tests make for themselves (`namespace`, the module namespaces of e2e files, the
+Helm release's)."""
+SHIPPED_NAMESPACE = "tracardi-operator"
+
+
+def _sweep_leftovers(kubeconfig: Path, timeout: float = 180) -> None:
+    """What an earlier session killed before its teardown left in devenv's cluster (devenv keeps its etcd
+    when it is brought up again): every installation and retention policy (their children go with them:
+    they are owned), the tests' namespaces, the shipped operator's Deployment. An installation left
+    behind would have this session's operator act on it, and its Deployments would count as live
+    versions in retention's evidence; a policy left behind would delete indices a test keeps."""
+    from kubernetes import client, config
+    from kubernetes.client.rest import ApiException
+
+    from tracardi_operator import API_GROUP, API_VERSION
+    from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
+
+    api = config.new_client_from_config(str(kubeconfig))
+    custom, core, apps = client.CustomObjectsApi(api), client.CoreV1Api(api), client.AppsV1Api(api)
+    swept: list[str] = []
+    for plural in (INSTALLATION.plural, RETENTION_POLICY.plural):
+        try:
+            items = custom.list_cluster_custom_object(API_GROUP, API_VERSION, plural)["items"]
+        except ApiException as e:
+            if e.status != 404:
+                raise
+            continue  # the CRD is not installed yet
+        for obj in items:
+            meta = obj["metadata"]
+            if meta.get("namespace"):
+                custom.delete_namespaced_custom_object(API_GROUP, API_VERSION, meta["namespace"], plural, meta["name"])
+            else:
+                custom.delete_cluster_custom_object(API_GROUP, API_VERSION, plural, meta["name"])
+            swept.append(f"{plural} {meta.get('namespace', '')}/{meta['name']}")
+    try:
+        apps.delete_namespaced_deployment("tracardi-operator", SHIPPED_NAMESPACE)
+        swept.append(f"deployment {SHIPPED_NAMESPACE}/tracardi-operator")
+    except ApiException as e:
+        if e.status != 404:
+            raise
+    namespaces = [n.metadata.name for n in core.list_namespace().items if TEST_NAMESPACE.fullmatch(n.metadata.name)]
+    for name in namespaces:
+        if core.read_namespace(name).status.phase != "Terminating":
+            core.delete_namespace(name)
+        swept.append(f"namespace {name}")
+    if not swept:
+        return
+    print(f"\nleft by an earlier session and deleted: {', '.join(swept)}", flush=True)
+    deadline = time.monotonic() + timeout
+    while namespaces and time.monotonic() < deadline:
+        left = {n.metadata.name for n in core.list_namespace().items}
+        namespaces = [n for n in namespaces if n in left]
+        if namespaces:
+            print(f"waiting for {len(namespaces)} namespace(s) to be gone", flush=True)
+            time.sleep(5)
 
 
 @pytest.fixture(scope="session")
