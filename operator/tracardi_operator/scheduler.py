@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import heapq
 import itertools
 import time
@@ -176,7 +177,11 @@ class Scheduler:
         task = self._loops.get(key)
         if task is None or task.done():
             self.wakeups.setdefault(key, asyncio.Event())  # so that a wake right after this counts
-            self._loops[key] = asyncio.get_running_loop().create_task(self._loop(namespace, name))
+            # A context of its own: the loop is started from a watch handler, whose context holds the
+            # event's whole object (kopf's context variables); a copy of it would keep that for the
+            # loop's lifetime, one installation's first body each.
+            self._loops[key] = asyncio.get_running_loop().create_task(self._loop(namespace, name),
+                                                                      context=contextvars.Context())
 
     def forget(self, namespace: str, name: str) -> None:
         self.wakeups.pop((namespace, name), None)  # a loop cancelled before it ran cleans up nothing

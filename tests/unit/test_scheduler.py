@@ -285,3 +285,26 @@ def test_a_pass_waiting_for_a_worker_moves_up_when_its_object_is_edited() -> Non
         return held.ran
 
     assert asyncio.run(main()) == ["busy", "b", "a"], "the edit moved b up, and each made one pass"
+
+
+def test_a_loop_keeps_nothing_of_the_context_it_was_started_from() -> None:
+    """Loops start from watch handlers, whose context variables hold the event's whole object: a loop
+    that copied that context would keep one installation's first body for as long as it runs."""
+    import contextvars
+
+    event_body: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("event_body", default=None)
+    seen: list[dict[str, Any] | None] = []
+
+    async def gate() -> None:
+        seen.append(event_body.get())
+
+    async def main() -> None:
+        scheduler = Scheduler(work=lambda namespace, name: GONE, default_delay=lambda: 60.0, gate=gate, workers=1,
+                              executor=ThreadPoolExecutor(max_workers=1))
+        event_body.set({"metadata": {"name": "acme", "managedFields": ["large"]}})
+        scheduler.ensure_loop("shop", "acme")
+        await _until(lambda: bool(seen))
+        await scheduler.stop()
+
+    asyncio.run(main())
+    assert seen == [None]
