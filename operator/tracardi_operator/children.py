@@ -8,6 +8,13 @@ wrote a child (`wrote`), or `relist` seconds gone by (a backstop for a watch tha
 A pass of an installation that is not idle (an upgrade under way, a version not reached yet) lists
 everything, every time.
 
+A kept listing holds each child without its pod template's spec (`kept_form`): no decision reads it
+(`observe` reads a Deployment's template labels, replicas, generation and status, and a Job's name and
+status), and it is most of a child's size. The listing a pass reads to decide is the same either way.
+What reads the whole object, the check after a restart that a child is already as the pass would apply
+it (`applied.applied_as`), runs on a pass that listed it whole; on a kept listing it finds the pod spec
+missing and applies, which errs on the side of an apply.
+
 The count of events is taken before the listing is read: an event that arrives while it is read counts
 against it, so the listing is read again by the next pass rather than trusted.
 
@@ -38,6 +45,17 @@ UNWATCHED = ("services", "pods")
 EVERY_KIND = (*WATCHED, *UNWATCHED)
 RELIST_SECONDS = 900.0
 """The longest an idle installation's Deployments and Jobs go without being listed."""
+
+
+def kept_form(obj: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment or Job as its kept listing holds it: without `spec.template.spec` (see the module's
+    docstring); anything without a pod template as it is."""
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    if not isinstance(spec, dict) or not isinstance(template, dict):
+        return obj
+    slim = {k: v for k, v in template.items() if k != "spec"}
+    return {**obj, "spec": {**spec, "template": slim}}
 
 
 @dataclass
@@ -103,7 +121,8 @@ class ChildListings:
         out = read(EVERY_KIND)
         with self._lock:
             if idle:
-                self._kept[key] = _Kept(moves, started, {kind: list(out.get(kind, [])) for kind in WATCHED})
+                self._kept[key] = _Kept(moves, started, {kind: [kept_form(o) for o in out.get(kind, [])]
+                                                         for kind in WATCHED})
             else:
                 self._kept.pop(key, None)
         return out

@@ -38,7 +38,7 @@ T = TypeVar("T")
 LISTING_TTL = 300.0
 """Seconds between two whole reads of a listing the watch keeps current."""
 PARSED_MAX = 4096
-"""Validated installations kept by resourceVersion (`Listings.parsed`)."""
+"""Installations whose validated model is kept (`Listings.parsed`): one model each, its latest version."""
 
 
 def key_of(obj: Mapping[str, Any]) -> Key:
@@ -105,7 +105,8 @@ class Listings:
     ttl: float = LISTING_TTL
     clock: Callable[[], float] = time.monotonic
     _listings: dict[str, _Listing] = field(default_factory=dict)
-    _parsed: dict[tuple[str, str], TracardiInstallation] = field(default_factory=dict)
+    _parsed: dict[str, tuple[str, TracardiInstallation]] = field(default_factory=dict)
+    """The model of each installation by uid, with the resourceVersion it was validated at."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _gate: ReadGate[Kind, list[Object]] = field(default_factory=ReadGate)
     """Held per kind by the pass that reads a due listing whole (not for `fresh`)."""
@@ -157,6 +158,8 @@ class Listings:
         only a resourceVersion)."""
         key = key_of(obj)
         with self._lock:
+            if kind == "installations" and event == "DELETED":
+                self._parsed.pop(str((obj.get("metadata") or {}).get("uid", "")), None)
             listing = self._listings.get(kind)
             if listing is None:
                 return False
@@ -226,16 +229,23 @@ class Listings:
     def parsed(self, raw: Mapping[str, Any]) -> TracardiInstallation:
         """A listed installation validated, once per resourceVersion: every idle pass reads every other
         installation of the cluster, and validating them all again each time grows with the square of
-        the fleet. Raises ValidationError, uncached, for an object the model refuses."""
+        the fleet. One model is kept per installation, the latest version validated: every status write
+        makes a version, and keeping each of them grew with the writes, not the fleet. Raises
+        ValidationError, uncached, for an object the model refuses."""
         meta = raw.get("metadata") or {}
-        key = (str(meta.get("uid", "")), str(meta.get("resourceVersion", "")))
+        uid, version = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
         with self._lock:
-            found = self._parsed.get(key)
-        if found is not None and key[1]:
-            return found
+            found = self._parsed.get(uid)
+        if found is not None and version and found[0] == version:
+            return found[1]
         model = TracardiInstallation.model_validate(raw)
         with self._lock:
-            if len(self._parsed) >= PARSED_MAX:
+            if uid not in self._parsed and len(self._parsed) >= PARSED_MAX:
                 self._parsed.clear()  # simple bound: a fleet's worth is read again once
-            self._parsed[key] = model
+            self._parsed[uid] = (version, model)
         return model
+
+    def parsed_count(self) -> int:
+        """How many installations' models are kept."""
+        with self._lock:
+            return len(self._parsed)

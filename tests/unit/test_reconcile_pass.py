@@ -15,9 +15,10 @@ from tests.support.fake_elastic import FakeElastic
 from tests.unit.test_rollout import body, succeed
 from tracardi_operator import labels
 from tracardi_operator.applied import AppliedCache
-from tracardi_operator.children import EVERY_KIND, UNWATCHED, ChildListings
+from tracardi_operator.children import EVERY_KIND, UNWATCHED, WATCHED, ChildListings, kept_form
 from tracardi_operator.indices import VersionId
 from tracardi_operator.listings import Listings
+from tracardi_operator.observe import observe
 from tracardi_operator.reconcile import Reconciler
 from tracardi_operator.retention_pass import RetentionPass
 from tracardi_operator.scheduler import GONE
@@ -447,3 +448,46 @@ def test_an_idle_pass_reuses_its_watched_children_until_a_watch_event_or_its_own
     assert kube.listed == [every], "a version to reach: not idle"
     r.forget("shop", "acme")
     assert len(r.children) == 0
+
+
+def test_one_model_is_kept_per_installation_however_often_its_status_was_written() -> None:
+    listings = Listings(MemoryKube(None).list_cluster_at)
+    raw = body("0.8.0")
+    raw["metadata"].update(uid="u-1", resourceVersion="5")
+    for version in range(5, 105):  # a hundred status writes: a hundred versions
+        raw["metadata"].update(resourceVersion=str(version), generation=version)
+        assert listings.parsed(raw).metadata.generation == version
+    other = copy.deepcopy(raw)
+    other["metadata"].update(uid="u-2", name="other")
+    listings.parsed(other)
+    assert listings.parsed_count() == 2, "the latest version of each, not every version seen"
+    listings.observe("installations", "DELETED", other)
+    assert listings.parsed_count() == 1, "a deleted installation's model goes with it"
+
+
+def test_a_kept_listing_holds_no_pod_spec_and_decides_as_the_whole_one() -> None:
+    """What an idle installation keeps of its Deployments and Jobs between passes drops their pod
+    templates' spec (most of their size); the observation its passes decide on is the same."""
+    kube = MemoryKube(body("0.8.0"))
+    r, _ = reconciler(kube)
+    r.children = ChildListings(relist=900, clock=FakeClock())
+    converge(r)
+    whole = kube.list_children("shop", "acme")
+    assert whole["deployments"], "an installed installation has Deployments"
+    assert whole["jobs"], "and its install Job"
+    slim = {kind: [kept_form(o) for o in objs] if kind in WATCHED else objs for kind, objs in whole.items()}
+    assert observe(slim) == observe(whole)
+    for obj in slim["deployments"] + slim["jobs"]:
+        assert "spec" not in obj["spec"]["template"]
+        assert obj["spec"]["template"]["metadata"]
+    assert len(json.dumps(slim["deployments"])) < 0.7 * len(json.dumps(whole["deployments"]))
+    assert all("spec" in d["spec"]["template"] for d in whole["deployments"]), "the listing is not changed"
+
+    kube.ops.clear()
+    r.reconcile_once("shop", "acme")  # lists whole and keeps the slim form
+    r.reconcile_once("shop", "acme")  # decides on the kept one
+    assert kube.listed[-1] == UNWATCHED
+    assert _applies(kube) == [], "an idle pass on its kept listing applies nothing"
+    r.applied.forget(("shop", "acme"))  # as after a pass that failed part-way
+    r.reconcile_once("shop", "acme")
+    assert len(_applies(kube)) > 0, "without a record, the kept form is not taken as applied: it applies"
