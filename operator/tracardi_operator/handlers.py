@@ -71,6 +71,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
     memo["policies"] = asyncio.create_task(runtime.policy_statuses())
+    memo["memory"] = asyncio.create_task(runtime.give_back_memory())
     if cfg.leader_election:
         elector = leader.Elector(
             api, cfg.lease_namespace, cfg.identity, on_lost=_exit_on_lost_lease,
@@ -122,7 +123,7 @@ def _exit_on_lost_lease() -> None:
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    for key in ("heartbeat", "policies", "election"):
+    for key in ("heartbeat", "policies", "memory", "election"):
         task = memo.get(key)
         if task is not None:
             task.cancel()
