@@ -25,14 +25,18 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --only-binary=:all: -r requirements.txt
 COPY operator/ operator/
 RUN pip install --no-deps . \
-    && python -m compileall -q /opt/venv
+    && python -m compileall -q -o 2 /opt/venv
 
 # ---- final: the slim base and the venv; no compilers, no pip cache, no sources -------------------
 FROM ${PYTHON_IMAGE}
 COPY --from=builder /opt/venv /opt/venv
 # Bytecode was compiled in the builder: the root filesystem is read-only at run time. HOME points at
 # the writable /tmp (an emptyDir in manifests/) for any library that caches there.
+# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings and assert statements: the Kubernetes client's
+# thousand model classes carry long docstrings, and without them the process starts 15 MiB smaller
+# (the README's performance section). Bytecode is compiled at that level above, the only one the image runs.
 ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONOPTIMIZE=2 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HOME=/tmp

@@ -149,7 +149,8 @@ class Operator:
     def start(self) -> None:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "TRACARDI_OPERATOR_JOB_IMAGE": "tracardi-operator:dev",
                "TRACARDI_OPERATOR_HEALTH_PORT": str(self.port), "TRACARDI_OPERATOR_API_ADDRESSING": "pod",
-               "TRACARDI_OPERATOR_FLATTENED_CHECK": "off", "TRACARDI_OPERATOR_LEADER_ELECTION": "off"}
+               "TRACARDI_OPERATOR_FLATTENED_CHECK": "off", "TRACARDI_OPERATOR_LEADER_ELECTION": "off",
+               "PYTHONOPTIMIZE": "2"}  # as the image runs it (no docstrings: a smaller process)
         out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
         self.proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "tracardi-operator"), "run"], stdout=out,
                                      stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True)
