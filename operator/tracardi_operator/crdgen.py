@@ -270,7 +270,8 @@ def stale_files(directory: Path) -> dict[str, str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tracardi_operator.crdgen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m tracardi_operator.crdgen",
+                                     description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--output-dir", type=Path, action="append",
                         help="where the CRDs live; repeatable (default: crds, the package's tracardi_operator/crds "
                         "and charts/tracardi-operator/crds)")

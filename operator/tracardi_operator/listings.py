@@ -150,6 +150,9 @@ class Listings:
                 listing.deleted = {k: r for k, r in listing.deleted.items() if at is not None and r > at}
                 listing.read_at = max(listing.read_at, started)
             self._changed(kind)
+            if kind == "installations":  # the model of one whose deletion no event delivered goes too
+                uids = {str((o.get("metadata") or {}).get("uid", "")) for o in listing.objects.values()}
+                self._parsed = {uid: kept for uid, kept in self._parsed.items() if uid in uids}
             return list(listing.objects.values())
 
     def observe(self, kind: Kind, event: str | None, obj: Object) -> bool:

@@ -207,7 +207,10 @@ class Runtime:
         """Free pages of the C allocator handed back to the system on a timer (`memory`)."""
         while True:
             await asyncio.sleep(every)
-            await asyncio.to_thread(memory.give_back)
+            try:
+                await asyncio.to_thread(memory.give_back)
+            except Exception as e:  # the next tick tries again; the operator does not depend on it
+                log.warning("could not give free memory back to the system: %s", safe_error(e))
 
     # -- retention policies ------------------------------------------------------------------------
     def policy_seen(self, name: str, generation: int | None, deleted: bool = False) -> bool:
