@@ -32,11 +32,9 @@ FROM ${PYTHON_IMAGE}
 COPY --from=builder /opt/venv /opt/venv
 # Bytecode was compiled in the builder: the root filesystem is read-only at run time. HOME points at
 # the writable /tmp (an emptyDir in manifests/) for any library that caches there.
-# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings and assert statements: the Kubernetes client's
-# thousand model classes carry long docstrings, and without them the process starts 15 MiB smaller
-# (the README's performance section). Bytecode is compiled at that level above, the only one the image runs.
-# Nothing the operator runs reads a docstring; the Kubernetes client's `watch` module does (its return
-# types), and the operator does not use it (kopf watches with a client of its own).
+# PYTHONOPTIMIZE=2 (python -OO) leaves out docstrings and assert statements: the libraries' docstrings
+# are memory the operator never reads (the README's performance section). Bytecode is compiled at that
+# level above, the only one the image runs.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONOPTIMIZE=2 \
     PYTHONDONTWRITEBYTECODE=1 \

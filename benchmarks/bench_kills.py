@@ -42,11 +42,12 @@ def main() -> int:
     from devenv import lifecycle
     from devenv.paths import State
     from tracardi_operator.kube import Kube
+    from tracardi_operator.kubeclient import KubeClient
 
     values = lifecycle.up(State.default())
     devenv = Devenv(Path(values["KUBECONFIG"]), values["ELASTICSEARCH_URL"], values["REDIS_URL"])
     api = config.new_client_from_config(str(devenv.kubeconfig))
-    kube = Kube(api)
+    kube = Kube(KubeClient.from_kubeconfig(devenv.kubeconfig))
     for path in sorted((ROOT / "crds").glob("tracardi.com_*.yaml")):
         kube.apply(yaml.safe_load(path.read_text()))
     es = Elasticsearch([devenv.elasticsearch_url])

@@ -411,8 +411,9 @@ class Demo:
 
     def start_operator(self) -> None:
         from tracardi_operator.kube import Kube
+        from tracardi_operator.kubeclient import KubeClient
 
-        kube = Kube(self.api)
+        kube = Kube(KubeClient.from_kubeconfig(self.state.kubeconfig))
         for path in sorted((REPO_ROOT / "crds").glob("tracardi.com_*.yaml")):
             kube.apply(yaml.safe_load(path.read_text()))
             say(f"  applied crds/{path.name}")

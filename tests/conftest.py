@@ -109,6 +109,16 @@ def kube_api(devenv: Devenv):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def kube_client(devenv: Devenv):  # type: ignore[no-untyped-def]
+    """The operator's own client (`kubeclient`), with devenv's admin kubeconfig."""
+    from tracardi_operator.kubeclient import KubeClient
+
+    client = KubeClient.from_kubeconfig(devenv.kubeconfig)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
 def es(devenv: Devenv):  # type: ignore[no-untyped-def]
     from elasticsearch import Elasticsearch
 

@@ -13,7 +13,6 @@ import secrets
 import socket
 import sys
 from collections.abc import Mapping
-from typing import Any
 
 
 def operator_identity(env: Mapping[str, str], uid: int, hostname: str, now: datetime.datetime) -> str:
@@ -62,27 +61,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cluster_client(env: Mapping[str, str]) -> Any:
-    """$KUBECONFIG (or ~/.kube/config) when given or present, else the pod's ServiceAccount (in-cluster)."""
-    from kubernetes import client, config
-
-    if not env.get("KUBECONFIG") and env.get("KUBERNETES_SERVICE_HOST"):
-        config.load_incluster_config()
-        return client.ApiClient()
-    return config.new_client_from_config()
-
-
 def _apply_crds(_: argparse.Namespace) -> int:
     import yaml
 
     from tracardi_operator.crdgen import packaged_crds
     from tracardi_operator.kube import Kube
+    from tracardi_operator.kubeclient import KubeClient, credentials_from_environment
+    from tracardi_operator.settings import sa_dir
 
     crds = packaged_crds()
     if not crds:
         print("no CRDs in the installed package (tracardi_operator/crds)", file=sys.stderr)
         return 1
-    kube = Kube(_cluster_client(os.environ))
+    kube = Kube(KubeClient(credentials_from_environment(os.environ, sa_dir())))
     for name, text in crds.items():
         kube.apply(yaml.safe_load(text))
         print(f"applied {name}")

@@ -12,10 +12,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
-from kubernetes import client, config
 
 from tracardi_operator import API_GROUP, API_VERSION, health, leader, metrics
 from tracardi_operator.kube import Kube
+from tracardi_operator.kubeclient import Credentials, KubeClient, credentials_from_environment
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
 from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 from tracardi_operator.runtime import Runtime
@@ -25,45 +25,29 @@ log = logging.getLogger("tracardi_operator")
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
-def _server() -> str:
-    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    return f"https://{'[' + host + ']' if ':' in host else host}:{port}"
-
-
-def _api_client() -> client.ApiClient:
-    """In a pod: its ServiceAccount token (re-read on every request, as it rotates); else $KUBECONFIG."""
-    sa = sa_dir()
-    if sa is None:
-        return config.new_client_from_config()
-    cfg = client.Configuration()
-    cfg.host = _server()
-    cfg.ssl_ca_cert = str(sa / "ca.crt")
-    cfg.api_key_prefix["authorization"] = "Bearer"
-    cfg.refresh_api_key_hook = lambda c: c.api_key.update(authorization=(sa / "token").read_text().strip())
-    cfg.api_key["authorization"] = (sa / "token").read_text().strip()
-    return client.ApiClient(cfg)
+def _credentials() -> Credentials:
+    """In a pod: its ServiceAccount (the token re-read on every request, as it rotates); else $KUBECONFIG."""
+    return credentials_from_environment(os.environ, sa_dir())
 
 
 @kopf.on.login()
-def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-    """kopf's own connection: the same credentials as ours."""
-    sa = sa_dir()
-    if sa is None:
-        return kopf.login_with_kubeconfig(**kwargs)
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's own connection: the same credentials as ours (`kubeclient`), read by one reader."""
+    creds = _credentials()
     return kopf.ConnectionInfo(
-        server=_server(), ca_path=str(sa / "ca.crt"), scheme="Bearer",
-        token=(sa / "token").read_text().strip(), default_namespace=(sa / "namespace").read_text().strip()
-        if (sa / "namespace").exists() else None,
+        server=creds.server, ca_data=creds.ca_pem, insecure=creds.insecure or None, scheme="Bearer" if creds.bearer()
+        else None, token=creds.bearer(), username=creds.username, password=creds.password,
+        certificate_data=creds.client_cert_pem, private_key_data=creds.client_key_pem,
+        default_namespace=creds.namespace,
     )
 
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: Settings = memo.get("settings") or Settings.from_env()
-    api = _api_client()
-    api.configuration.retries = 3
     registry = metrics.new_metrics()
-    runtime = Runtime(settings=cfg, kube=Kube(api, observe=registry.api_request), metrics=registry)
+    api = KubeClient(_credentials(), observe=registry.api_request)
+    runtime = Runtime(settings=cfg, kube=Kube(api), metrics=registry)
     memo["runtime"] = runtime
     server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, grace=cfg.health_grace_seconds,
                                  port=cfg.health_port, host=cfg.health_host)

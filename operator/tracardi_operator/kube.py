@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
-
 from tracardi_operator import API_GROUP as GROUP
 from tracardi_operator import API_VERSION as VERSION
+from tracardi_operator.kubeclient import ApiError, KubeClient
 from tracardi_operator.labels import label_value
 from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 
@@ -33,54 +30,15 @@ _KINDS: dict[tuple[str, str], tuple[str, str, bool]] = {
 }
 
 
-REQUEST_TIMEOUT = (5.0, 60.0)
-"""(connect, read) seconds of every API request: the client's own default is to wait forever, and one
-hung connection would stall an installation's loop for good."""
-
-
 def safe_error(error: BaseException) -> str:
     """An error for the log: API errors by status and reason only (their bodies can echo objects)."""
-    if isinstance(error, ApiException):
-        return f"Kubernetes API {error.status} {error.reason}"
+    if isinstance(error, ApiError):
+        return str(error)
     return f"{type(error).__name__}: {error}"[:500]
 
 
-def resource_of(url: str) -> str:
-    """The resource a Kubernetes API request addresses, for counting: `pods`, `deployments`,
-    `tracardiinstallations/status`, ...; `other` for anything else (discovery, /version)."""
-    path = urllib.parse.urlsplit(url).path.strip("/").split("/")
-    if path[:1] == ["api"] and len(path) >= 3:
-        rest = path[2:]
-    elif path[:1] == ["apis"] and len(path) >= 4:
-        rest = path[3:]
-    else:
-        return "other"
-    if rest[:1] == ["namespaces"] and len(rest) >= 3:
-        rest = rest[2:]
-    if not rest:
-        return "other"
-    return rest[0] + (f"/{rest[2]}" if len(rest) >= 3 else "")
-
-
-RequestObserver = Callable[[str, str], None]
-"""Told (verb, resource) of every request the operator's own client sends."""
 StatusWritten = Callable[[str, str, str], None]
 """Told (namespace, name, resourceVersion) of every installation status patch the operator sends."""
-
-
-def _default_timeout(api: client.ApiClient, timeout: tuple[float, float],
-                     observe: RequestObserver | None = None) -> None:
-    rest = api.rest_client
-    request = rest.request
-
-    def with_timeout(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs.get("_request_timeout"):
-            kwargs["_request_timeout"] = timeout
-        if observe is not None:
-            observe(method.upper(), resource_of(url))
-        return request(method, url, *args, **kwargs)
-
-    rest.request = with_timeout
 
 
 def deployment_evidence(deployment: Mapping[str, Any]) -> dict[str, Any]:
@@ -112,17 +70,14 @@ def without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class Kube:
-    """Thin, typed calls over one shared ApiClient (built once at start-up)."""
+    """Thin, typed calls over one shared client (built once at start-up)."""
 
-    def __init__(self, api: client.ApiClient, timeout: tuple[float, float] = REQUEST_TIMEOUT,
-                 observe: RequestObserver | None = None) -> None:
+    def __init__(self, api: KubeClient) -> None:
         self.api = api
-        _default_timeout(api, timeout, observe)
-        self.core = client.CoreV1Api(api)
-        self.apps = client.AppsV1Api(api)
-        self.batch = client.BatchV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
         self.on_status_written: StatusWritten | None = None
+
+    def _get(self, path: str, query: Sequence[tuple[str, str]] = (), accept: str = "application/json") -> Any:
+        return self.api.request("GET", path, query=query, accept=accept)
 
     # -- writes -----------------------------------------------------------------------------------
     def _path(self, obj: Mapping[str, Any]) -> str:
@@ -134,14 +89,11 @@ class Kube:
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         """Server-side apply: create or converge to `obj`, idempotently; our fields win conflicts."""
-        result = self.api.call_api(
-            self._path(obj), "PATCH",
-            query_params=[("fieldManager", FIELD_MANAGER), ("force", "true")],
-            header_params={"Content-Type": "application/apply-patch+yaml", "Accept": "application/json"},
-            body=dict(obj), response_type="object", auth_settings=["BearerToken"],
-            _return_http_data_only=True,
+        result = self.api.request(
+            "PATCH", self._path(obj), query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            body=dict(obj), content_type="application/apply-patch+yaml",  # JSON is YAML
         )
-        return dict(result)
+        return dict(result or {})
 
     def create_once(self, obj: Mapping[str, Any]) -> bool:
         """Create `obj` unless an object of that name exists; True when this call created it.
@@ -151,14 +103,9 @@ class Kube:
         prefix, plural, _ = _KINDS[(obj["apiVersion"], obj["kind"])]
         ns = obj["metadata"]["namespace"]
         try:
-            self.api.call_api(
-                f"{prefix}/namespaces/{ns}/{plural}", "POST",
-                query_params=[("fieldManager", FIELD_MANAGER)],
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body=dict(obj), response_type="object", auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-            )
-        except ApiException as e:
+            self.api.request("POST", f"{prefix}/namespaces/{ns}/{plural}", query=[("fieldManager", FIELD_MANAGER)],
+                             body=dict(obj))
+        except ApiError as e:
             if e.status == 409:
                 return False
             raise
@@ -168,13 +115,9 @@ class Kube:
         """Delete with background propagation; False when it was already gone."""
         prefix, plural, _ = _KINDS[(api_version, kind)]
         try:
-            self.api.call_api(
-                f"{prefix}/namespaces/{namespace}/{plural}/{name}", "DELETE",
-                header_params={"Content-Type": "application/json", "Accept": "application/json"},
-                body={"propagationPolicy": "Background"}, response_type="object",
-                auth_settings=["BearerToken"], _return_http_data_only=True,
-            )
-        except ApiException as e:
+            self.api.request("DELETE", f"{prefix}/namespaces/{namespace}/{plural}/{name}",
+                             body={"propagationPolicy": "Background"})
+        except ApiError as e:
             if e.status == 404:
                 return False
             raise
@@ -183,17 +126,17 @@ class Kube:
     def patch_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         """Merge-patch the installation's status subresource; `on_status_written` is told the
         resourceVersion the patch stored."""
-        stored = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, INSTALLATION.plural, name, {"status": dict(status)}
+        stored = self.api.request(
+            "PATCH", f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{INSTALLATION.plural}/{name}/status",
+            body={"status": dict(status)}, content_type="application/merge-patch+json",
         )
         version = (stored or {}).get("metadata", {}).get("resourceVersion") if isinstance(stored, dict) else None
         if version and self.on_status_written is not None:
             self.on_status_written(namespace, name, str(version))
 
     def patch_policy_status(self, name: str, status: Mapping[str, Any]) -> None:
-        self.custom.patch_cluster_custom_object_status(
-            GROUP, VERSION, RETENTION_POLICY.plural, name, {"status": dict(status)}
-        )
+        self.api.request("PATCH", f"/apis/{GROUP}/{VERSION}/{RETENTION_POLICY.plural}/{name}/status",
+                         body={"status": dict(status)}, content_type="application/merge-patch+json")
 
     def event(
         self, involved: Mapping[str, Any], type_: str, reason: str, message: str
@@ -201,21 +144,21 @@ class Kube:
         """Post a core/v1 Event about `involved` (an installation or policy body). Never raises."""
         meta = involved["metadata"]
         ns = meta.get("namespace") or "default"
-        now = dt.datetime.now(dt.UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=ns),
-            involved_object=client.V1ObjectReference(
-                api_version=involved.get("apiVersion"), kind=involved.get("kind"),
-                name=meta["name"], namespace=meta.get("namespace"), uid=meta.get("uid"),
-            ),
-            reason=reason, message=message[:1024], type=type_,
-            first_timestamp=now, last_timestamp=now, count=1,
-            source=client.V1EventSource(component=FIELD_MANAGER),
-            reporting_component=FIELD_MANAGER, reporting_instance=FIELD_MANAGER,
-        )
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        reference = {"apiVersion": involved.get("apiVersion"), "kind": involved.get("kind"), "name": meta["name"],
+                     "namespace": meta.get("namespace"), "uid": meta.get("uid")}
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": ns},
+            "involvedObject": {k: v for k, v in reference.items() if v is not None},
+            "reason": reason, "message": message[:1024], "type": type_,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER, "reportingInstance": FIELD_MANAGER,
+        }
         try:
-            self.core.create_namespaced_event(ns, body)
-        except ApiException as e:
+            self.api.request("POST", f"/api/v1/namespaces/{ns}/events", body=body)
+        except ApiError as e:
             # A 403 here means the operator's RBAC lacks events/create: people would miss every Event.
             level = logging.ERROR if e.status == 403 else logging.WARNING
             log.log(level, "could not post event %s: %s %s", reason, e.status, e.reason)
@@ -223,7 +166,7 @@ class Kube:
     # -- reads ------------------------------------------------------------------------------------
     def ping(self) -> None:
         """One cheap authorised request: list at most one installation."""
-        self.custom.list_cluster_custom_object(GROUP, VERSION, INSTALLATION.plural, limit=1)
+        self._get(f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}", [("limit", "1")])
 
     def unserved(self, paths: tuple[str, ...]) -> list[str]:
         """Those of the API group versions `paths` (e.g. /apis/batch/v1) whose discovery does not answer
@@ -231,9 +174,7 @@ class Kube:
         missing = []
         for path in paths:
             try:
-                data = self.api.call_api(path, "GET", header_params={"Accept": "application/json"},
-                                         response_type="object", auth_settings=["BearerToken"],
-                                         _return_http_data_only=True)
+                data = self._get(path)
             except Exception:
                 missing.append(path)
                 continue
@@ -244,11 +185,8 @@ class Kube:
     def installation_versions(self, namespaces: tuple[str, ...] = ()) -> dict[tuple[str, str], str]:
         """(namespace, name) → resourceVersion of every installation (in `namespaces`, when given): one
         listing of their metadata only."""
-        data = self.api.call_api(
-            f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}", "GET",
-            header_params={"Accept": "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"},
-            response_type="object", auth_settings=["BearerToken"], _return_http_data_only=True,
-        )
+        data = self._get(f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}",
+                         accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
         out = {}
         for item in (data or {}).get("items") or []:  # an empty metadata-only list says "items": null
             meta = item.get("metadata") or {}
@@ -258,8 +196,8 @@ class Kube:
 
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return dict(self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, INSTALLATION.plural, name))
-        except ApiException as e:
+            return dict(self._get(f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{INSTALLATION.plural}/{name}"))
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
@@ -281,23 +219,17 @@ class Kube:
         ):
             if key not in kinds:
                 continue
-            data = self.api.call_api(
-                f"{prefix}/namespaces/{namespace}/{plural}", "GET",
-                query_params=[("labelSelector", selector)],
-                header_params={"Accept": "application/json"}, response_type="object",
-                auth_settings=["BearerToken"], _return_http_data_only=True,
-            )
+            data = self._get(f"{prefix}/namespaces/{namespace}/{plural}", [("labelSelector", selector)])
             out[key] = [without_managed_fields(item) for item in (data or {}).get("items") or []]
         return out
 
     def failed_create(self, namespace: str, name: str) -> str:
         """The newest FailedCreate Event's message about object `name` (a Job), "" when there is none."""
-        events = self.core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.name={name},reason=FailedCreate"
-        ).items
-        newest = max(events, key=lambda e: e.last_timestamp or e.event_time or e.metadata.creation_timestamp,
-                     default=None)
-        return str(newest.message or "FailedCreate") if newest is not None else ""
+        data = self._get(f"/api/v1/namespaces/{namespace}/events",
+                         [("fieldSelector", f"involvedObject.name={name},reason=FailedCreate")])
+        events = (data or {}).get("items") or []
+        newest = max(events, key=_event_time, default=None)
+        return str(newest.get("message") or "FailedCreate") if newest is not None else ""
 
     def list_cluster_at(self, kind: str) -> tuple[str, list[dict[str, Any]]]:
         """Every installation (all namespaces), every retention policy, every Deployment the operator
@@ -305,27 +237,21 @@ class Kube:
         (policies select by their labels), with the listing's resourceVersion (the point in time it
         shows)."""
         if kind == "namespaces":
-            data = self.api.call_api(
-                "/api/v1/namespaces", "GET", header_params={"Accept": "application/json"}, response_type="object",
-                auth_settings=["BearerToken"], _return_http_data_only=True,
-            ) or {}
+            data = self._get("/api/v1/namespaces") or {}
             items = [namespace_evidence(n) for n in data.get("items") or []]
         elif kind == "deployments":
-            data = self.api.call_api(
-                "/apis/apps/v1/deployments", "GET",
-                query_params=[("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
-                header_params={"Accept": "application/json"}, response_type="object",
-                auth_settings=["BearerToken"], _return_http_data_only=True,
-            ) or {}
+            data = self._get("/apis/apps/v1/deployments",
+                             [("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")]) or {}
             items = [deployment_evidence(d) for d in data.get("items") or []]
         else:
             plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]
-            data = self.custom.list_cluster_custom_object(GROUP, VERSION, plural) or {}
+            data = self._get(f"/apis/{GROUP}/{VERSION}/{plural}") or {}
             items = [without_managed_fields(obj) for obj in data.get("items") or []]
         return str((data.get("metadata") or {}).get("resourceVersion") or ""), items
 
     def namespace_labels(self, namespace: str) -> dict[str, str]:
-        return dict(self.core.read_namespace(namespace).metadata.labels or {})
+        data = self._get(f"/api/v1/namespaces/{namespace}") or {}
+        return dict((data.get("metadata") or {}).get("labels") or {})
 
     def secret_to_file(self, namespace: str, name: str, key: str) -> str | None:
         """Write one Secret value (a CA bundle) to a private temporary file; its path, or None."""
@@ -349,12 +275,22 @@ class Kube:
         import base64
 
         try:
-            secret = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as e:
+            secret = self._get(f"/api/v1/namespaces/{namespace}/secrets/{name}") or {}
+        except ApiError as e:
             if e.status == 404:
                 return None
             raise
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+        return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         return (self.read_secret(namespace, name) or {}).get(key)
+
+
+def _event_time(event: Mapping[str, Any]) -> dt.datetime:
+    """When an Event last happened: lastTimestamp, eventTime (MicroTime) or its creation, whichever it has."""
+    stamp = event.get("lastTimestamp") or event.get("eventTime") or (event.get("metadata") or {}).get(
+        "creationTimestamp")
+    try:
+        return dt.datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)

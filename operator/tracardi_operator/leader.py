@@ -21,8 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from kubernetes import client
-from kubernetes.client.rest import ApiException
+from tracardi_operator.kubeclient import ApiError, KubeClient
 
 log = logging.getLogger("tracardi_operator.leader")
 
@@ -68,29 +67,40 @@ def released(current: LeaseRecord) -> LeaseRecord:
     return replace(current, holder=None, duration_seconds=1)
 
 
-def _record(lease: Any) -> LeaseRecord:
-    spec = lease.spec
+def _micro_time(value: Any) -> dt.datetime | None:
+    """A Lease's MicroTime ("2026-12-07T20:50:00.123456Z"), or None when it has none."""
+    return dt.datetime.fromisoformat(str(value)) if value else None
+
+
+def _record(lease: dict[str, Any]) -> LeaseRecord:
+    spec = lease.get("spec") or {}
     return LeaseRecord(
-        holder=spec.holder_identity or None,
-        acquired_at=spec.acquire_time,
-        renewed_at=spec.renew_time,
-        duration_seconds=int(spec.lease_duration_seconds or 0),
-        transitions=int(spec.lease_transitions or 0),
-        resource_version=lease.metadata.resource_version,
+        holder=spec.get("holderIdentity") or None,
+        acquired_at=_micro_time(spec.get("acquireTime")),
+        renewed_at=_micro_time(spec.get("renewTime")),
+        duration_seconds=int(spec.get("leaseDurationSeconds") or 0),
+        transitions=int(spec.get("leaseTransitions") or 0),
+        resource_version=(lease.get("metadata") or {}).get("resourceVersion"),
     )
 
 
-def _body(name: str, namespace: str, record: LeaseRecord) -> client.V1Lease:
-    return client.V1Lease(
-        metadata=client.V1ObjectMeta(name=name, namespace=namespace, resource_version=record.resource_version),
-        spec=client.V1LeaseSpec(
-            holder_identity=record.holder or "",
-            acquire_time=record.acquired_at,
-            renew_time=record.renewed_at,
-            lease_duration_seconds=record.duration_seconds,
-            lease_transitions=record.transitions,
-        ),
-    )
+def _stamp(value: dt.datetime | None) -> str | None:
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value is not None else None
+
+
+def _body(name: str, namespace: str, record: LeaseRecord) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if record.resource_version:
+        metadata["resourceVersion"] = record.resource_version
+    spec = {"holderIdentity": record.holder or "", "acquireTime": _stamp(record.acquired_at),
+            "renewTime": _stamp(record.renewed_at), "leaseDurationSeconds": record.duration_seconds,
+            "leaseTransitions": record.transitions}
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": {k: v for k, v in spec.items() if v is not None}}
+
+
+_TIMEOUT = (5.0, 5.0)
+"""(connect, read) seconds of a Lease request: a renewal must fail well within `renew_deadline`."""
 
 
 def _now() -> dt.datetime:
@@ -105,7 +115,7 @@ class Elector:
     (a renewal still running writes nothing), so a process that wants to lead again makes a new one.
     """
 
-    api: client.ApiClient
+    api: KubeClient
     namespace: str
     identity: str
     on_lost: Callable[[], None]
@@ -114,32 +124,42 @@ class Elector:
     on_change: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
-        self.leases = client.CoordinationV1Api(self.api)
         self.leading = asyncio.Event()
         self._last_renewal = 0.0
         # Set by `release`: a renewal already running in its thread (a cancelled `run` does not stop
         # it) must not take the Lease back after it was handed over.
         self._stopping = False
 
+    @property
+    def path(self) -> str:
+        return f"/apis/coordination.k8s.io/v1/namespaces/{self.namespace}/leases"
+
+    def read(self) -> dict[str, Any] | None:
+        """The Lease as stored; None when there is none."""
+        try:
+            return dict(self.api.request("GET", f"{self.path}/{self.name}", timeout=_TIMEOUT))
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def _write(self, record: LeaseRecord, create: bool) -> None:
+        body = _body(self.name, self.namespace, record)
+        if create:
+            self.api.request("POST", self.path, body=body, timeout=_TIMEOUT)
+        else:  # a replace carrying the resourceVersion read: 409 when someone wrote in between
+            self.api.request("PUT", f"{self.path}/{self.name}", body=body, timeout=_TIMEOUT)
+
     def try_hold(self) -> bool:
         """One attempt to acquire or renew; True when we hold the Lease afterwards."""
-        try:
-            lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
-        except ApiException as e:
-            if e.status != 404:
-                raise
-            lease = None
+        lease = self.read()
         current = _record(lease) if lease is not None else None
         wanted = next_lease(current, self.identity, _now(), self.timings)
         if wanted is None or self._stopping:
             return False
-        body = _body(self.name, self.namespace, wanted)
         try:
-            if lease is None:
-                self.leases.create_namespaced_lease(self.namespace, body, _request_timeout=(5, 5))
-            else:
-                self.leases.replace_namespaced_lease(self.name, self.namespace, body, _request_timeout=(5, 5))
-        except ApiException as e:
+            self._write(wanted, create=lease is None)
+        except ApiError as e:
             if e.status in (409, 422):  # another candidate wrote first: it won this round
                 return False
             raise
@@ -183,16 +203,14 @@ class Elector:
         self._stopping = True
         for attempt in range(1, attempts + 1):
             try:
-                lease = self.leases.read_namespaced_lease(self.name, self.namespace, _request_timeout=(5, 5))
-                current = _record(lease)
-                if current.holder != self.identity:
+                lease = self.read()
+                current = _record(lease) if lease is not None else None
+                if current is None or current.holder != self.identity:
                     return
-                self.leases.replace_namespaced_lease(
-                    self.name, self.namespace, _body(self.name, self.namespace, released(current)),
-                    _request_timeout=(5, 5))
+                self._write(released(current), create=False)
                 log.info("leader election: %s released the Lease", self.identity)
                 return
-            except ApiException as e:
+            except ApiError as e:
                 if e.status == 409 and attempt < attempts:
                     continue
                 log.warning("leader election: could not release the Lease: %s %s", type(e).__name__, e.status)

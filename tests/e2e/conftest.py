@@ -96,12 +96,13 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def crds(kube_api: Any) -> None:
+def crds(kube_api: Any, devenv: Any) -> None:
     from kubernetes import client
 
     from tracardi_operator.kube import Kube
+    from tracardi_operator.kubeclient import KubeClient
 
-    kube = Kube(kube_api)
+    kube = Kube(KubeClient.from_kubeconfig(devenv.kubeconfig))
     for path in sorted((REPO / "crds").glob("tracardi.com_*.yaml")):
         kube.apply(yaml.safe_load(path.read_text()))
     ext = client.ApiextensionsV1Api(kube_api)

@@ -221,8 +221,9 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
         assert Path(f"/proc/{pid}/root/opt/venv/bin/tracardi-operator").exists(), "runs from the image's rootfs"
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"PYTHONOPTIMIZE=2" in environ, "runs without docstrings and asserts (the smaller process)"
-        cached = Path(f"/proc/{pid}/root/opt/venv/lib/python3.11/site-packages/kubernetes/client/models/__pycache__")
-        assert list(cached.glob("*.opt-2.pyc")), "its bytecode compiled at that level in the image"
+        packages = Path(f"/proc/{pid}/root/opt/venv/lib/python3.11/site-packages")
+        assert list((packages / "kopf" / "__pycache__").glob("*.opt-2.pyc")), "bytecode compiled at that level"
+        assert not (packages / "kubernetes").exists(), "the operator's own client; no `kubernetes` package"
 
         installations = Installations(kube_api, namespace, devenv.elasticsearch_url)
         with UidSampler(state.pods, namespace) as sampler:

@@ -13,15 +13,15 @@ from tracardi_operator.leader import Elector, Timings
 FAST = Timings(duration=3, renew_deadline=2, retry=0.25)
 
 
-def _elector(kube_api: Any, namespace: str, identity: str, lost: list[str]) -> Elector:
-    return Elector(kube_api, namespace, identity, on_lost=lambda: lost.append(identity), timings=FAST,
+def _elector(kube_client: Any, namespace: str, identity: str, lost: list[str]) -> Elector:
+    return Elector(kube_client, namespace, identity, on_lost=lambda: lost.append(identity), timings=FAST,
                    name="tracardi-operator-test")
 
 
-def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kube_api: Any, namespace: str) -> None:
+def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kube_client: Any, namespace: str) -> None:
     async def scenario() -> None:
         lost: list[str] = []
-        a, b = _elector(kube_api, namespace, "a", lost), _elector(kube_api, namespace, "b", lost)
+        a, b = _elector(kube_client, namespace, "a", lost), _elector(kube_client, namespace, "b", lost)
         task_a = asyncio.create_task(a.run())
         await wait_for_async(a.leading.is_set, 10, "a leading")
         task_b = asyncio.create_task(b.run())
@@ -35,7 +35,7 @@ def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kub
         assert handover < 2 * FAST.retry + 1
         # A leader that stops renewing (a crash) is replaced once its Lease expires.
         task_b.cancel()
-        c = _elector(kube_api, namespace, "c", lost)
+        c = _elector(kube_client, namespace, "c", lost)
         task_c = asyncio.create_task(c.run())
         takeover = await wait_for_async(c.leading.is_set, 10, "c taking over")
         assert FAST.duration - 1 <= takeover <= FAST.duration + 2 * FAST.retry + 1
@@ -45,17 +45,18 @@ def test_one_leader_release_hands_over_at_once_and_a_dead_leader_is_replaced(kub
     asyncio.run(scenario())
 
 
-def test_a_leader_that_cannot_renew_stops(kube_api: Any, namespace: str) -> None:
+def test_a_leader_that_cannot_renew_stops(kube_client: Any, namespace: str) -> None:
     async def scenario() -> None:
         lost: list[str] = []
-        a = _elector(kube_api, namespace, "a", lost)
+        a = _elector(kube_client, namespace, "a", lost)
         task = asyncio.create_task(a.run())
         await wait_for_async(a.leading.is_set, 10, "a leading")
         # Someone else takes the Lease over (as after a partition): a's renewals are refused from now on.
-        b = _elector(kube_api, namespace, "b", lost)
-        lease = a.leases.read_namespaced_lease(a.name, namespace)
-        lease.spec.holder_identity = "b"
-        a.leases.replace_namespaced_lease(a.name, namespace, lease)
+        b = _elector(kube_client, namespace, "b", lost)
+        lease = a.read()
+        assert lease is not None
+        lease["spec"]["holderIdentity"] = "b"
+        kube_client.request("PUT", f"{a.path}/{a.name}", body=lease)
         await wait_for_async(lambda: bool(lost), FAST.renew_deadline + 3, "a lost lease reported")
         assert lost == ["a"]
         assert not a.leading.is_set()
@@ -65,10 +66,10 @@ def test_a_leader_that_cannot_renew_stops(kube_api: Any, namespace: str) -> None
     asyncio.run(scenario())
 
 
-def test_release_wins_over_a_renewal_still_running_in_its_thread(kube_api: Any, namespace: str) -> None:
+def test_release_wins_over_a_renewal_still_running_in_its_thread(kube_client: Any, namespace: str) -> None:
     """`run` cancelled does not stop a renewal already in its thread: release must still hand over."""
     lost: list[str] = []
-    a = _elector(kube_api, namespace, "a", lost)
+    a = _elector(kube_client, namespace, "a", lost)
     assert a.try_hold()
     a.leading.set()
     stop = threading.Event()
@@ -84,7 +85,7 @@ def test_release_wins_over_a_renewal_still_running_in_its_thread(kube_api: Any, 
         time.sleep(0.3)
         a.release()
         time.sleep(1.0)
-        holder = a.leases.read_namespaced_lease(a.name, namespace).spec.holder_identity
+        holder = ((a.read() or {}).get("spec") or {}).get("holderIdentity")
         assert not holder, f"the Lease was taken back by a renewal after release: holder {holder!r}"
         after = len(renewals)
         time.sleep(0.3)

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client
-
+from tests.support.scripted_kube import ScriptedClient
 from tracardi_operator import handlers
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_VERSION
@@ -28,7 +27,7 @@ def deployment(tag: str, generation: int, observed: int, updated: int, ready: in
 
 def test_only_events_that_change_a_decision_input_wake_the_installation() -> None:
     async def scenario() -> list[bool]:
-        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
         wake = asyncio.Event()
         runtime.wakeups[("ns", "acme")] = wake
         woken: list[bool] = []
@@ -60,7 +59,7 @@ def test_only_events_that_change_a_decision_input_wake_the_installation() -> Non
 def test_an_installation_forgotten_takes_its_deployments_facts_with_it() -> None:
     """A Deployment whose deletion the watch missed (a reconnect's gap) is not remembered for ever: when
     its installation is forgotten, so is what its Deployments' events said."""
-    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
     body = deployment("0.8.2.1", 1, 1, 2, 2, 2)
     assert runtime.deployment_facts_changed("ns", "acme", body)
     assert not runtime.deployment_facts_changed("ns", "acme", body)
@@ -81,7 +80,7 @@ def test_a_relabelled_child_wakes_the_installation_it_left_and_its_next_pass_lis
     """A Deployment or Job whose instance label is changed to another installation's: the installation it
     belonged to wakes too, and neither uses its kept listing of that kind."""
     async def scenario() -> list[set[str]]:
-        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
         wakes = {name: asyncio.Event() for name in ("acme", "other")}
         for name, wake in wakes.items():
             runtime.wakeups[("ns", name)] = wake
@@ -112,7 +111,7 @@ def test_only_the_installations_watch_and_the_heartbeat_are_evidence_of_liveness
     the other watches (children, namespaces, policies) say nothing of that watch, so they do not keep
     /healthz alive while it stays behind."""
     async def scenario() -> float:
-        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
         runtime.last_watch_event = -1.0
         memo = {"runtime": runtime}
         api = deployment("0.8.2.1", 1, 1, 2, 2, 2)
@@ -131,7 +130,7 @@ def test_only_the_installations_watch_and_the_heartbeat_are_evidence_of_liveness
 
 def test_an_installation_forgotten_takes_what_its_passes_applied_with_it() -> None:
     """Its loop stops on deletion, so no pass of it finds it gone: forgetting it drops its apply records."""
-    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
     manifest = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "acme-api", "namespace": "ns"}}
     runtime.reconciler.applied.record(("ns", "acme"), manifest, deployment("0.8.2.1", 1, 1, 2, 2, 2))
     runtime.reconciler.applied.record(("ns", "other"), manifest, deployment("0.8.2.1", 1, 1, 2, 2, 2))
@@ -145,7 +144,7 @@ def test_an_installation_forgotten_closes_its_elasticsearch_connection() -> None
     from tests.factories import installation_body, installation_spec
     from tracardi_operator.models import TracardiInstallation
 
-    runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+    runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
     inst = TracardiInstallation.model_validate(installation_body(installation_spec(), name="acme", namespace="ns"))
     runtime.reconciler.connections.adapter(inst)
     assert len(runtime.reconciler.connections) == 1

@@ -5,23 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
 
-from tracardi_operator.kube import REQUEST_TIMEOUT, Kube, resource_of
-
-
-def test_every_request_gets_a_timeout_unless_it_has_one() -> None:
-    api = client.ApiClient(client.Configuration())
-    seen: list[Any] = []
-
-    def fake(method: str, url: str, *args: Any, **kwargs: Any) -> None:
-        seen.append(kwargs.get("_request_timeout"))
-
-    api.rest_client.request = fake
-    Kube(api)
-    api.rest_client.request("GET", "http://x/")
-    api.rest_client.request("GET", "http://x/", _request_timeout=3)
-    assert seen == [REQUEST_TIMEOUT, 3]
+from tests.support.scripted_kube import ScriptedClient
+from tracardi_operator.kube import Kube
+from tracardi_operator.kubeclient import ApiError, resource_of
 
 
 @pytest.mark.parametrize(("url", "resource"), [
@@ -38,15 +25,6 @@ def test_every_request_gets_a_timeout_unless_it_has_one() -> None:
 ])
 def test_requests_are_counted_by_resource(url: str, resource: str) -> None:
     assert resource_of(url) == resource
-
-
-def test_every_request_of_the_client_is_observed() -> None:
-    seen: list[tuple[str, str]] = []
-    api = client.ApiClient(client.Configuration())
-    api.rest_client.request = lambda *args, **kwargs: None  # type: ignore[method-assign]
-    Kube(api, observe=lambda verb, resource: seen.append((verb, resource)))
-    api.rest_client.request("get", "https://k/api/v1/namespaces/a/events")
-    assert seen == [("GET", "events")]
 
 
 def test_the_cluster_wide_deployment_listing_keeps_what_retention_reads() -> None:
@@ -71,13 +49,7 @@ def test_the_cluster_wide_deployment_listing_keeps_what_retention_reads() -> Non
 def test_lists_that_answer_items_null_read_as_empty() -> None:
     """The apiserver answers an empty metadata-only listing with `"items": null`: the heartbeat read it as
     an error, and with no installation left the liveness clock stopped."""
-    api = client.ApiClient(client.Configuration())
-
-    def call_api(path: str, method: str, *_: Any, **__: Any) -> dict[str, Any]:
-        return {"kind": "PartialObjectMetadataList", "items": None}
-
-    api.call_api = call_api  # type: ignore[method-assign]
-    kube = Kube(api)
+    kube = Kube(ScriptedClient(lambda *_: {"kind": "PartialObjectMetadataList", "items": None}))
     assert kube.installation_versions() == {}
     assert kube.list_children("ns", "acme") == {"deployments": [], "services": [], "jobs": [], "pods": []}
     assert kube.list_cluster_at("deployments") == ("", [])
@@ -86,16 +58,78 @@ def test_lists_that_answer_items_null_read_as_empty() -> None:
 def test_children_are_listed_without_managed_fields() -> None:
     """An idle installation's Deployments and Jobs are kept between passes (`children`), and their
     managedFields are as large as the rest of them: no pass reads those, so none are kept."""
-    api = client.ApiClient(client.Configuration())
     item = {"metadata": {"name": "acme-api", "labels": {"a": "b"}, "resourceVersion": "7",
                          "managedFields": [{"manager": "tracardi-operator", "fieldsV1": {"f:spec": {}}}]},
             "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}
 
-    def call_api(path: str, method: str, *_: Any, **__: Any) -> dict[str, Any]:
-        return {"items": [item]}
-
-    api.call_api = call_api  # type: ignore[method-assign]
-    listed = Kube(api).list_children("ns", "acme")
+    listed = Kube(ScriptedClient(lambda *_: {"items": [item]})).list_children("ns", "acme")
     expected = {"metadata": {"name": "acme-api", "labels": {"a": "b"}, "resourceVersion": "7"},
                 "spec": {"replicas": 2}, "status": {"readyReplicas": 2}}
     assert listed == {kind: [expected] for kind in ("deployments", "services", "jobs", "pods")}
+
+
+def test_an_api_error_prints_its_status_and_never_its_body() -> None:
+    """The body of an error can echo the object sent (a Secret's data): logs and conditions print the error."""
+    error = ApiError(422, "Unprocessable Entity", b'{"kind":"Status","message":"data.password: s3cret-value"}')
+    assert str(error) == "Kubernetes API 422 Unprocessable Entity"
+    assert "s3cret" not in repr(error)
+    assert "s3cret" not in str(error.args)
+    assert error.details()["kind"] == "Status"
+    assert ApiError(500, "x", b"<html>").details() == {}
+
+
+def test_events_name_their_object_and_leave_out_what_it_lacks() -> None:
+    kube = Kube(ScriptedClient())
+    kube.event({"apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiRetentionPolicy",
+                "metadata": {"name": "keep-two", "uid": "u-1"}}, "Normal", "Planned", "x" * 2000)
+    method, path, _, body = kube.api.sent[-1]  # type: ignore[attr-defined]
+    assert (method, path) == ("POST", "/api/v1/namespaces/default/events")
+    assert body["involvedObject"] == {"apiVersion": "tracardi.com/v1alpha1", "kind": "TracardiRetentionPolicy",
+                                      "name": "keep-two", "uid": "u-1"}
+    assert body["metadata"] == {"generateName": "keep-two.", "namespace": "default"}
+    assert len(body["message"]) == 1024
+    assert body["firstTimestamp"].endswith("Z")
+    assert body["firstTimestamp"] == body["lastTimestamp"]
+
+
+def test_an_event_that_cannot_be_posted_does_not_raise() -> None:
+    def refuse(*_: Any) -> None:
+        raise ApiError(403, "Forbidden")
+
+    Kube(ScriptedClient(refuse)).event({"metadata": {"name": "acme", "namespace": "shop"}}, "Warning", "R", "m")
+
+
+def test_the_newest_failed_create_event_is_named_whatever_time_field_it_has() -> None:
+    events = {"items": [
+        {"message": "old", "lastTimestamp": "2026-12-07T10:00:00Z"},
+        {"message": "newest", "eventTime": "2026-12-07T10:00:01.500000Z"},
+        {"message": "no time", "metadata": {"creationTimestamp": "2026-12-07T09:00:00Z"}},
+    ]}
+    kube = Kube(ScriptedClient(lambda *_: events))
+    assert kube.failed_create("shop", "acme-install") == "newest"
+    assert Kube(ScriptedClient(lambda *_: {"items": []})).failed_create("shop", "acme-install") == ""
+
+
+def test_missing_objects_read_as_none_and_other_errors_raise() -> None:
+    def missing(*_: Any) -> None:
+        raise ApiError(404, "Not Found")
+
+    def broken(*_: Any) -> None:
+        raise ApiError(500, "Internal Server Error")
+
+    assert Kube(ScriptedClient(missing)).get_installation("shop", "acme") is None
+    assert Kube(ScriptedClient(missing)).read_secret("shop", "creds") is None
+    assert Kube(ScriptedClient(missing)).delete("apps/v1", "Deployment", "shop", "acme-api") is False
+    with pytest.raises(ApiError):
+        Kube(ScriptedClient(broken)).get_installation("shop", "acme")
+
+
+def test_a_job_that_exists_is_never_created_again() -> None:
+    def conflict(*_: Any) -> None:
+        raise ApiError(409, "Conflict")
+
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"namespace": "shop", "name": "acme-migrate"}}
+    assert Kube(ScriptedClient(conflict)).create_once(job) is False
+    created = ScriptedClient()
+    assert Kube(created).create_once(job) is True
+    assert created.sent[0][:2] == ("POST", "/apis/batch/v1/namespaces/shop/jobs")

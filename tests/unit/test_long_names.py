@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client
-
+from tests.support.scripted_kube import ScriptedClient
 from tracardi_operator.kube import Kube
 from tracardi_operator.labels import label_value
 from tracardi_operator.runtime import Runtime
@@ -17,14 +16,13 @@ LONG = "a" * 30 + "-" + "b" * 39  # 70 characters: valid as a name, too long as 
 
 
 def test_children_of_a_long_name_are_selected_by_its_label_value() -> None:
-    api = client.ApiClient(client.Configuration())
     selectors: list[str] = []
 
-    def call_api(path: str, method: str, query_params: list[tuple[str, str]], **_: Any) -> dict[str, Any]:
-        selectors.append(dict(query_params)["labelSelector"])
+    def answer(method: str, path: str, query: dict[str, str], _: Any) -> dict[str, Any]:
+        selectors.append(query["labelSelector"])
         return {"items": []}
 
-    api.call_api = call_api  # type: ignore[method-assign]
+    api = ScriptedClient(answer)
     Kube(api).list_children("ns", LONG)
     assert len(label_value(LONG)) <= 63
     assert selectors == [f"app.kubernetes.io/instance={label_value(LONG)},"
@@ -36,7 +34,7 @@ def test_children_of_a_long_name_are_selected_by_its_label_value() -> None:
 
 def test_a_child_event_wakes_the_installation_of_a_long_name() -> None:
     async def scenario() -> None:
-        runtime = Runtime(settings=Settings(), kube=Kube(client.ApiClient(client.Configuration())))
+        runtime = Runtime(settings=Settings(), kube=Kube(ScriptedClient()))
         long_wake, short_wake, other_ns = asyncio.Event(), asyncio.Event(), asyncio.Event()
         runtime.wakeups.update({("ns", LONG): long_wake, ("ns", "acme"): short_wake, ("other", LONG): other_ns})
         runtime.wake_labelled("ns", label_value(LONG))

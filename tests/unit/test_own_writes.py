@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from kubernetes import client
-
+from tests.support.scripted_kube import ScriptedClient
 from tracardi_operator.applied import StatusWrites
 from tracardi_operator.kube import Kube
 from tracardi_operator.runtime import Runtime
@@ -17,15 +16,12 @@ from tracardi_operator.settings import Settings
 
 def _kube(versions: list[str]) -> Kube:
     """A Kube whose status patches are stored at the given resourceVersions, one after the other."""
-    api = client.ApiClient(client.Configuration())
-
-    def call_api(path: str, method: str, *_: Any, **__: Any) -> dict[str, Any]:
+    def answer(method: str, path: str, *_: Any) -> dict[str, Any]:
         assert method == "PATCH"
         assert path.endswith("/status")
         return {"metadata": {"resourceVersion": versions.pop(0)}}
 
-    api.call_api = call_api  # type: ignore[method-assign]
-    return Kube(api)
+    return Kube(ScriptedClient(answer))
 
 
 def test_only_the_echo_of_the_last_own_status_patch_is_recognised() -> None:
