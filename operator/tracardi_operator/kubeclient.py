@@ -4,8 +4,9 @@ uses too (`handlers.login`).
 
 Why not the official `kubernetes` package: the operator sends about twenty kinds of request, all of
 them plain JSON, and that package's thousand generated model classes cost the process about 28 MiB
-at import, even under -OO (the README's performance section). What lives here: `ApiError`, `KubeClient.request`, and the two ways to
-build one (`from_kubeconfig`, `in_cluster`) behind `from_environment`.
+at import, even under -OO (the README's performance section). What lives here: `ApiError`,
+`Credentials` and the ways to read them (`credentials_from_environment`: a pod's ServiceAccount or a
+kubeconfig), and `KubeClient.request`.
 
 Not supported, deliberately: kubeconfig users that authenticate by an exec plugin or an auth provider
 (cloud CLIs); the operator runs in a pod with its ServiceAccount, and a kubeconfig for a run outside a
