@@ -29,6 +29,10 @@ RUN pip install --no-compile --no-deps . \
 
 # ---- final: the slim base and the venv; no compilers, no pip cache, no sources -------------------
 FROM ${PYTHON_IMAGE}
+# The base's standard library comes with no bytecode at the level the image runs (the official images
+# delete all of it): compiled here, a start does not compile each module it imports from source on the
+# read-only root filesystem.
+RUN python -m compileall -q -o 2 "$(python -c 'import sysconfig; print(sysconfig.get_paths()["stdlib"])')"
 COPY --from=builder /opt/venv /opt/venv
 # Bytecode was compiled in the builder: the root filesystem is read-only at run time. HOME points at
 # the writable /tmp (an emptyDir in manifests/) for any library that caches there.

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from tracardi_operator import API_GROUP, API_VERSION, health, leader, metrics
+from tracardi_operator import API_GROUP, API_VERSION, health, leader, memory, metrics
 from tracardi_operator.kube import Kube
 from tracardi_operator.kubeclient import Credentials, KubeClient, credentials_from_environment
 from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
@@ -55,7 +55,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     await server.start()
     memo["heartbeat"] = asyncio.create_task(runtime.heartbeat())
     memo["policies"] = asyncio.create_task(runtime.policy_statuses())
-    memo["memory"] = asyncio.create_task(runtime.give_back_memory())
+    memo["memory"] = asyncio.create_task(memory.give_back_every())
     if cfg.leader_election:
         elector = leader.Elector(
             api, cfg.lease_namespace, cfg.identity, on_lost=_exit_on_lost_lease,

@@ -151,7 +151,7 @@ class Listings:
                 listing.read_at = max(listing.read_at, started)
             self._changed(kind)
             if kind == "installations":  # the model of one whose deletion no event delivered goes too
-                uids = {str((o.get("metadata") or {}).get("uid", "")) for o in listing.objects.values()}
+                uids = {_uid_of(o) for o in listing.objects.values()}
                 self._parsed = {uid: kept for uid, kept in self._parsed.items() if uid in uids}
             return list(listing.objects.values())
 
@@ -162,7 +162,7 @@ class Listings:
         key = key_of(obj)
         with self._lock:
             if kind == "installations" and event == "DELETED":
-                self._parsed.pop(str((obj.get("metadata") or {}).get("uid", "")), None)
+                self._parsed.pop(_uid_of(obj), None)
             listing = self._listings.get(kind)
             if listing is None:
                 return False
@@ -235,8 +235,7 @@ class Listings:
         the fleet. One model is kept per installation, the latest version validated: every status write
         makes a version, and keeping each of them grew with the writes, not the fleet. Raises
         ValidationError, uncached, for an object the model refuses."""
-        meta = raw.get("metadata") or {}
-        uid, version = str(meta.get("uid", "")), str(meta.get("resourceVersion", ""))
+        uid, version = _uid_of(raw), str((raw.get("metadata") or {}).get("resourceVersion", ""))
         with self._lock:
             found = self._parsed.get(uid)
         if found is not None and version and found[0] == version:
@@ -252,3 +251,7 @@ class Listings:
         """How many installations' models are kept."""
         with self._lock:
             return len(self._parsed)
+
+
+def _uid_of(obj: Mapping[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("uid", ""))

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracardi_operator import health, memory
+from tracardi_operator import health
 from tracardi_operator.applied import StatusWrites
 from tracardi_operator.connections import Connections
 from tracardi_operator.kube import Kube, deployment_evidence, namespace_evidence, safe_error, without_managed_fields
@@ -202,15 +202,6 @@ class Runtime:
                             "or more (%s): not alive until it does", len(stuck), every, names)
                 continue
             self.touch()
-
-    async def give_back_memory(self, every: float = memory.TRIM_SECONDS) -> None:
-        """Free pages of the C allocator handed back to the system on a timer (`memory`)."""
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await asyncio.to_thread(memory.give_back)
-            except Exception as e:  # the next tick tries again; the operator does not depend on it
-                log.warning("could not give free memory back to the system: %s", safe_error(e))
 
     # -- retention policies ------------------------------------------------------------------------
     def policy_seen(self, name: str, generation: int | None, deleted: bool = False) -> bool:

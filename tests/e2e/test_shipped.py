@@ -224,6 +224,10 @@ def test_shipped_operator_carries_an_upgrade(devenv: Any, kube_api: Any, namespa
         packages = Path(f"/proc/{pid}/root/opt/venv/lib/python3.11/site-packages")
         assert list((packages / "kopf" / "__pycache__").glob("*.opt-2.pyc")), "bytecode compiled at that level"
         assert not (packages / "kubernetes").exists(), "the operator's own client; no `kubernetes` package"
+        stdlib = [p for p in (Path(f"/proc/{pid}/root/usr/local/lib/python3.11"),
+                              Path(f"/proc/{pid}/root/usr/lib/python3.11")) if (p / "json").is_dir()]
+        assert stdlib
+        assert list((stdlib[0] / "json" / "__pycache__").glob("*.opt-2.pyc")), "the standard library's too"
 
         installations = Installations(kube_api, namespace, devenv.elasticsearch_url)
         with UidSampler(state.pods, namespace) as sampler:

@@ -23,8 +23,6 @@ def test_glibc_gives_back_the_pages_freed_by_a_burst() -> None:
 
 
 def test_the_timer_gives_back_until_cancelled_and_outlives_a_failure(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tracardi_operator.runtime import Runtime
-
     calls: list[int] = []
 
     def give_back() -> bool:
@@ -36,7 +34,7 @@ def test_the_timer_gives_back_until_cancelled_and_outlives_a_failure(monkeypatch
     monkeypatch.setattr(memory, "give_back", give_back)
 
     async def run() -> None:
-        task = asyncio.create_task(Runtime.give_back_memory(None, every=0.01))  # type: ignore[arg-type]
+        task = asyncio.create_task(memory.give_back_every(0.01))
         deadline = asyncio.get_running_loop().time() + 10
         while len(calls) < 3 and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.01)
