@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -151,3 +153,28 @@ def namespace(kube_api) -> Iterator[str]:  # type: ignore[no-untyped-def]
     except ApiException as e:
         if e.status != 404:
             raise
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A TCP server that accepts connections and never answers."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    listener.close()

@@ -34,9 +34,12 @@ def _credentials() -> Credentials:
 def login(**_: Any) -> kopf.ConnectionInfo:
     """kopf's own connection: the same credentials as ours (`kubeclient`), read by one reader."""
     creds = _credentials()
+    token = creds.bearer()
     return kopf.ConnectionInfo(
-        server=creds.server, ca_data=creds.ca_pem, insecure=creds.insecure or None, scheme="Bearer" if creds.bearer()
-        else None, token=creds.bearer(), username=creds.username, password=creds.password,
+        server=creds.server, ca_data=creds.ca_pem, insecure=creds.insecure or None,
+        scheme="Bearer" if token else None, token=token,
+        # kopf prefers a user name and password to a token; ours the token: only one of them is handed over.
+        username=None if token else creds.username, password=None if token else creds.password,
         certificate_data=creds.client_cert_pem, private_key_data=creds.client_key_pem,
         default_namespace=creds.namespace,
     )
@@ -46,7 +49,8 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg: Settings = memo.get("settings") or Settings.from_env()
     registry = metrics.new_metrics()
-    api = KubeClient(_credentials(), observe=registry.api_request)
+    # A connection for each worker thread and for the calls made off the event loop (`asyncio.to_thread`).
+    api = KubeClient(_credentials(), observe=registry.api_request, pool_size=cfg.workers + 8)
     runtime = Runtime(settings=cfg, kube=Kube(api), metrics=registry)
     memo["runtime"] = runtime
     server = health.HealthServer(registry, stale_after=cfg.watch_stale_seconds, grace=cfg.health_grace_seconds,

@@ -8,6 +8,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import urllib3
+
 from tracardi_operator import API_GROUP as GROUP
 from tracardi_operator import API_VERSION as VERSION
 from tracardi_operator.kubeclient import ApiError, KubeClient
@@ -162,6 +164,8 @@ class Kube:
             # A 403 here means the operator's RBAC lacks events/create: people would miss every Event.
             level = logging.ERROR if e.status == 403 else logging.WARNING
             log.log(level, "could not post event %s: %s %s", reason, e.status, e.reason)
+        except (urllib3.exceptions.HTTPError, OSError) as e:  # the apiserver out of reach: the pass goes on
+            log.warning("could not post event %s: %s", reason, type(e).__name__)
 
     # -- reads ------------------------------------------------------------------------------------
     def ping(self) -> None:

@@ -23,7 +23,7 @@ import ssl
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -88,12 +88,12 @@ class Credentials:
     server: str
     ca_pem: str | None = None
     insecure: bool = False
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
     token_file: Path | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     client_cert_pem: str | None = None
-    client_key_pem: str | None = None
+    client_key_pem: str | None = field(default=None, repr=False)
     namespace: str | None = None
 
     def bearer(self) -> str | None:
@@ -137,12 +137,16 @@ class KubeconfigError(ValueError):
 
 def _pem(data: str | None, path: str | None, base: Path) -> str | None:
     """PEM text from a kubeconfig's `*-data` (base64 of PEM) or from a file path (relative to the
-    kubeconfig's own directory, as kubectl reads it)."""
+    kubeconfig's own directory, as kubectl reads it), from its first `-----BEGIN` on: what comes before
+    (comments, "Bag Attributes") ssl skips, and kopf, handed the same text, would not."""
     if data:
-        return base64.b64decode(data).decode()
-    if path:
-        return (base / os.path.expanduser(path)).read_text()
-    return None
+        text = base64.b64decode(data).decode()
+    elif path:
+        text = (base / os.path.expanduser(path)).read_text()
+    else:
+        return None
+    start = text.find("-----BEGIN")
+    return text[start:] if start >= 0 else text
 
 
 def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = None) -> Credentials:
@@ -151,7 +155,12 @@ def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = Non
     current: str | None = context
     named: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"contexts": {}, "clusters": {}, "users": {}}
     for path in paths:
-        doc = yaml.safe_load(path.read_text()) or {}
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise KubeconfigError(f"kubeconfig {path}: not YAML ({type(e).__name__})") from None
+        if not isinstance(doc, dict):
+            raise KubeconfigError(f"kubeconfig {path}: not a kubeconfig (a {type(doc).__name__}, not a mapping)")
         current = current or doc.get("current-context")
         for section, key in (("contexts", "context"), ("clusters", "cluster"), ("users", "user")):
             for item in doc.get(section) or []:
@@ -160,16 +169,25 @@ def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = Non
     if not current or current not in named["contexts"]:
         raise KubeconfigError(f"kubeconfig {where}: no current context (or context {current!r} is not defined)")
     ctx, _ = named["contexts"][current]
-    if ctx.get("cluster") not in named["clusters"] or ctx.get("user", "") not in named["users"]:
+    if ctx.get("cluster") not in named["clusters"] or (ctx.get("user") and ctx["user"] not in named["users"]):
         raise KubeconfigError(f"kubeconfig {where}: context {current!r} names a cluster or user it does not define")
     cluster, cluster_dir = named["clusters"][ctx["cluster"]]
-    user, user_dir = named["users"][ctx.get("user", "")]
+    user, user_dir = named["users"][ctx["user"]] if ctx.get("user") else ({}, Path("."))
     if user.get("exec") or user.get("auth-provider"):
         raise KubeconfigError(
             f"kubeconfig {where}: user {ctx.get('user')!r} authenticates by an exec plugin or auth provider, which "
             "the operator does not run; give it a token or a client certificate, or run it in the cluster")
     if not cluster.get("server"):
         raise KubeconfigError(f"kubeconfig {where}: cluster {ctx['cluster']!r} has no server")
+    if cluster.get("tls-server-name") or cluster.get("proxy-url"):
+        raise KubeconfigError(
+            f"kubeconfig {where}: cluster {ctx['cluster']!r} sets tls-server-name or proxy-url, which the operator "
+            "does not support; name the server as its certificate does, and reach it directly")
+    has_cert = bool(user.get("client-certificate-data") or user.get("client-certificate"))
+    has_key = bool(user.get("client-key-data") or user.get("client-key"))
+    if has_cert != has_key:
+        raise KubeconfigError(f"kubeconfig {where}: user {ctx.get('user')!r} has a client certificate or key "
+                              "without the other")
     return Credentials(
         server=str(cluster["server"]).rstrip("/"),
         ca_pem=_pem(cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), cluster_dir),
@@ -202,12 +220,16 @@ def credentials_from_environment(env: Mapping[str, str], sa: Path | None) -> Cre
     if sa is not None and not env.get("KUBECONFIG"):
         return credentials_in_cluster(sa, env)
     listed = [Path(os.path.expanduser(p)) for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p]
-    paths = [p for p in listed if p.exists()] or [p for p in [Path(os.path.expanduser("~/.kube/config"))]
-                                                   if p.exists()]
-    if not paths:
-        raise KubeconfigError("no Kubernetes credentials: not in a pod, and neither $KUBECONFIG nor ~/.kube/config "
-                              "names a kubeconfig file")
-    return credentials_from_kubeconfig(paths)
+    if listed:  # as kubectl: files that do not exist are skipped, but never for another cluster's config
+        paths = [p for p in listed if p.exists()]
+        if not paths:
+            raise KubeconfigError(f"$KUBECONFIG names no file that exists: {env['KUBECONFIG']}")
+        return credentials_from_kubeconfig(paths)
+    home = Path(os.path.expanduser("~/.kube/config"))
+    if not home.exists():
+        raise KubeconfigError("no Kubernetes credentials: not in a pod, $KUBECONFIG is not set and there is no "
+                              "~/.kube/config")
+    return credentials_from_kubeconfig([home])
 
 
 class KubeClient:
@@ -221,10 +243,19 @@ class KubeClient:
         self.timeout = timeout
         self.observe = observe
         https = self.server.startswith("https:")
+        self.retries = retries
         self._pool = urllib3.PoolManager(
-            num_pools=2, maxsize=pool_size, retries=urllib3.Retry(total=retries, redirect=0, raise_on_status=False),
+            num_pools=2, maxsize=pool_size, retries=self._retry(retries),
             **({"ssl_context": credentials.ssl_context()} if https else {}),
         )
+
+    @staticmethod
+    def _retry(total: int) -> urllib3.Retry:
+        """Connections that failed are tried again (any request); reads that failed, for idempotent
+        requests only (urllib3's default methods). `other=0`: an error after a request was sent, such as a
+        TLS failure mid-answer, is not retried, so a POST is never sent twice. No sleeping on Retry-After:
+        the caller's own retry decides."""
+        return urllib3.Retry(total=total, redirect=0, other=0, raise_on_status=False, respect_retry_after_header=False)
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, **kwargs: Any) -> KubeClient:
@@ -233,10 +264,11 @@ class KubeClient:
     def request(
         self, method: str, path: str, *, query: Sequence[tuple[str, str]] | Mapping[str, str] = (),
         body: Any = None, content_type: str = "application/json", accept: str = "application/json",
-        timeout: tuple[float, float] | None = None,
+        timeout: tuple[float, float] | None = None, retries: int | None = None,
     ) -> Any:
         """Send one request; the answer's JSON (None for an empty one). ApiError for a status outside
-        2xx; urllib3's errors (connection refused, timed out) as they are."""
+        2xx; urllib3's errors (connection refused, timed out) as they are. `timeout` and `retries`
+        override the client's for this request (the Lease's must end within its renewal deadline)."""
         url = self.server + path
         if query:
             url += "?" + urllib.parse.urlencode(list(query.items()) if isinstance(query, Mapping) else list(query))
@@ -249,7 +281,8 @@ class KubeClient:
             data = json.dumps(body).encode()
         connect, read = timeout or self.timeout
         answer = self._pool.request(method.upper(), url, body=data, headers=headers,
-                                    timeout=urllib3.Timeout(connect=connect, read=read), redirect=False)
+                                    timeout=urllib3.Timeout(connect=connect, read=read), redirect=False,
+                                    retries=self._retry(self.retries if retries is None else retries))
         if not 200 <= answer.status < 300:
             raise ApiError(answer.status, answer.reason or "", answer.data or b"")
         return json.loads(answer.data) if answer.data else None

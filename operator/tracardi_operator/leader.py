@@ -99,8 +99,9 @@ def _body(name: str, namespace: str, record: LeaseRecord) -> dict[str, Any]:
             "spec": {k: v for k, v in spec.items() if v is not None}}
 
 
-_TIMEOUT = (5.0, 5.0)
-"""(connect, read) seconds of a Lease request: a renewal must fail well within `renew_deadline`."""
+_TIMEOUT = (3.0, 3.0)
+"""(connect, read) seconds of a Lease request, tried once: a renewal must fail within `renew_deadline`
+(and `run` gives up waiting for one at that deadline whatever the requests do)."""
 
 
 def _now() -> dt.datetime:
@@ -137,7 +138,7 @@ class Elector:
     def read(self) -> dict[str, Any] | None:
         """The Lease as stored; None when there is none."""
         try:
-            return dict(self.api.request("GET", f"{self.path}/{self.name}", timeout=_TIMEOUT))
+            return dict(self.api.request("GET", f"{self.path}/{self.name}", timeout=_TIMEOUT, retries=0))
         except ApiError as e:
             if e.status == 404:
                 return None
@@ -146,9 +147,9 @@ class Elector:
     def _write(self, record: LeaseRecord, create: bool) -> None:
         body = _body(self.name, self.namespace, record)
         if create:
-            self.api.request("POST", self.path, body=body, timeout=_TIMEOUT)
+            self.api.request("POST", self.path, body=body, timeout=_TIMEOUT, retries=0)
         else:  # a replace carrying the resourceVersion read: 409 when someone wrote in between
-            self.api.request("PUT", f"{self.path}/{self.name}", body=body, timeout=_TIMEOUT)
+            self.api.request("PUT", f"{self.path}/{self.name}", body=body, timeout=_TIMEOUT, retries=0)
 
     def try_hold(self) -> bool:
         """One attempt to acquire or renew; True when we hold the Lease afterwards."""
@@ -168,8 +169,16 @@ class Elector:
     async def run(self) -> None:
         """Hold the Lease for as long as this process lives; `on_lost` when renewal fails too long."""
         while True:
+            # While leading, a renewal is waited for only until the deadline: an attempt still hanging then
+            # (the apiserver slow to answer) counts as failed, and this process stops acting before another
+            # may take the Lease. The attempt's thread runs on, but nothing it writes makes us lead again.
+            budget = (max(0.0, self.timings.renew_deadline - (time.monotonic() - self._last_renewal))
+                      if self.leading.is_set() else None)
             try:
-                held = await asyncio.to_thread(self.try_hold)
+                held = await asyncio.wait_for(asyncio.to_thread(self.try_hold), budget)
+            except TimeoutError:
+                log.warning("leader election: no answer to the renewal within the deadline")
+                held = False
             except Exception as e:
                 log.warning("leader election: the Lease could not be read or written: %s", type(e).__name__)
                 held = False

@@ -95,3 +95,24 @@ def test_release_wins_over_a_renewal_still_running_in_its_thread(kube_client: An
         stop.set()
         racer.join(10)
     assert any(renewals), "the racer renewed before the release"
+
+
+def test_a_leader_whose_apiserver_stops_answering_stops_within_the_renewal_deadline(silent_server: int) -> None:
+    """A renewal that hangs (the apiserver accepts and never answers) must not keep `leading` set past
+    `renew_deadline`: a standby may take the Lease once it expires."""
+    from tracardi_operator.kubeclient import Credentials, KubeClient
+
+    async def scenario() -> float:
+        lost: list[str] = []
+        client = KubeClient(Credentials(server=f"http://127.0.0.1:{silent_server}"))
+        a = _elector(client, "ns", "a", lost)
+        a.leading.set()
+        a._last_renewal = time.monotonic()
+        started = time.monotonic()
+        await asyncio.wait_for(a.run(), FAST.renew_deadline + 5)
+        assert lost == ["a"]
+        assert not a.leading.is_set()
+        return time.monotonic() - started
+
+    stopped = asyncio.run(scenario())
+    assert stopped < FAST.renew_deadline + 1, f"stopped after {stopped:.1f}s"

@@ -133,3 +133,21 @@ def test_a_job_that_exists_is_never_created_again() -> None:
     created = ScriptedClient()
     assert Kube(created).create_once(job) is True
     assert created.sent[0][:2] == ("POST", "/apis/batch/v1/namespaces/shop/jobs")
+
+
+def test_each_write_says_what_kind_of_patch_it_is() -> None:
+    """Server-side apply, a merge patch of the status, a metadata-only listing: the apiserver reads the
+    body by its content type, and a wrong one is a different operation or an error."""
+    api = ScriptedClient(lambda *_: {"metadata": {"resourceVersion": "9"}, "items": []})
+    kube = Kube(api)
+    kube.apply({"apiVersion": "v1", "kind": "Service", "metadata": {"namespace": "shop", "name": "acme-api"}})
+    kube.patch_status("shop", "acme", {"phase": "Ready"})
+    kube.patch_policy_status("keep-two", {"observedGeneration": 1})
+    kube.installation_versions()
+    assert api.sent[0][:3] == ("PATCH", "/api/v1/namespaces/shop/services/acme-api",
+                               {"fieldManager": "tracardi-operator", "force": "true"})
+    assert api.sent[1][:2] == ("PATCH", "/apis/tracardi.com/v1alpha1/namespaces/shop/tracardiinstallations/acme/status")
+    assert api.sent[2][:2] == ("PATCH", "/apis/tracardi.com/v1alpha1/tracardiretentionpolicies/keep-two/status")
+    assert [h[0] for h in api.headers[:3]] == ["application/apply-patch+yaml", "application/merge-patch+json",
+                                               "application/merge-patch+json"]
+    assert api.headers[3][1] == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"

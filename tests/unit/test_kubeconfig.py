@@ -75,6 +75,9 @@ def test_merged_files_first_definition_wins(tmp_path: Path) -> None:
     ({"auth-provider": {"name": "gcp"}}, None, "dev", "exec plugin or auth provider"),
     ({"token": "t"}, None, "missing", "no current context"),
     ({"token": "t"}, {"certificate-authority-data": "eA=="}, "dev", "has no server"),
+    ({"token": "t"}, {"server": "https://k", "tls-server-name": "api.internal"}, "dev", "tls-server-name"),
+    ({"token": "t"}, {"server": "https://k", "proxy-url": "http://proxy:3128"}, "dev", "proxy-url"),
+    ({"client-certificate-data": "eA=="}, None, "dev", "without the other"),
 ])
 def test_what_the_operator_cannot_connect_with_is_named(tmp_path: Path, user: dict[str, object],
                                                         cluster: dict[str, object] | None, current: str,
@@ -106,4 +109,46 @@ def test_kubeconfig_wins_over_the_pod_and_nothing_at_all_is_an_error(tmp_path: P
     assert credentials_from_environment({"KUBECONFIG": str(path)}, tmp_path).bearer() == "t0k"
     monkeypatch.setenv("HOME", str(tmp_path / "nohome"))
     with pytest.raises(KubeconfigError, match="no Kubernetes credentials"):
-        credentials_from_environment({"KUBECONFIG": str(tmp_path / "absent")}, None)
+        credentials_from_environment({}, None)
+
+
+def test_a_kubeconfig_variable_naming_no_file_never_falls_back_to_the_home_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in $KUBECONFIG must not connect to whatever cluster ~/.kube/config names (production)."""
+    (tmp_path / ".kube").mkdir()
+    _write(tmp_path / ".kube" / "config", _config({"token": "prod"}))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert credentials_from_environment({}, None).bearer() == "prod"
+    with pytest.raises(KubeconfigError, match="names no file that exists: /typo"):
+        credentials_from_environment({"KUBECONFIG": "/typo"}, None)
+    mine = _write(tmp_path / "mine", _config({"token": "mine"}))
+    assert credentials_from_environment({"KUBECONFIG": f"/typo:{mine}"}, None).bearer() == "mine"
+
+
+def test_what_is_not_a_kubeconfig_is_named(tmp_path: Path) -> None:
+    (tmp_path / "broken").write_text("clusters: [unclosed\n")
+    with pytest.raises(KubeconfigError, match="not YAML"):
+        credentials_from_kubeconfig([tmp_path / "broken"])
+    (tmp_path / "list").write_text("- a\n- b\n")
+    with pytest.raises(KubeconfigError, match="not a mapping"):
+        credentials_from_kubeconfig([tmp_path / "list"])
+
+
+def test_a_context_without_a_user_connects_anonymously(tmp_path: Path) -> None:
+    doc = _config({"token": "t"})
+    doc["contexts"] = [{"name": "dev", "context": {"cluster": "c"}}]
+    assert credentials_from_kubeconfig([_write(tmp_path / "k", doc)]).authorization() == {}
+
+
+def test_pem_text_starts_at_its_first_block_and_secrets_stay_out_of_repr(tmp_path: Path) -> None:
+    """A CA file with "Bag Attributes" or comments before the certificate: ssl skips them, kopf (handed the
+    same text for its own connection) would try to read them as base64."""
+    (tmp_path / "ca.pem").write_text("Bag Attributes\n    friendlyName: ca\n" + CA)
+    creds = credentials_from_kubeconfig([_write(tmp_path / "k", _config(
+        {"token": "s3cret", "client-key-data": base64.b64encode(b"# key\n-----BEGIN KEY-----\nk\n").decode(),
+         "client-certificate-data": base64.b64encode(b"-----BEGIN CERT-----\nc\n").decode()},
+        {"server": "https://k", "certificate-authority": "ca.pem"}))])
+    assert creds.ca_pem == CA
+    assert creds.client_key_pem == "-----BEGIN KEY-----\nk\n"
+    assert "s3cret" not in repr(creds)
+    assert "BEGIN KEY" not in repr(creds)

@@ -44,3 +44,20 @@ def test_a_lease_never_renewed_is_free() -> None:
 
 def test_the_holder_stops_before_anyone_may_start() -> None:
     assert T.renew_deadline < T.duration
+
+
+def test_a_lease_written_reads_back_as_the_same_record() -> None:
+    """What the Elector writes (`_body`) and reads (`_record`): MicroTime with microseconds and a Z, the
+    resourceVersion the replace carries."""
+    from tracardi_operator.leader import _body, _record
+
+    now = dt.datetime(2026, 12, 7, 20, 50, 1, 123456, tzinfo=dt.UTC)
+    record = LeaseRecord("op-1", now - dt.timedelta(seconds=30), now, 15, 2, resource_version="41")
+    body = _body("tracardi-operator", "ops", record)
+    assert body["spec"]["renewTime"] == "2026-12-07T20:50:01.123456Z"
+    assert body["metadata"] == {"name": "tracardi-operator", "namespace": "ops", "resourceVersion": "41"}
+    assert _record(body) == record
+    free = _body("tracardi-operator", "ops", released(LeaseRecord("op-1", None, None, 15)))
+    assert free["spec"] == {"holderIdentity": "", "leaseDurationSeconds": 1, "leaseTransitions": 0}
+    assert "resourceVersion" not in free["metadata"]
+    assert _record(free).holder is None
