@@ -149,30 +149,28 @@ def _pem(data: str | None, path: str | None, base: Path) -> str | None:
     return text[start:] if start >= 0 else text
 
 
-def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = None) -> Credentials:
-    """The current context (or `context`) of one or more merged kubeconfig files: for each name, the
-    first file that defines it wins, as kubectl merges $KUBECONFIG."""
-    current: str | None = context
-    named: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"contexts": {}, "clusters": {}, "users": {}}
-    for path in paths:
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise KubeconfigError(f"kubeconfig {path}: not YAML ({type(e).__name__})") from None
-        if not isinstance(doc, dict):
-            raise KubeconfigError(f"kubeconfig {path}: not a kubeconfig (a {type(doc).__name__}, not a mapping)")
-        current = current or doc.get("current-context")
-        for section, key in (("contexts", "context"), ("clusters", "cluster"), ("users", "user")):
-            for item in doc.get(section) or []:
-                named[section].setdefault(str(item.get("name")), (item.get(key) or {}, path.parent))
-    where = ", ".join(str(p) for p in paths)
-    if not current or current not in named["contexts"]:
-        raise KubeconfigError(f"kubeconfig {where}: no current context (or context {current!r} is not defined)")
-    ctx, _ = named["contexts"][current]
-    if ctx.get("cluster") not in named["clusters"] or (ctx.get("user") and ctx["user"] not in named["users"]):
-        raise KubeconfigError(f"kubeconfig {where}: context {current!r} names a cluster or user it does not define")
-    cluster, cluster_dir = named["clusters"][ctx["cluster"]]
-    user, user_dir = named["users"][ctx["user"]] if ctx.get("user") else ({}, Path("."))
+_SECTIONS = (("contexts", "context"), ("clusters", "cluster"), ("users", "user"))
+
+
+def _kubeconfig_file(path: Path) -> dict[str, Any]:
+    """One kubeconfig file, its shape checked: named entries of contexts, clusters and users."""
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise KubeconfigError(f"kubeconfig {path}: not YAML ({type(e).__name__})") from None
+    if not isinstance(doc, dict):
+        raise KubeconfigError(f"kubeconfig {path}: not a kubeconfig (a {type(doc).__name__}, not a mapping)")
+    for section, key in _SECTIONS:
+        entries = doc.get(section) or []
+        if not isinstance(entries, list) or not all(
+                isinstance(e, dict) and isinstance(e.get(key) or {}, dict) for e in entries):
+            raise KubeconfigError(f"kubeconfig {path}: {section} is not a list of named {key} mappings")
+    return doc
+
+
+def _refuse_unsupported(where: str, ctx: Mapping[str, Any], cluster: Mapping[str, Any],
+                        user: Mapping[str, Any]) -> None:
+    """What the operator cannot connect with, named, rather than a connection that fails in a puzzling way."""
     if user.get("exec") or user.get("auth-provider"):
         raise KubeconfigError(
             f"kubeconfig {where}: user {ctx.get('user')!r} authenticates by an exec plugin or auth provider, which "
@@ -188,6 +186,31 @@ def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = Non
     if has_cert != has_key:
         raise KubeconfigError(f"kubeconfig {where}: user {ctx.get('user')!r} has a client certificate or key "
                               "without the other")
+
+
+def credentials_from_kubeconfig(paths: Sequence[Path], context: str | None = None) -> Credentials:
+    """The current context (or `context`) of one or more merged kubeconfig files: for each name, the
+    first file that defines it wins, as kubectl merges $KUBECONFIG."""
+    current: str | None = context
+    named: dict[str, dict[str, tuple[dict[str, Any], Path]]] = {"contexts": {}, "clusters": {}, "users": {}}
+    for path in paths:
+        doc = _kubeconfig_file(path)
+        current = current or doc.get("current-context")
+        for section, key in _SECTIONS:
+            for item in doc.get(section) or []:
+                named[section].setdefault(str(item.get("name")), (item.get(key) or {}, path.parent))
+    where = ", ".join(str(p) for p in paths)
+    if not isinstance(current, str) or current not in named["contexts"]:
+        raise KubeconfigError(f"kubeconfig {where}: no current context (or context {current!r} is not defined)")
+    ctx, _ = named["contexts"][current]
+    if not all(isinstance(ctx.get(k) or "", str) for k in ("cluster", "user", "namespace")):
+        raise KubeconfigError(f"kubeconfig {where}: context {current!r} names its cluster, user or namespace "
+                              "by something other than a name")
+    if ctx.get("cluster") not in named["clusters"] or (ctx.get("user") and ctx["user"] not in named["users"]):
+        raise KubeconfigError(f"kubeconfig {where}: context {current!r} names a cluster or user it does not define")
+    cluster, cluster_dir = named["clusters"][ctx["cluster"]]
+    user, user_dir = named["users"][ctx["user"]] if ctx.get("user") else ({}, Path("."))
+    _refuse_unsupported(where, ctx, cluster, user)
     return Credentials(
         server=str(cluster["server"]).rstrip("/"),
         ca_pem=_pem(cluster.get("certificate-authority-data"), cluster.get("certificate-authority"), cluster_dir),
@@ -251,11 +274,11 @@ class KubeClient:
 
     @staticmethod
     def _retry(total: int) -> urllib3.Retry:
-        """Connections that failed are tried again (any request); reads that failed, for idempotent
-        requests only (urllib3's default methods). `other=0`: an error after a request was sent, such as a
-        TLS failure mid-answer, is not retried, so a POST is never sent twice. No sleeping on Retry-After:
-        the caller's own retry decides."""
-        return urllib3.Retry(total=total, redirect=0, other=0, raise_on_status=False, respect_retry_after_header=False)
+        """Connections refused or timed out are tried again (any request: nothing was sent); reads that
+        failed, and answers 429 and 503 with a Retry-After, for idempotent requests only (urllib3's default
+        methods). `other=0`: any other error, such as a TLS failure (in the handshake or mid-answer), is
+        not retried, so a POST is never sent twice and a certificate problem is told at once."""
+        return urllib3.Retry(total=total, redirect=0, other=0, raise_on_status=False)
 
     @classmethod
     def from_kubeconfig(cls, path: str | Path, **kwargs: Any) -> KubeClient:

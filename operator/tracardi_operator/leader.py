@@ -151,20 +151,23 @@ class Elector:
         else:  # a replace carrying the resourceVersion read: 409 when someone wrote in between
             self.api.request("PUT", f"{self.path}/{self.name}", body=body, timeout=_TIMEOUT, retries=0)
 
-    def try_hold(self) -> bool:
-        """One attempt to acquire or renew; True when we hold the Lease afterwards."""
+    def try_hold(self) -> float | None:
+        """One attempt to acquire or renew. When we hold the Lease afterwards: the monotonic time at which
+        its renewTime was stamped (before the write, which may take seconds: the others count the Lease's
+        duration from that stamp, so our deadline must too); None otherwise."""
         lease = self.read()
         current = _record(lease) if lease is not None else None
+        stamped = time.monotonic()
         wanted = next_lease(current, self.identity, _now(), self.timings)
         if wanted is None or self._stopping:
-            return False
+            return None
         try:
             self._write(wanted, create=lease is None)
         except ApiError as e:
             if e.status in (409, 422):  # another candidate wrote first: it won this round
-                return False
+                return None
             raise
-        return True
+        return stamped
 
     async def run(self) -> None:
         """Hold the Lease for as long as this process lives; `on_lost` when renewal fails too long."""
@@ -174,16 +177,15 @@ class Elector:
             # may take the Lease. The attempt's thread runs on, but nothing it writes makes us lead again.
             budget = (max(0.0, self.timings.renew_deadline - (time.monotonic() - self._last_renewal))
                       if self.leading.is_set() else None)
+            held: float | None = None
             try:
                 held = await asyncio.wait_for(asyncio.to_thread(self.try_hold), budget)
             except TimeoutError:
                 log.warning("leader election: no answer to the renewal within the deadline")
-                held = False
             except Exception as e:
                 log.warning("leader election: the Lease could not be read or written: %s", type(e).__name__)
-                held = False
-            if held:
-                self._last_renewal = time.monotonic()
+            if held is not None:
+                self._last_renewal = held
                 if not self.leading.is_set():
                     log.info("leader election: %s now leads (Lease %s/%s)", self.identity, self.namespace, self.name)
                     self.leading.set()
@@ -193,11 +195,15 @@ class Elector:
                 log.error("leader election: %s lost the Lease (no renewal for %.0fs); stopping",
                           self.identity, self.timings.renew_deadline)
                 self.leading.clear()
+                self._stopping = True  # an attempt still running in its thread writes nothing now
                 if self.on_change is not None:
                     self.on_change(False)
                 self.on_lost()
                 return
-            await asyncio.sleep(self.timings.retry)
+            pause = self.timings.retry
+            if self.leading.is_set():  # never sleep past the deadline: a failed renewal is followed up in time
+                pause = min(pause, max(0.0, self.timings.renew_deadline - (time.monotonic() - self._last_renewal)))
+            await asyncio.sleep(pause)
 
     def release(self, attempts: int = 3) -> None:
         """Hand the Lease back (a clean shutdown), so that a standby need not wait for it to expire.

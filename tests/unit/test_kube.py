@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import urllib3
 
 from tests.support.scripted_kube import ScriptedClient
 from tracardi_operator.kube import Kube
@@ -92,9 +93,14 @@ def test_events_name_their_object_and_leave_out_what_it_lacks() -> None:
     assert body["firstTimestamp"] == body["lastTimestamp"]
 
 
-def test_an_event_that_cannot_be_posted_does_not_raise() -> None:
+@pytest.mark.parametrize("error", [
+    ApiError(403, "Forbidden"),
+    urllib3.exceptions.MaxRetryError(None, "/api/v1/namespaces/shop/events", "refused"),  # type: ignore[arg-type]
+    ConnectionRefusedError(111, "Connection refused"),
+])
+def test_an_event_that_cannot_be_posted_does_not_raise(error: Exception) -> None:
     def refuse(*_: Any) -> None:
-        raise ApiError(403, "Forbidden")
+        raise error
 
     Kube(ScriptedClient(refuse)).event({"metadata": {"name": "acme", "namespace": "shop"}}, "Warning", "R", "m")
 
@@ -151,3 +157,15 @@ def test_each_write_says_what_kind_of_patch_it_is() -> None:
     assert [h[0] for h in api.headers[:3]] == ["application/apply-patch+yaml", "application/merge-patch+json",
                                                "application/merge-patch+json"]
     assert api.headers[3][1] == "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+
+
+def test_what_is_tried_again() -> None:
+    """Refused or timed-out connections, for any request; nothing once a request may have been sent
+    unless the request is idempotent; redirects never (the apiserver does not send them)."""
+    from tracardi_operator.kubeclient import KubeClient
+
+    retry = KubeClient._retry(3)
+    assert (retry.total, retry.redirect, retry.other) == (3, 0, 0)
+    assert not retry._is_method_retryable("POST")
+    assert not retry._is_method_retryable("PATCH")
+    assert retry._is_method_retryable("GET")

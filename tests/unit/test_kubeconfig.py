@@ -152,3 +152,30 @@ def test_pem_text_starts_at_its_first_block_and_secrets_stay_out_of_repr(tmp_pat
     assert creds.client_key_pem == "-----BEGIN KEY-----\nk\n"
     assert "s3cret" not in repr(creds)
     assert "BEGIN KEY" not in repr(creds)
+
+
+@pytest.mark.parametrize("doc", [
+    {"current-context": "dev", "users": [None]},
+    {"current-context": "dev", "contexts": {"dev": {}}},
+    {"current-context": "dev", "contexts": [{"name": "dev", "context": {"cluster": "c", "user": {"token": "t"}}}]},
+    {"current-context": ["dev"], "contexts": []},
+])
+def test_malformed_entries_are_named_not_crashed_on(tmp_path: Path, doc: dict[str, object]) -> None:
+    with pytest.raises(KubeconfigError):
+        credentials_from_kubeconfig([_write(tmp_path / "k", doc)])
+
+
+def test_kopf_logs_in_with_the_token_alone_when_there_is_one(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """kopf prefers a user name and password to a token, the operator's client the token: both must use
+    the same one."""
+    from tracardi_operator import handlers
+
+    path = _write(tmp_path / "k", _config({"token": "t0k", "username": "u", "password": "p"}))
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    info = handlers.login()
+    assert (info.token, info.scheme, info.username, info.password) == ("t0k", "Bearer", None, None)
+    basic = _write(tmp_path / "b", _config({"username": "u", "password": "p"}))
+    monkeypatch.setenv("KUBECONFIG", str(basic))
+    info = handlers.login()
+    assert (info.token, info.username, info.password) == (None, "u", "p")

@@ -61,3 +61,64 @@ def test_a_lease_written_reads_back_as_the_same_record() -> None:
     assert free["spec"] == {"holderIdentity": "", "leaseDurationSeconds": 1, "leaseTransitions": 0}
     assert "resourceVersion" not in free["metadata"]
     assert _record(free).holder is None
+
+
+def _elector(answer: object, timings: Timings) -> tuple[object, list[str]]:
+    from tests.support.scripted_kube import ScriptedClient
+    from tracardi_operator.leader import Elector
+
+    lost: list[str] = []
+    return Elector(ScriptedClient(answer), "ops", "a", on_lost=lambda: lost.append("a"),  # type: ignore[arg-type]
+                   timings=timings), lost
+
+
+def test_a_renewal_that_hangs_ends_leading_at_the_deadline() -> None:
+    """The apiserver accepts the renewal and never answers: `leading` must end by `renew_deadline`, not
+    when the request gives up (others may take the Lease once its duration has passed)."""
+    import asyncio
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def hang(*_: object) -> None:
+        release.wait(30)
+        raise OSError("gave up")
+
+    elector, lost = _elector(hang, Timings(duration=3, renew_deadline=1, retry=0.2))
+
+    async def scenario() -> float:
+        elector.leading.set()  # type: ignore[attr-defined]
+        elector._last_renewal = time.monotonic()  # type: ignore[attr-defined]
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(elector.run(), 10)  # type: ignore[attr-defined]
+        finally:
+            release.set()  # the attempt's thread ends, and asyncio.run need not wait for it
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(scenario())
+    assert lost == ["a"]
+    assert elapsed < 1.5, f"stopped leading {elapsed:.1f}s after the last renewal (deadline 1 s)"
+
+
+def test_the_deadline_counts_from_the_renewal_stamp_not_from_the_answer() -> None:
+    """The others count the Lease's duration from the renewTime written; a write answered late must not
+    move our deadline later by its own duration."""
+    import time
+
+    from tracardi_operator.leader import _body
+
+    held = _body("tracardi-operator", "ops", LeaseRecord("a", T0, T0, 15, 0, resource_version="3"))
+
+    def answer(method: str, *_: object) -> object:
+        if method == "PUT":
+            time.sleep(0.5)
+        return held
+
+    elector, _ = _elector(answer, T)
+    before = time.monotonic()
+    stamped = elector.try_hold()  # type: ignore[attr-defined]
+    assert stamped is not None
+    assert stamped - before < 0.3
+    assert time.monotonic() - before >= 0.5
