@@ -62,12 +62,18 @@ lint: $(STAMP) ## ruff, mypy --strict and the import contract (.importlinter)
 unit: $(STAMP) ## the unit tests only (no servers)
 	@$(PY) -m pytest tests/unit -q
 
+# The suite runs on TEST_WORKERS pytest-xdist workers, a test file at a time each; every worker after the
+# first brings up a devenv of its own beside .devenv (.devenv-gw1, ...) and stops it afterwards.
+# TEST_WORKERS=0 runs it in one process, on .devenv alone.
+# The node agents run probes at TEST_PROBE_TIME_SCALE of the pods' delays and periods (devenv/README.md).
+TEST_WORKERS ?= 2
+TEST_PROBE_TIME_SCALE ?= 0.2
 test: $(STAMP) debs ## the whole suite: lint, CRD drift, unit, integration and end-to-end on devenv
 	@$(MAKE) --no-print-directory lint check-crds image helm promtool
 	@echo "==> devenv (built and started if needed; the tests reuse it)"
-	@$(PY) -m devenv up
-	@echo "==> tests"
-	@$(PY) -m pytest -v -p no:cacheprovider --durations=20
+	@DEVENV_PROBE_TIME_SCALE=$(TEST_PROBE_TIME_SCALE) $(PY) -m devenv up
+	@echo "==> tests on $(TEST_WORKERS) workers"
+	@DEVENV_PROBE_TIME_SCALE=$(TEST_PROBE_TIME_SCALE) $(PY) -m pytest -v -p no:cacheprovider --durations=20 -n $(TEST_WORKERS) --dist loadfile
 
 run: devenv-up ## apply crds/ and run the operator against $$KUBECONFIG (default .devenv/kubeconfig)
 	@KUBECONFIG=$${KUBECONFIG:-$(CURDIR)/.devenv/kubeconfig} $(PY) -m tracardi_operator apply-crds
@@ -76,5 +82,5 @@ run: devenv-up ## apply crds/ and run the operator against $$KUBECONFIG (default
 demo: devenv-up ## the whole story on the local environment: install, seed, two upgrades, retention
 	@$(PY) -m devenv.demo
 
-clean: devenv-down ## stop devenv and remove its state
-	rm -rf .devenv
+clean: devenv-down ## stop devenv and remove its state (the test workers' too)
+	rm -rf .devenv .devenv-gw*

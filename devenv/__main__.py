@@ -15,7 +15,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="build what is missing, start everything, wait until ready")
     p_up.add_argument("--es-nodes", type=int, default=1, help="Elasticsearch nodes (default 1)")
-    sub.add_parser("down", help="stop everything devenv started")
+    sub.add_parser("down", help="stop everything devenv started (the test workers' devenvs beside it too)")
     sub.add_parser("status", help="what runs, where")
     args = parser.parse_args(argv)
     state = State.default()
@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
             up(state, es_nodes=args.es_nodes)
             return 0
         if args.command == "down":
+            for worker in state.workers():
+                down(worker, quiet=True)
             down(state)
             return 0
         return status(state)

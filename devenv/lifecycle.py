@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,18 @@ def is_up(state: State) -> bool:
     return code == 200
 
 
+@contextlib.contextmanager
+def _build_lock(state: State) -> Iterator[None]:
+    """One build at a time in `state.bin`: devenvs that share it build in turn, and the later one finds
+    the binaries fresh."""
+    with open(state.bin / ".build.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _parallel(*steps: Callable[[], object]) -> None:
     errors: list[BaseException] = []
 
@@ -81,9 +95,25 @@ def _node_ready(state: State) -> bool:
     return ready and not tainted
 
 
+def probe_time_scale() -> float:
+    """$DEVENV_PROBE_TIME_SCALE (default 1): the node agent runs probes at this fraction of their initial
+    delays and periods (`make test` uses 0.2: waiting for readiness was a quarter of its time)."""
+    from devenv.nodeagent.rules import parse_time_scale
+
+    try:
+        return parse_time_scale(os.environ.get("DEVENV_PROBE_TIME_SCALE", "1"))
+    except ValueError as e:
+        raise procs.DevenvError(f"DEVENV_PROBE_TIME_SCALE: {e}") from None
+
+
 def up(state: State, es_nodes: int = 1) -> dict[str, str]:
+    scale = probe_time_scale()
     if is_up(state):
         procs.say(f"devenv is already up ({state.env_file})")
+        running = _running_probe_time_scale(state)
+        if running != scale:
+            procs.say(f"  its probes run at {running:g} times their delays, not the {scale:g} asked for; "
+                      "`make devenv-down` first to change that")
         return read_env(state)
     started = time.monotonic()
     redis.server_binary()  # fail at once, with how to install it, when redis-server is missing
@@ -91,7 +121,8 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     state.ensure()
     from devenv import elasticsearch
 
-    _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
+    with _build_lock(state):  # a test worker's devenv shares bin/ with the first one (State.worker)
+        _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
     net = network.setup(state)
     if net.plan is None:
         procs.say(network.fallback_message(net))
@@ -115,6 +146,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
         procs.start(state, "nodeagent", [
             sys.executable, "-m", "devenv.nodeagent", "--kubeconfig", str(state.kubeconfig),
             "--state-dir", str(state.root), "--node-name", NODE_NAME, "--pod-ips", net.pod_ips,
+            "--probe-time-scale", f"{scale:g}",
             *(["--cluster-dns", net.plan.dns_ip, "--cluster-domain", network.CLUSTER_DOMAIN] if net.plan else []),
         ], env=env, cwd=REPO_ROOT)
         procs.wait_for(
@@ -131,6 +163,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     _ports_file(state).write_text(json.dumps({
         "apiserver": ports.apiserver, "etcd": ports.etcd_client,
         "controllerManager": ports.controller_manager, "elasticsearch": es_port, "redis": redis_port,
+        "probeTimeScale": scale,
     }))
     values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url, "REDIS_URL": redis_url,
               "REDIS_PORT": str(redis_port)}
@@ -140,6 +173,13 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     state.env_file.write_text("".join(f"export {k}={v}\n" for k, v in values.items()))
     procs.say(f"devenv up in {time.monotonic() - started:.0f}s; source {state.env_file}")
     return values
+
+
+def _running_probe_time_scale(state: State) -> float:
+    try:
+        return float(json.loads(_ports_file(state).read_text()).get("probeTimeScale", 1))
+    except (OSError, ValueError):
+        return 1.0
 
 
 def _stop_pod_processes(state: State) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,6 +58,23 @@ class State:
 
     def pidfile(self, component: str) -> Path:
         return self.pids / f"{component}.pid"
+
+    def worker(self, name: str) -> State:
+        """The state directory of a test worker (`<root>-<name>`, e.g. `.devenv-gw1`): a devenv of its own
+        beside this one, whose `bin/` is a link to this one's, so the binaries are built once."""
+        own = State(self.root.with_name(f"{self.root.name}-{name}"))
+        own.root.mkdir(parents=True, exist_ok=True)
+        self.bin.mkdir(parents=True, exist_ok=True)
+        if not own.bin.is_symlink():
+            if own.bin.is_dir():
+                shutil.rmtree(own.bin)
+            own.bin.symlink_to(self.bin)
+        return own
+
+    def workers(self) -> list[State]:
+        """The test workers' state directories beside this one."""
+        return sorted((State(p) for p in self.root.parent.glob(f"{self.root.name}-gw*") if p.is_dir()),
+                      key=lambda s: s.root.name)
 
     def ensure(self) -> None:
         for d in (self.root, self.bin, self.pki, self.logs, self.pids, self.data, self.pods):

@@ -1,8 +1,15 @@
 """Fixtures shared by the integration and end-to-end tests: devenv brought up once per session
-(reused when it already runs), API clients, and a namespace of its own for each test."""
+(reused when it already runs), API clients, and a namespace of its own for each test.
+
+With pytest-xdist (`make test` runs two workers), the first worker uses devenv's state directory as it
+is, and every other worker a devenv of its own beside it (`State.worker`: `.devenv-gw1`, ...), brought
+up for the session and down after it. The tests of one worker never see another's cluster,
+Elasticsearch or Redis, so the tests that restart the apiserver or Elasticsearch, clear Elasticsearch
+or read every index of the cluster run beside each other safely."""
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -13,6 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+
+def _devenv_of_this_worker() -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if worker in ("", "gw0"):
+        return
+    from devenv.paths import State
+
+    os.environ["DEVENV_DIR"] = str(State.default().worker(worker).root)
+
+
+_devenv_of_this_worker()  # before anything reads State.default()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,9 @@ def main(argv: list[str] | None = None) -> int:
                         default=os.environ.get("DEVENV_SIMULATOR", "process"),
                         help="simulator containers: a process each, or all in one shared process "
                              "(default: $DEVENV_SIMULATOR, else process)")
+    parser.add_argument("--probe-time-scale", default=os.environ.get("DEVENV_PROBE_TIME_SCALE", "1"),
+                        help="run probes at this fraction of their initialDelaySeconds and periodSeconds, in (0, 1] "
+                             "(default: $DEVENV_PROBE_TIME_SCALE, else 1); the test suite uses 0.2")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     state_dir: Path = args.state_dir or State.default().root
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     if not kubeconfig.exists():
         logging.error("node agent: no kubeconfig at %s", kubeconfig)
         return 2
+    try:
+        probe_time_scale = rules.parse_time_scale(args.probe_time_scale)
+    except ValueError as e:
+        parser.error(str(e))
     pod_ips = None
     if args.pod_ips:
         first, last = rules.parse_pod_ip_range(args.pod_ips)
@@ -59,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     run(Options(kubeconfig=kubeconfig, state_dir=state_dir, node_name=args.node_name,
                 logs_port=args.logs_port, pod_ips=pod_ips,
                 dns=rules.ClusterDns(args.cluster_dns, args.cluster_domain) if args.cluster_dns else None,
-                simulator=args.simulator), stop)
+                simulator=args.simulator, probe_time_scale=probe_time_scale), stop)
     return 0
 
 

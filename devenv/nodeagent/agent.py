@@ -209,6 +209,7 @@ class Options:
     pod_ips: tuple[str, str] | None = None  # first and last pod address; None: rules' default range
     dns: rules.ClusterDns | None = None  # the cluster DNS pods' resolv.conf names; None: the host's
     simulator: str = "process"  # "shared": every simulator container in one process (devenv/simulator/shared.py)
+    probe_time_scale: float = 1.0  # probes run on a clock this much faster (rules.ProbeSpec.scaled)
 
 
 def simulator_present(repo_root: Path) -> Callable[[], bool]:
@@ -226,7 +227,9 @@ def run(opts: Options, stop: threading.Event) -> None:
     ctx = Context(kube=kube, node_name=opts.node_name, pods_dir=state.pods, repo_root=REPO_ROOT, stop=stop,
                   ips=IpPool(*(opts.pod_ips or (None, None))),
                   simulator_available=simulator_present(REPO_ROOT), images=ImageStore(state.root / "images"),
-                  dns=opts.dns)
+                  dns=opts.dns, probe_time_scale=opts.probe_time_scale)
+    if opts.probe_time_scale != 1:
+        log.info("probes run at %g times their initial delays and periods", opts.probe_time_scale)
     if opts.simulator == "shared":
         ctx.shared = SharedSimulator(
             state.pods, REPO_ROOT, ctx.python, f"{opts.node_name}:simulator-shared",

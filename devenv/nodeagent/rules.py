@@ -8,7 +8,7 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
@@ -677,6 +677,29 @@ class ProbeSpec:
                     failure_threshold=int(probe.get("failureThreshold") or 3),
                 )
         return None
+
+    def scaled(self, factor: float) -> ProbeSpec:
+        """The same probe on a faster (or slower) clock: the initial delay and the period times `factor`,
+        a period never under MIN_PROBE_PERIOD. Thresholds and the timeout stay as they are."""
+        if factor == 1:
+            return self
+        return replace(self, initial_delay=self.initial_delay * factor,
+                       period=max(MIN_PROBE_PERIOD, self.period * factor))
+
+
+MIN_PROBE_PERIOD = 0.2
+"""Seconds; what a scaled probe period never goes under (`ProbeSpec.scaled`)."""
+
+
+def parse_time_scale(text: str) -> float:
+    """$DEVENV_PROBE_TIME_SCALE or --probe-time-scale: a number in (0, 1]."""
+    try:
+        factor = float(text)
+    except ValueError:
+        factor = 0.0
+    if not 0 < factor <= 1:
+        raise ValueError(f"the probe time scale is a number above 0 and at most 1, not {text!r}")
+    return factor
 
 
 def resolve_port(port: int | str, container: Json) -> int:

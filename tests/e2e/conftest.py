@@ -117,6 +117,47 @@ def crds(kube_api: Any, devenv: Any) -> None:
     wait_for(established, 30, "the CRDs to be established")
 
 
+SECRET_VALUES = ("s3cret-admin", "inst4ll-token")
+"""Every Secret value the end-to-end tests create (`Installations`)."""
+
+
+def scan_for_secrets(kube_api: Any, basetemp: Path) -> tuple[dict[str, bytes], list[str]]:
+    """Where the operator writes, as (what was read, the secret values found there): the operators' logs
+    under `basetemp`, the logs of every install and migration Job pod of this devenv, every Event, and
+    the status of every installation and retention policy."""
+    import json
+
+    from kubernetes import client
+
+    needles = [v.encode() for v in SECRET_VALUES] + [base64.b64encode(v.encode()) for v in SECRET_VALUES]
+    sources: dict[str, bytes] = {}
+    for path in basetemp.rglob("operator-*.log"):
+        sources[str(path)] = path.read_bytes()
+    for path in State.default().pods.glob("*.log"):
+        if "-install-" in path.name or "-migrate-" in path.name:
+            sources[str(path)] = path.read_bytes()
+    core = client.CoreV1Api(kube_api)
+    for e in core.list_event_for_all_namespaces().items:
+        sources[f"Event {e.metadata.namespace}/{e.metadata.name}"] = f"{e.reason} {e.message}".encode()
+    custom = client.CustomObjectsApi(kube_api)
+    for plural in (PLURAL, POLICIES):
+        for obj in custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
+            meta = obj["metadata"]
+            sources[f"{plural} {meta.get('namespace')}/{meta['name']} status"] = json.dumps(obj.get("status")).encode()
+    leaks = sorted(f"{where}: {needle.decode()}" for where, text in sources.items() for needle in needles
+                   if needle in text)
+    return sources, leaks
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_value_at_the_end(devenv: Any, kube_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the last end-to-end test of the session (of this worker), once its operators have stopped:
+    no secret value in anything they or their Jobs wrote. A leak fails the session's teardown."""
+    yield
+    _, leaks = scan_for_secrets(kube_api, tmp_path_factory.getbasetemp())
+    assert not leaks, "secret values found:\n" + "\n".join(leaks[:20])
+
+
 @pytest.fixture(scope="session")
 def operator(devenv: Any, crds: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     op = OperatorProcess(devenv, tmp_path_factory.mktemp("operator"))

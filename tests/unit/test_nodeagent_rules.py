@@ -295,6 +295,29 @@ def test_probe_spec_defaults_and_values() -> None:
         "httpGet", 2.0, 1.0, 1, 1)
 
 
+def test_a_scaled_probe_runs_on_a_faster_clock_with_its_thresholds() -> None:
+    spec = ProbeSpec.parse({"httpGet": {"path": "/h", "port": 80}, "initialDelaySeconds": 5, "periodSeconds": 10,
+                            "timeoutSeconds": 5, "failureThreshold": 3})
+    assert spec is not None
+    fast = spec.scaled(0.2)
+    assert (fast.initial_delay, fast.period, fast.timeout, fast.failure_threshold) == (1.0, 2.0, 5.0, 3)
+    assert spec.scaled(1) is spec
+    one_second = ProbeSpec.parse({"tcpSocket": {"port": 80}, "periodSeconds": 1})
+    assert one_second is not None
+    assert one_second.scaled(0.01).period == rules.MIN_PROBE_PERIOD
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "1.5", "fast", "", "nan"])
+def test_a_probe_time_scale_outside_zero_to_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="above 0 and at most 1"):
+        rules.parse_time_scale(text)
+
+
+def test_probe_time_scales_in_range_are_taken() -> None:
+    assert rules.parse_time_scale("0.2") == 0.2
+    assert rules.parse_time_scale("1") == 1.0
+
+
 def test_resolve_named_port() -> None:
     c = {"name": "c", "ports": [{"name": "http", "containerPort": 8686}]}
     assert rules.resolve_port("http", c) == 8686
