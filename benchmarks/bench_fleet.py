@@ -471,6 +471,9 @@ class FleetResult:
     restart_s: float = 0.0
     """A fresh operator process: seconds from its start until it had passed over every installation."""
     restart_patches: dict[str, float] = field(default_factory=dict)
+    fresh_cpu_percent: float = 0.0
+    fresh_rss_mib: float = 0.0
+    """`--idle-only`: a fresh operator's CPU and largest RSS over an idle window after its first passes."""
     kubectl_s: float = 0.0
     """How long the fleet bump's `kubectl apply` itself ran (it applies the documents one after another)."""
     bump_requests: dict[tuple[str, str], float] = field(default_factory=dict)
@@ -496,12 +499,17 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
     images = DeploymentImages(kube, ns)
     names = [f"t{i:03d}" for i in range(n)]
     try:
-        say(f"N={n}: creating {n} installations of 0.8.2.1")
+        waves = [names[i:i + args.waves] for i in range(0, n, args.waves)] if args.waves else [names]
+        say(f"N={n}: creating {n} installations of 0.8.2.1" + (f" in {len(waves)} waves" if len(waves) > 1 else ""))
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(lambda name: kube.custom.create_namespaced_custom_object(
-                GROUP, VERSION, ns, PLURAL, body(ns, name, "0.8.2.1", es_url, redis_url)), names))
-        wait_settled(kube, ns, set(names), "0.8.2.1", timeout=60 * 60)
+        for wave in waves:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(lambda name: kube.custom.create_namespaced_custom_object(
+                    GROUP, VERSION, ns, PLURAL, body(ns, name, "0.8.2.1", es_url, redis_url)), wave))
+            wait_settled(kube, ns, set(wave), "0.8.2.1", timeout=60 * 60)
+            if len(waves) > 1:
+                say(f"N={n}: {names.index(wave[-1]) + 1} Ready after {time.monotonic() - started:.0f} s; "
+                    f"operator RSS {proc_status(operator.pid, 'VmRSS') >> 10} MiB")
         result.create_s = time.monotonic() - started
         result.phases.append(("create", operator.passes()))
         say(f"N={n}: all Ready in {result.create_s:.0f} s")
@@ -524,6 +532,21 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         result.simulator_rss_mib = proc_status(simulator, "VmRSS") / 1024 if simulator else 0.0
         result.agent_rss_mib = proc_status(agent, "VmRSS") / 1024 if agent else 0.0
         result.phases.append(("idle", operator.passes()))
+        say(f"N={n}: idle CPU {result.cpu_percent:.2f} % of a core, RSS max {result.rss_mib:.0f} MiB, "
+            f"{threads} threads")
+        if args.idle_only:
+            say(f"N={n}: the operator restarted on the idle fleet, then idle again")
+            operator.stop()
+            started = time.monotonic()
+            operator.start()
+            wait(lambda: operator.installations_passed() >= n, 3600, f"a pass over each of the {n} installations")
+            result.restart_s = time.monotonic() - started
+            result.restart_patches = operator.patches()
+            elapsed, cpu, rss_max, _ = watch_idle(operator, args.idle)
+            result.fresh_cpu_percent, result.fresh_rss_mib = 100 * cpu / elapsed, rss_max / 1024
+            say(f"N={n}: fresh operator idle CPU {result.fresh_cpu_percent:.2f} %, "
+                f"RSS max {result.fresh_rss_mib:.0f} MiB")
+            return result
 
         bumps = names[:min(args.bumps, n)]
         say(f"N={n}: reaction to {len(bumps)} version bumps, one after the other")
@@ -712,6 +735,10 @@ def report(results: list[FleetResult], overhead: dict[str, list[float]], resync:
               f"| {r.fleet_bump_s / r.raw_patch_s if r.raw_patch_s else float('nan'):.2f} |")
     print(f"(idle window {results[0].idle_s:.0f} s; resync interval {resync}; reaction: {bumps})" if results else "")
     for r in results:
+        if r.fresh_rss_mib:
+            print(f"N={r.n}: a fresh operator at idle (--idle-only): CPU {r.fresh_cpu_percent:.2f} % of a core, "
+                  f"RSS max {r.fresh_rss_mib:.0f} MiB")
+    for r in results:
         per_installation = r.simulator_rss_mib / max(1, r.n)
         print(f"N={r.n}: shared simulator RSS {r.simulator_rss_mib:.0f} MiB ({per_installation:.1f} MiB per "
               f"installation), node agent RSS {r.agent_rss_mib:.0f} MiB")
@@ -749,6 +776,11 @@ def main() -> None:
     parser.add_argument("--back-to-back", action="store_true",
                         help="bump the next installation without waiting for the previous one to settle")
     parser.add_argument("--upgrades", type=int, default=10, help="concurrent major upgrades (0: skip)")
+    parser.add_argument("--waves", type=int, default=0,
+                        help="create the fleet this many installations at a time, each wave Ready before the next "
+                             "(0: all at once)")
+    parser.add_argument("--idle-only", action="store_true",
+                        help="per size: create, idle, then restart the operator and idle again; no bumps")
     parser.add_argument("--keep", action="store_true", help="leave the devenv running, and the last fleet in it")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([500] if args.big else [])

@@ -96,7 +96,7 @@ def _node_ready(state: State) -> bool:
 
 
 def probe_time_scale() -> float:
-    """$DEVENV_PROBE_TIME_SCALE (default 1): the node agent runs probes at this fraction of their initial
+    """$DEVENV_PROBE_TIME_SCALE (default 1): the node agent runs probes at this multiple of their initial
     delays and periods (`make test` uses 0.2: waiting for readiness was a quarter of its time)."""
     from devenv.nodeagent.rules import parse_time_scale
 
@@ -163,8 +163,8 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     _ports_file(state).write_text(json.dumps({
         "apiserver": ports.apiserver, "etcd": ports.etcd_client,
         "controllerManager": ports.controller_manager, "elasticsearch": es_port, "redis": redis_port,
-        "probeTimeScale": scale,
     }))
+    _probes_file(state).write_text(json.dumps({"timeScale": scale}))
     values = {"KUBECONFIG": str(state.kubeconfig), "ELASTICSEARCH_URL": es_url, "REDIS_URL": redis_url,
               "REDIS_PORT": str(redis_port)}
     if net.plan is not None:
@@ -175,10 +175,15 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     return values
 
 
+def _probes_file(state: State) -> Path:
+    """The probe time scale the running node agent was given (`probe_time_scale`)."""
+    return state.root / "probes.json"
+
+
 def _running_probe_time_scale(state: State) -> float:
     try:
-        return float(json.loads(_ports_file(state).read_text()).get("probeTimeScale", 1))
-    except (OSError, ValueError):
+        return float(json.loads(_probes_file(state).read_text()).get("timeScale", 1))
+    except (OSError, ValueError, AttributeError):
         return 1.0
 
 

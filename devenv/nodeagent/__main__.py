@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulator containers: a process each, or all in one shared process "
                              "(default: $DEVENV_SIMULATOR, else process)")
     parser.add_argument("--probe-time-scale", default=os.environ.get("DEVENV_PROBE_TIME_SCALE", "1"),
-                        help="run probes at this fraction of their initialDelaySeconds and periodSeconds, in (0, 1] "
+                        help="run probes at this multiple of their initialDelaySeconds and periodSeconds, in (0, 10] "
                              "(default: $DEVENV_PROBE_TIME_SCALE, else 1); the test suite uses 0.2")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)

@@ -307,15 +307,18 @@ def test_a_scaled_probe_runs_on_a_faster_clock_with_its_thresholds() -> None:
     assert one_second.scaled(0.01).period == rules.MIN_PROBE_PERIOD
 
 
-@pytest.mark.parametrize("text", ["0", "-1", "1.5", "fast", "", "nan"])
-def test_a_probe_time_scale_outside_zero_to_one_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="above 0 and at most 1"):
+@pytest.mark.parametrize("text", ["0", "-1", "10.5", "fast", "", "nan", "inf"])
+def test_a_probe_time_scale_outside_zero_to_ten_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="above 0 and at most 10"):
         rules.parse_time_scale(text)
 
 
 def test_probe_time_scales_in_range_are_taken() -> None:
     assert rules.parse_time_scale("0.2") == 0.2
     assert rules.parse_time_scale("1") == 1.0
+    assert rules.parse_time_scale("5") == 5.0
+    slow = ProbeSpec(kind="tcpSocket", handler={}, initial_delay=5, period=10).scaled(5)
+    assert (slow.initial_delay, slow.period) == (25.0, 50.0)
 
 
 def test_resolve_named_port() -> None:
