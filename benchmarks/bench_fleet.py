@@ -536,12 +536,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
             f"{threads} threads")
         if args.idle_only:
             say(f"N={n}: the operator restarted on the idle fleet, then idle again")
-            operator.stop()
-            started = time.monotonic()
-            operator.start()
-            wait(lambda: operator.installations_passed() >= n, 3600, f"a pass over each of the {n} installations")
-            result.restart_s = time.monotonic() - started
-            result.restart_patches = operator.patches()
+            restart(operator, n, result)
             elapsed, cpu, rss_max, _ = watch_idle(operator, args.idle)
             result.fresh_cpu_percent, result.fresh_rss_mib = 100 * cpu / elapsed, rss_max / 1024
             say(f"N={n}: fresh operator idle CPU {result.fresh_cpu_percent:.2f} %, "
@@ -563,12 +558,7 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         result.phases.append(("reaction", operator.passes()))
 
         say(f"N={n}: the operator restarted on the idle fleet")
-        operator.stop()
-        started = time.monotonic()
-        operator.start()
-        wait(lambda: operator.installations_passed() >= n, 1800, f"a pass over each of the {n} installations")
-        result.restart_s = time.monotonic() - started
-        result.restart_patches = operator.patches()
+        restart(operator, n, result)
         result.phases.append(("restart", operator.passes()))
 
         result.deployments = len(images.images)
@@ -605,6 +595,17 @@ def fleet(kube: Kube, values: dict[str, str], state_dir: Path, n: int, args: arg
         images.stop()
         operator.stop()
     return result
+
+
+def restart(operator: Operator, n: int, result: FleetResult) -> None:
+    """Stop the operator and start it again; record how long the fresh process took to pass over every
+    installation, and the PATCH requests it sent meanwhile."""
+    operator.stop()
+    started = time.monotonic()
+    operator.start()
+    wait(lambda: operator.installations_passed() >= n, 3600, f"a pass over each of the {n} installations")
+    result.restart_s = time.monotonic() - started
+    result.restart_patches = operator.patches()
 
 
 def raw_patch(kube: Kube, namespace: str, deployments: list[str], tag: str) -> float:
