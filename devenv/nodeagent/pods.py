@@ -80,7 +80,7 @@ class Context:
     images: ImageStore | None = None  # None: every operator image runs as a local process
     dns: rules.ClusterDns | None = None  # cluster DNS (devenv's routed network); None: the host's resolv.conf
     shared: SharedSimulator | None = None  # simulator containers go to one shared process; None: one each
-    probe_time_scale: float = 1.0  # probes' initial delays and periods times this (rules.ProbeSpec.scaled)
+    probe_time_scale: float = 1.0  # startup and readiness probes' delays and periods times this (ProbeSpec.scaled)
 
     @property
     def python(self) -> str:
@@ -506,7 +506,8 @@ class PodWorker:
         for kind, key, initial in (("startup", "startupProbe", False), ("readiness", "readinessProbe", False),
                                    ("liveness", "livenessProbe", True)):
             spec = ProbeSpec.parse(c.spec.get(key))
-            spec = spec.scaled(self.ctx.probe_time_scale) if spec is not None else None
+            if spec is not None and kind != "liveness":  # a kill for liveness keeps the real clock
+                spec = spec.scaled(self.ctx.probe_time_scale)
             if spec is not None and not c.init:
                 c.probes[kind] = ProbeTracker(spec, result=initial)
                 c.next_probe[kind] = now + spec.initial_delay

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -679,12 +680,17 @@ class ProbeSpec:
         return None
 
     def scaled(self, factor: float) -> ProbeSpec:
-        """The same probe on a faster or slower clock: the initial delay and the period times `factor`,
-        a period never under MIN_PROBE_PERIOD. Thresholds and the timeout stay as they are."""
+        """The same probe on a faster or slower clock: the initial delay and the period times `factor`, a
+        period never under MIN_PROBE_PERIOD. On a faster clock the failure threshold grows so that giving
+        up (a startup probe's kill, a readiness probe's "not ready") takes as long as on the real clock:
+        success is seen sooner, failure is not declared sooner. The timeout and the success threshold
+        stay as they are."""
         if factor == 1:
             return self
-        return replace(self, initial_delay=self.initial_delay * factor,
-                       period=max(MIN_PROBE_PERIOD, self.period * factor))
+        period = max(MIN_PROBE_PERIOD, self.period * factor)
+        patience = math.ceil(self.period * self.failure_threshold / period - 1e-9)
+        return replace(self, initial_delay=self.initial_delay * factor, period=period,
+                       failure_threshold=max(self.failure_threshold, patience))
 
 
 MIN_PROBE_PERIOD = 0.2

@@ -295,12 +295,16 @@ def test_probe_spec_defaults_and_values() -> None:
         "httpGet", 2.0, 1.0, 1, 1)
 
 
-def test_a_scaled_probe_runs_on_a_faster_clock_with_its_thresholds() -> None:
+def test_a_scaled_probe_sees_success_sooner_but_gives_up_no_sooner() -> None:
     spec = ProbeSpec.parse({"httpGet": {"path": "/h", "port": 80}, "initialDelaySeconds": 5, "periodSeconds": 10,
-                            "timeoutSeconds": 5, "failureThreshold": 3})
+                            "timeoutSeconds": 5, "failureThreshold": 3, "successThreshold": 2})
     assert spec is not None
     fast = spec.scaled(0.2)
-    assert (fast.initial_delay, fast.period, fast.timeout, fast.failure_threshold) == (1.0, 2.0, 5.0, 3)
+    assert (fast.initial_delay, fast.period, fast.timeout, fast.success_threshold) == (1.0, 2.0, 5.0, 2)
+    assert fast.failure_threshold == 15  # 15 failures 2 s apart: the 30 s of the real clock
+    assert fast.period * fast.failure_threshold == spec.period * spec.failure_threshold
+    odd = ProbeSpec(kind="tcpSocket", handler={}, period=3, failure_threshold=1).scaled(0.3)
+    assert odd.period * odd.failure_threshold >= 3  # rounded up, never less patient
     assert spec.scaled(1) is spec
     one_second = ProbeSpec.parse({"tcpSocket": {"port": 80}, "periodSeconds": 1})
     assert one_second is not None
@@ -318,7 +322,7 @@ def test_probe_time_scales_in_range_are_taken() -> None:
     assert rules.parse_time_scale("1") == 1.0
     assert rules.parse_time_scale("5") == 5.0
     slow = ProbeSpec(kind="tcpSocket", handler={}, initial_delay=5, period=10).scaled(5)
-    assert (slow.initial_delay, slow.period) == (25.0, 50.0)
+    assert (slow.initial_delay, slow.period, slow.failure_threshold) == (25.0, 50.0, 3)
 
 
 def test_resolve_named_port() -> None:
