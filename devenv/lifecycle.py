@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -95,6 +96,20 @@ def _node_ready(state: State) -> bool:
     return ready and not tainted
 
 
+def worker_state(base: State, name: str) -> State:
+    """A test worker's devenv beside `base` (`State.worker`), ready to come up: its directory, and its
+    `bin/` a link to `base`'s, so the binaries are built once (a `bin/` of its own from an earlier run is
+    replaced by the link)."""
+    own = base.worker(name)
+    own.root.mkdir(parents=True, exist_ok=True)
+    base.bin.mkdir(parents=True, exist_ok=True)
+    if not own.bin.is_symlink():
+        if own.bin.is_dir():
+            shutil.rmtree(own.bin)
+        own.bin.symlink_to(base.bin)
+    return own
+
+
 def probe_time_scale() -> float:
     """$DEVENV_PROBE_TIME_SCALE (default 1): the node agent runs probes at this multiple of their initial
     delays and periods (`make test` uses 0.2: waiting for readiness was a quarter of its time)."""
@@ -121,7 +136,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     state.ensure()
     from devenv import elasticsearch
 
-    with _build_lock(state):  # a test worker's devenv shares bin/ with the first one (State.worker)
+    with _build_lock(state):  # a test worker's devenv shares bin/ with the first one (worker_state)
         _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
     net = network.setup(state)
     if net.plan is None:

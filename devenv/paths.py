@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,15 +60,8 @@ class State:
 
     def worker(self, name: str) -> State:
         """The state directory of a test worker (`<root>-<name>`, e.g. `.devenv-gw1`): a devenv of its own
-        beside this one, whose `bin/` is a link to this one's, so the binaries are built once."""
-        own = State(self.root.with_name(f"{self.root.name}-{name}"))
-        own.root.mkdir(parents=True, exist_ok=True)
-        self.bin.mkdir(parents=True, exist_ok=True)
-        if not own.bin.is_symlink():
-            if own.bin.is_dir():
-                shutil.rmtree(own.bin)
-            own.bin.symlink_to(self.bin)
-        return own
+        beside this one (`lifecycle.worker_state` makes it, with `bin/` a link to this one's)."""
+        return State(self.root.with_name(f"{self.root.name}-{name}"))
 
     def workers(self) -> list[State]:
         """The test workers' state directories beside this one."""

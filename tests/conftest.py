@@ -2,7 +2,7 @@
 (reused when it already runs), API clients, and a namespace of its own for each test.
 
 With pytest-xdist (`make test` runs two workers), the first worker uses devenv's state directory as it
-is, and every other worker a devenv of its own beside it (`State.worker`: `.devenv-gw1`, ...), brought
+is, and every other worker a devenv of its own beside it (`lifecycle.worker_state`: `.devenv-gw1`, ...), brought
 up for the session and down after it. The tests of one worker never see another's cluster,
 Elasticsearch or Redis, so the tests that restart the apiserver or Elasticsearch, clear Elasticsearch
 or read every index of the cluster run beside each other safely."""
@@ -26,9 +26,10 @@ def _devenv_of_this_worker() -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     if worker in ("", "gw0"):
         return
+    from devenv.lifecycle import worker_state
     from devenv.paths import State
 
-    os.environ["DEVENV_DIR"] = str(State.default().worker(worker).root)
+    os.environ["DEVENV_DIR"] = str(worker_state(State.default(), worker).root)
 
 
 _devenv_of_this_worker()  # before anything reads State.default()
