@@ -3,15 +3,31 @@ fetched through the Go module proxy into the default module and build caches."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from devenv import procs
 from devenv.paths import State
+
+
+@contextlib.contextmanager
+def build_lock(state: State) -> Iterator[None]:
+    """One build at a time in `state.bin`: devenvs that share it (a test worker's links to the first
+    one's) build in turn, and the later one finds the binaries fresh. Not reentrant: take it once, around
+    the freshness check and the build."""
+    state.bin.mkdir(parents=True, exist_ok=True)
+    with open(state.bin / ".build.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def fresh(out: Path, sources: list[Path]) -> bool:

@@ -40,9 +40,10 @@ def ldflags(go_mod: str) -> list[str]:
 def build(state: State) -> Path:
     """`bin/helm` of `state`, compiled unless it is newer than the pinned module (progress every 15 s)."""
     out = binary(state)
-    if not gobuild.fresh(out, _sources()):
-        flags = ["-ldflags", " ".join(ldflags((HELM_MODULE / "go.mod").read_text()))]
-        gobuild.go_build(state, f"helm {HELM_VERSION}", "build-helm", HELM_MODULE, out, flags, package=PACKAGE)
+    with gobuild.build_lock(state):
+        if not gobuild.fresh(out, _sources()):
+            flags = ["-ldflags", " ".join(ldflags((HELM_MODULE / "go.mod").read_text()))]
+            gobuild.go_build(state, f"helm {HELM_VERSION}", "build-helm", HELM_MODULE, out, flags, package=PACKAGE)
     return out
 
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from devenv import controlplane, network, procs, redis
+from devenv import controlplane, gobuild, network, procs, redis
 from devenv.paths import REPO_ROOT, State
 
 NODE_NAME = "devenv"
@@ -54,18 +52,6 @@ def is_up(state: State) -> bool:
     except (OSError, ValueError, KeyError):
         return False
     return code == 200
-
-
-@contextlib.contextmanager
-def _build_lock(state: State) -> Iterator[None]:
-    """One build at a time in `state.bin`: devenvs that share it build in turn, and the later one finds
-    the binaries fresh."""
-    with open(state.bin / ".build.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _parallel(*steps: Callable[[], object]) -> None:
@@ -136,7 +122,7 @@ def up(state: State, es_nodes: int = 1) -> dict[str, str]:
     state.ensure()
     from devenv import elasticsearch
 
-    with _build_lock(state):  # a test worker's devenv shares bin/ with the first one (worker_state)
+    with gobuild.build_lock(state):  # a test worker's devenv shares bin/ with the first one (worker_state)
         _parallel(lambda: controlplane.build(state), lambda: elasticsearch.build(state))
     net = network.setup(state)
     if net.plan is None:
@@ -197,9 +183,11 @@ def _probes_file(state: State) -> Path:
 
 def _running_probe_time_scale(state: State) -> float:
     try:
-        return float(json.loads(_probes_file(state).read_text()).get("timeScale", 1))
-    except (OSError, ValueError, AttributeError):
-        return 1.0
+        recorded = json.loads(_probes_file(state).read_text())
+    except (OSError, ValueError):
+        return 1.0  # a devenv brought up before the scale was recorded ran on the real clock
+    scale = recorded.get("timeScale", 1) if isinstance(recorded, dict) else 1
+    return float(scale) if isinstance(scale, int | float) else 1.0
 
 
 def _stop_pod_processes(state: State) -> int:

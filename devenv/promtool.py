@@ -39,11 +39,13 @@ def release(go_mod: str) -> str:
 def build(state: State) -> Path:
     """`bin/promtool` of `state`, compiled unless it is newer than the pinned module (progress every 15 s)."""
     out = binary(state)
-    if not gobuild.fresh(out, _sources()):
-        version = release((PROMTOOL_MODULE / "go.mod").read_text())
-        stamp = f"-X github.com/prometheus/common/version.Version={version}"
-        flags = ["-tags", "remove_all_sd", "-ldflags", f"-s -w {stamp}"]
-        gobuild.go_build(state, f"promtool {version}", "build-promtool", PROMTOOL_MODULE, out, flags, package=PACKAGE)
+    with gobuild.build_lock(state):
+        if not gobuild.fresh(out, _sources()):
+            version = release((PROMTOOL_MODULE / "go.mod").read_text())
+            stamp = f"-X github.com/prometheus/common/version.Version={version}"
+            flags = ["-tags", "remove_all_sd", "-ldflags", f"-s -w {stamp}"]
+            gobuild.go_build(state, f"promtool {version}", "build-promtool", PROMTOOL_MODULE, out, flags,
+                             package=PACKAGE)
     return out
 
 
