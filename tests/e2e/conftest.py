@@ -19,6 +19,7 @@ import yaml
 from devenv import lifecycle
 from devenv.paths import State
 from devenv.procs import free_port
+from tests.e2e.secretwatch import SecretWatch
 from tests.factories import ADMIN_SECRET, TOKEN_SECRET, installation_body, installation_spec, wait_for
 from tracardi_operator import API_GROUP, API_VERSION
 from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
@@ -149,13 +150,28 @@ def scan_for_secrets(kube_api: Any, basetemp: Path) -> tuple[dict[str, bytes], l
     return sources, leaks
 
 
+@pytest.fixture(scope="session")
+def secret_watch(devenv: Any, kube_api: Any, crds: None) -> Iterator[SecretWatch]:
+    """Every Event and every installation's and policy's status, read as they are written
+    (`SecretWatch`), for the whole session of this worker."""
+    needles = [v.encode() for v in SECRET_VALUES] + [base64.b64encode(v.encode()) for v in SECRET_VALUES]
+    watcher = SecretWatch(kube_api, needles, GROUP, VERSION, (PLURAL, POLICIES))
+    watcher.start()
+    yield watcher
+    watcher.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
-def no_secret_value_at_the_end(devenv: Any, kube_api: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def no_secret_value_at_the_end(secret_watch: SecretWatch, kube_api: Any,
+                               tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the last end-to-end test of the session (of this worker), once its operators have stopped:
-    no secret value in anything they or their Jobs wrote. A leak fails the session's teardown."""
+    no secret value in any Event or status written during the session (`secret_watch`, which saw them
+    before their namespaces were deleted), nor in the operators' and Jobs' logs, nor in what is left.
+    A leak fails the session's teardown."""
     yield
     _, leaks = scan_for_secrets(kube_api, tmp_path_factory.getbasetemp())
-    assert not leaks, "secret values found:\n" + "\n".join(leaks[:20])
+    leaks = sorted(set(leaks) | set(secret_watch.leaks()))
+    assert not leaks, (f"secret values found (watched: {secret_watch.seen}):\n" + "\n".join(leaks[:20]))
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ Helpers live in tests/e2e/faults.py (shared with benchmarks/bench_kills.py, the 
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 import time
@@ -21,6 +22,7 @@ from tests.e2e.conftest import (
     GROUP,
     PLURAL,
     POLICIES,
+    SECRET_VALUES,
     VERSION,
     Installations,
     OperatorProcess,
@@ -39,6 +41,7 @@ from tests.e2e.faults import (
     pod_pid,
     say,
 )
+from tests.e2e.secretwatch import SecretWatch
 from tests.e2e.test_failures import assert_all_readable, fault_env, primary_images, seed, step, wait_pods_gone
 from tests.factories import installation_body, installation_spec, wait_for
 from tracardi_operator import GROUP_VERSION
@@ -495,14 +498,47 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
 
 
 def test_no_secret_value_in_logs_events_or_status(kube_api: Any, operator: OperatorProcess,
+                                                   secret_watch: SecretWatch,
                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
     """Runs after the fault tests of this file (and every e2e file this worker ran before it): the
-    operator's logs of this run, the logs of every install and migration Job pod devenv ran, every Event
-    and the status of every installation and retention policy left. Each worker scans again when its
-    session ends (`no_secret_value_at_the_end`, tests/e2e/conftest.py), after every file it ran."""
+    operator's logs of this run, the logs of every install and migration Job pod devenv ran, and every
+    Event and status of an installation or retention policy written so far (`secret_watch`). Each worker
+    scans again when its session ends (`no_secret_value_at_the_end`, tests/e2e/conftest.py), after every
+    file it ran."""
     sources, leaks = scan_for_secrets(kube_api, tmp_path_factory.getbasetemp())
+    leaks = sorted(set(leaks) | set(secret_watch.leaks()))
+    say(f"secret watch: {secret_watch.seen}; streams listed again {len(secret_watch.interruptions)} times")
     jobs = sum("-install-" in s or "-migrate-" in s for s in sources)
     say(f"secret scan: {len(sources)} sources ({jobs} Job logs), {sum(map(len, sources.values())) >> 10} KiB")
     assert any("operator-" in s for s in sources), "no operator log found"
     assert jobs, "no Job log found"
     assert not leaks, "secret values found:\n" + "\n".join(leaks[:20])
+
+
+def test_the_secret_scan_names_an_event_that_carries_a_secret(kube_api: Any, secret_watch: SecretWatch,
+                                                              namespace: str) -> None:
+    """The scan can fail: a secret value planted in an Event, plain and base64-encoded, is named, with
+    the Event, within seconds of being written, even once the Event is deleted."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(kube_api)
+    planted = {"planted-plain": f"login with password={SECRET_VALUES[0]}",
+               "planted-b64": "token " + base64.b64encode(SECRET_VALUES[1].encode()).decode()}
+    for name, message in planted.items():
+        core.create_namespaced_event(namespace, client.CoreV1Event(
+            metadata=client.V1ObjectMeta(name=name), reason="Planted", message=message, type="Normal",
+            involved_object=client.V1ObjectReference(kind="Namespace", name=namespace)))
+    for name in planted:  # gone before the watch is asked: it saw them when they were written
+        core.delete_namespaced_event(name, namespace)
+    assert not core.list_namespaced_event(namespace, field_selector="reason=Planted").items
+    found: list[str] = []
+
+    def named() -> bool:
+        found.extend(secret_watch.take(f"Event {namespace}/"))
+        return len(found) == 2
+
+    wait_for(named, 30, "the secret watch to name both planted Events")
+    assert sorted(found) == [
+        f"Event {namespace}/planted-b64: {base64.b64encode(SECRET_VALUES[1].encode()).decode()}",
+        f"Event {namespace}/planted-plain: {SECRET_VALUES[0]}",
+    ]
