@@ -156,7 +156,8 @@ async def deployment_changed(type: str | None, body: Mapping[str, Any], namespac
     runtime = _runtime(memo)
     runtime.listed("deployments", type, body)
     ns, instance, deleted = namespace or "", labels.get(LABEL_INSTANCE) or "", type == "DELETED"
-    former = runtime.child_moved("deployments", ns, name, instance, deleted=deleted)
+    former = runtime.child_moved("deployments", ns, name, instance, deleted=deleted,
+                                 resource_version=(body.get("metadata") or {}).get("resourceVersion"))
     if former is not None:
         runtime.wake_labelled(ns, former)
     if runtime.deployment_facts_changed(ns, instance, body, deleted=deleted) and instance:
@@ -164,13 +165,14 @@ async def deployment_changed(type: str | None, body: Mapping[str, Any], namespac
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
-async def job_changed(type: str | None, namespace: str | None, name: str, labels: Mapping[str, str], memo: Any,
-                      **_: Any) -> None:
+async def job_changed(type: str | None, body: Mapping[str, Any], namespace: str | None, name: str,
+                      labels: Mapping[str, str], memo: Any, **_: Any) -> None:
     """A Job's event: the next pass of its installation lists them again, and it wakes (a step waits for
     its Job)."""
     runtime = _runtime(memo)
     ns, instance = namespace or "", labels.get(LABEL_INSTANCE) or ""
-    former = runtime.child_moved("jobs", ns, name, instance, deleted=type == "DELETED")
+    former = runtime.child_moved("jobs", ns, name, instance, deleted=type == "DELETED",
+                                 resource_version=(body.get("metadata") or {}).get("resourceVersion"))
     for owner in (instance, former):
         if owner:
             runtime.wake_labelled(ns, owner)

@@ -3,10 +3,10 @@
 kopf has a liveness endpoint of its own, but it stays green while a watch stream silently stops
 delivering events; ours fails when no watch event has arrived for too long (`liveness`, pure), so
 that the kubelet restarts an operator that no longer sees changes. While nothing changes, the
-operator's heartbeat lists the installations and counts as an event only when the watch has delivered
-every change the listing shows (`watch_stuck`, pure): a stream that stopped delivering is noticed within
-`stale_after` even on an idle cluster. The server runs on the operator's event loop (aiohttp, already a
-dependency of kopf).
+operator's heartbeat lists the installations (and, less often, the Deployments and Jobs it manages) and
+counts as an event only when their watches have delivered every change the listings show (`watch_stuck`,
+pure): a stream that stopped delivering is noticed within `stale_after` even on an idle cluster. The
+server runs on the operator's event loop (aiohttp, already a dependency of kopf).
 """
 
 from __future__ import annotations
@@ -41,17 +41,21 @@ def liveness(
 
 
 Key = tuple[str, str]
-"""An installation's namespace and name."""
+"""An object's namespace and name."""
+
+CHILD_WATCHES = ["deployments", "jobs"]
+"""The watches of an installation's children whose delivery the heartbeat checks too."""
 
 
 def watch_lagging(listed: Mapping[Key, str], seen: Mapping[Key, str]) -> set[Key]:
-    """Installations whose state in a listing (their resourceVersion) the watch has not delivered: changed
-    or created since the last event of them, or deleted without a DELETED event."""
+    """Objects (installations, Deployments, Jobs) whose state in a listing (their resourceVersion) their
+    watch has not delivered: changed or created since the last event of them, or deleted without a
+    DELETED event."""
     return {k for k, rv in listed.items() if seen.get(k) != rv} | {k for k in seen if k not in listed}
 
 
 def watch_stuck(lagging_since: Mapping[Key, float], lagging: set[Key], last_event: Mapping[Key, float]) -> set[Key]:
-    """The installations the watch is still behind on, with no event of them since the lag was first
+    """The objects the watch is still behind on, with no event of them since the lag was first
     noticed (`lagging_since`, the time of the previous heartbeat that saw it): a lag that a heartbeat
     later is still there although the change happened before, so not a stream a moment behind."""
     return {k for k in lagging if k in lagging_since and last_event.get(k, -math.inf) < lagging_since[k]}

@@ -191,12 +191,15 @@ class Kube:
         listing of their metadata only."""
         data = self._get(f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}",
                          accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
-        out = {}
-        for item in (data or {}).get("items") or []:  # an empty metadata-only list says "items": null
-            meta = item.get("metadata") or {}
-            if not namespaces or meta.get("namespace") in namespaces:
-                out[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta.get("resourceVersion", ""))
-        return out
+        return _versions(data, namespaces)
+
+    def child_versions(self, kind: str, namespaces: tuple[str, ...] = ()) -> dict[tuple[str, str], str]:
+        """(namespace, name) → resourceVersion of every Deployment or Job (`kind`) the operator manages (in
+        `namespaces`, when given): one listing of their metadata only, selected as their watch is."""
+        prefix = {"deployments": "/apis/apps/v1", "jobs": "/apis/batch/v1"}[kind]
+        data = self._get(f"{prefix}/{kind}", [("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
+                         accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+        return _versions(data, namespaces)
 
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -288,6 +291,16 @@ class Kube:
 
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         return (self.read_secret(namespace, name) or {}).get(key)
+
+
+def _versions(data: Any, namespaces: tuple[str, ...]) -> dict[tuple[str, str], str]:
+    """(namespace, name) → resourceVersion of a metadata-only listing's items (in `namespaces`, when given)."""
+    out = {}
+    for item in (data or {}).get("items") or []:  # an empty metadata-only list says "items": null
+        meta = item.get("metadata") or {}
+        if not namespaces or meta.get("namespace") in namespaces:
+            out[(str(meta.get("namespace", "")), str(meta.get("name", "")))] = str(meta.get("resourceVersion", ""))
+    return out
 
 
 def _event_time(event: Mapping[str, Any]) -> dt.datetime:

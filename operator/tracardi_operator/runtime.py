@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 from collections.abc import Mapping
@@ -40,6 +41,12 @@ class Runtime:
     """The resourceVersion of each installation the watch delivered last."""
     watched_at: dict[Key, float] = field(default_factory=dict)
     """When the watch last delivered an event of each installation."""
+    children_watched: dict[str, dict[Key, str]] = field(
+        default_factory=lambda: {kind: {} for kind in health.CHILD_WATCHES})
+    """The resourceVersion of each Deployment and Job (by kind, then namespace and name) its watch
+    delivered last."""
+    children_watched_at: dict[str, dict[Key, float]] = field(
+        default_factory=lambda: {kind: {} for kind in health.CHILD_WATCHES})
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -108,11 +115,19 @@ class Runtime:
                if kind == "namespaces" else without_managed_fields(body))
         return self.listings.observe(kind, event, obj)
 
-    def child_moved(self, kind: str, namespace: str, name: str, instance: str, deleted: bool = False) -> str | None:
+    def child_moved(self, kind: str, namespace: str, name: str, instance: str, deleted: bool = False,
+                    resource_version: str | None = None) -> str | None:
         """A watch event of a Deployment or Job (`kind`) of the installation whose instance label is
         `instance`: the next pass of that installation lists that kind again (`children`), and so does
         the pass of the installation whose label the child carried before, when it was relabelled. That
-        former instance label, or None; what its Deployment's last event said is forgotten."""
+        former instance label, or None; what its Deployment's last event said is forgotten. The state
+        the event delivered is what the heartbeat compares that kind's listing with."""
+        seen = self.children_watched.setdefault(kind, {})
+        if deleted:
+            seen.pop((namespace, name), None)
+        elif resource_version:
+            seen[(namespace, name)] = resource_version
+        self.children_watched_at.setdefault(kind, {})[(namespace, name)] = time.monotonic()
         former = self.reconciler.children.moved(kind, namespace, name, instance, gone=deleted)
         if former is not None and kind == "deployments":
             self._facts_forgotten(namespace, former, name)
@@ -179,29 +194,62 @@ class Runtime:
             self.watched[key] = resource_version
         self.watched_at[key] = time.monotonic()
 
-    async def heartbeat(self, every: float | None = None) -> None:
+    async def heartbeat(self, every: float | None = None, children_every: float | None = None) -> None:
         """Liveness evidence when nothing changes: the API answers and the installations' watch has
         delivered every change a fresh listing shows. A watch that silently stopped delivering stays
-        behind, the clock is not touched, and /healthz fails after `watch_stale_seconds`."""
+        behind, the clock is not touched, and /healthz fails after `watch_stale_seconds`.
+
+        The watches of Deployments and Jobs are held to the same test, against listings of their
+        metadata every `children_every` seconds (a third of `watch_stale_seconds` by default; hundreds
+        of installations have thousands of children): while one of them is stuck, the clock is not
+        touched either. A pass that trusts its kept listing of an idle installation's children
+        (`children`) would otherwise go on trusting a stream that stopped."""
         every = every or min(60.0, self.settings.watch_stale_seconds / 3)
-        lagging_since: dict[Key, float] = {}
+        children_every = children_every or max(every, self.settings.watch_stale_seconds / 3)
+        lagging_since: dict[str, dict[Key, float]] = {}
+        children_checked = -math.inf
+        children_stuck: dict[str, set[Key]] = {}
         while True:
             await asyncio.sleep(every)
+            kinds = ["installations"]
+            if time.monotonic() - children_checked >= children_every - every / 2:
+                kinds += health.CHILD_WATCHES
             try:
-                listed = await asyncio.to_thread(self.kube.installation_versions, self.settings.namespaces)
+                listed = {kind: await asyncio.to_thread(self._versions, kind) for kind in kinds}
             except Exception as e:
                 log.warning("the Kubernetes API did not answer the heartbeat: %s", safe_error(e))
                 continue
             now = time.monotonic()
-            lagging = health.watch_lagging(listed, self.watched)
-            stuck = health.watch_stuck(lagging_since, lagging, self.watched_at)
-            lagging_since = {k: lagging_since.get(k, now) for k in lagging}
-            if stuck:
-                names = ", ".join(f"{ns}/{n}" for ns, n in sorted(stuck)[:5])
-                log.warning("the installations' watch has not delivered changes of %d installation(s) for %.0fs "
-                            "or more (%s): not alive until it does", len(stuck), every, names)
+            if len(kinds) > 1:
+                children_checked = now
+            stuck: dict[str, set[Key]] = {}
+            for kind, versions in listed.items():
+                seen, seen_at = self._watched(kind)
+                lagging = health.watch_lagging(versions, seen)
+                stuck[kind] = health.watch_stuck(lagging_since.get(kind, {}), lagging, seen_at)
+                lagging_since[kind] = {k: lagging_since.get(kind, {}).get(k, now) for k in lagging}
+            if len(kinds) > 1:
+                children_stuck = {kind: stuck[kind] for kind in health.CHILD_WATCHES}
+            behind = {kind: keys for kind, keys in ({"installations": stuck["installations"]} | children_stuck).items()
+                      if keys}
+            if behind:
+                for kind, keys in sorted(behind.items()):
+                    names = ", ".join(f"{ns}/{n}" for ns, n in sorted(keys)[:5])
+                    log.warning("the watch of %s has not delivered changes of %d of them for %.0fs or more (%s): "
+                                "not alive until it does", kind, len(keys), every, names)
                 continue
             self.touch()
+
+    def _versions(self, kind: str) -> dict[Key, str]:
+        if kind == "installations":
+            return self.kube.installation_versions(self.settings.namespaces)
+        return self.kube.child_versions(kind, self.settings.namespaces)
+
+    def _watched(self, kind: str) -> tuple[dict[Key, str], dict[Key, float]]:
+        """What the watch of `kind` delivered: the resourceVersion of each object, and when."""
+        if kind == "installations":
+            return self.watched, self.watched_at
+        return self.children_watched.setdefault(kind, {}), self.children_watched_at.setdefault(kind, {})
 
     # -- retention policies ------------------------------------------------------------------------
     def policy_seen(self, name: str, generation: int | None, deleted: bool = False) -> bool:

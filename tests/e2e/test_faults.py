@@ -7,6 +7,7 @@ Helpers live in tests/e2e/faults.py (shared with benchmarks/bench_kills.py, the 
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import random
 import time
@@ -166,6 +167,51 @@ def test_a_watch_that_stops_delivering_fails_healthz(installations: Installation
     finally:
         watcher.stop()
         proxy.close()
+
+
+def test_the_heartbeat_notices_a_deployment_change_its_watch_never_delivered(
+        kube_client: Any, crds: None, namespace: str, caplog: pytest.LogCaptureFixture) -> None:
+    """The heartbeat in this process against devenv's apiserver, with no watch at all: a Deployment the
+    operator manages, delivered as it is, keeps the liveness clock moving; changed with nothing delivered
+    (a stream that stopped), it stops the clock from the heartbeat after the one that saw the change."""
+    import asyncio
+
+    from tracardi_operator.kube import Kube
+    from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY
+    from tracardi_operator.runtime import Runtime
+    from tracardi_operator.settings import Settings
+
+    kube = Kube(kube_client)
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_INSTANCE: "canary"}
+    created = kube.apply({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "canary-api", "namespace": namespace, "labels": labels},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "api", "image": "tracardi/tracardi-api:0.8.2.1"}]}}},
+    })
+    assert kube.child_versions("deployments", (namespace,)) == {
+        (namespace, "canary-api"): created["metadata"]["resourceVersion"]}
+    assert kube.child_versions("jobs", (namespace,)) == {}
+    runtime = Runtime(settings=Settings(namespaces=(namespace,)), kube=kube)
+    runtime.child_moved("deployments", namespace, "canary-api", "canary",
+                        resource_version=created["metadata"]["resourceVersion"])
+    touches: list[float] = []
+    runtime.touch = lambda: touches.append(time.monotonic())  # type: ignore[method-assign]
+
+    async def beats(seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.heartbeat(every=0.3, children_every=0.3), seconds)
+
+    asyncio.run(beats(1.5))
+    assert len(touches) >= 3, "delivered as it is: alive"
+    kube_client.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/canary-api",
+                        body={"metadata": {"annotations": {"faults/changed": "1"}}},
+                        content_type="application/merge-patch+json")
+    touches.clear()
+    asyncio.run(beats(1.5))
+    assert len(touches) <= 1, f"a change never delivered, yet the clock moved {len(touches)} times"
+    assert "the watch of deployments has not delivered changes of 1 of them" in caplog.text
 
 
 # -- the operator SIGKILLed at random moments ------------------------------------------------------------

@@ -4,6 +4,7 @@ read of it (`observe.decision_facts`): not for every step of a rolling update's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from tests.support.scripted_kube import ScriptedClient
@@ -117,8 +118,10 @@ def test_only_the_installations_watch_and_the_heartbeat_are_evidence_of_liveness
         api = deployment("0.8.2.1", 1, 1, 2, 2, 2)
         await handlers.deployment_changed(type=None, body=api, namespace="ns", name="acme-api",
                                           labels=api["metadata"]["labels"], memo=memo)
-        await handlers.job_changed(type=None, namespace="ns", name="acme-install", labels={LABEL_INSTANCE: "acme"},
-                                   memo=memo)
+        job = {"metadata": {"name": "acme-install", "namespace": "ns", "resourceVersion": "7"}}
+        await handlers.job_changed(type=None, body=job, namespace="ns", name="acme-install",
+                                   labels={LABEL_INSTANCE: "acme"}, memo=memo)
+        assert runtime.children_watched == {"deployments": {}, "jobs": {("ns", "acme-install"): "7"}}
         await handlers.namespace_changed(type="MODIFIED", body={"metadata": {"name": "ns", "labels": {"a": "b"}}},
                                          memo=memo)
         await handlers.policy_changed(memo=memo, type="MODIFIED", name="keep",
@@ -151,3 +154,59 @@ def test_an_installation_forgotten_closes_its_elasticsearch_connection() -> None
     runtime.forget("ns", "acme")
     assert len(runtime.reconciler.connections) == 0
 
+
+
+def _heartbeats(deployments: dict[str, str], delivered: dict[str, str], seconds: float = 0.3) -> tuple[int, int]:
+    """Heartbeats for `seconds` with no installation, the Deployments of `deployments` (name → rv) listed
+    and those of `delivered` delivered by their watch: (the times the liveness clock was touched, the
+    Deployment listings)."""
+    def answer(method: str, path: str, query: dict[str, str], body: Any) -> Any:
+        if path == "/apis/apps/v1/deployments":
+            assert query == {"labelSelector": "app.kubernetes.io/managed-by=tracardi-operator"}
+            return {"items": [{"metadata": {"namespace": "ns", "name": n, "resourceVersion": rv}}
+                              for n, rv in deployments.items()]}
+        return {"items": None}
+
+    client = ScriptedClient(answer)
+    touches: list[float] = []
+
+    async def scenario() -> None:
+        runtime = Runtime(settings=Settings(), kube=Kube(client))
+        for name, rv in delivered.items():
+            runtime.child_moved("deployments", "ns", name, "acme", resource_version=rv)
+        runtime.touch = lambda: touches.append(0.0)  # type: ignore[method-assign]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(runtime.heartbeat(every=0.02, children_every=0.02), seconds)
+
+    asyncio.run(scenario())
+    return len(touches), sum(path == "/apis/apps/v1/deployments" for _, path, _, _ in client.sent)
+
+
+def test_the_heartbeat_holds_the_deployments_watch_to_its_listing(caplog: Any) -> None:
+    """A Deployment whose change (or creation) its watch never delivered keeps the liveness clock still
+    from the second heartbeat that sees it (the first only notes the lag: a stream may be a moment
+    behind); delivered, every heartbeat moves the clock."""
+    touched, listings = _heartbeats({"acme-api": "9"}, {"acme-api": "9"})
+    assert listings >= 3
+    assert touched >= listings - 1  # the last listing may be cut short by the end of the run
+    assert _heartbeats({"acme-api": "9"}, {"acme-api": "5"})[0] == 1
+    assert "the watch of deployments has not delivered changes of 1 of them" in caplog.text
+    assert _heartbeats({"acme-api": "9", "acme-gui": "2"}, {"acme-api": "9"})[0] == 1, "created without an event"
+
+
+def test_the_heartbeat_lists_children_less_often_than_installations() -> None:
+    def count(children_every: float) -> tuple[int, int]:
+        client = ScriptedClient(lambda *_: {"items": None})
+
+        async def scenario() -> None:
+            runtime = Runtime(settings=Settings(), kube=Kube(client))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(runtime.heartbeat(every=0.02, children_every=children_every), 0.5)
+
+        asyncio.run(scenario())
+        paths = [path for _, path, _, _ in client.sent]
+        return sum("tracardiinstallations" in p for p in paths), sum(p.endswith("/deployments") for p in paths)
+
+    installations, deployments = count(0.2)
+    assert installations >= 10
+    assert 1 <= deployments <= 3
