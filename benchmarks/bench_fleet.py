@@ -326,6 +326,12 @@ def _exists(read: Callable[[], Any]) -> bool:
     return True
 
 
+LEAN_REPLICAS = {"apiProduction": 0, "gui": 0}
+"""`--lean`: the production API and the GUI at no pods (their Deployments and Services stay), two pods an
+installation instead of four."""
+replicas: dict[str, int] | None = None
+
+
 def body(namespace: str, name: str, version: str, es_url: str, redis_url: str) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "TracardiInstallation",
@@ -335,6 +341,7 @@ def body(namespace: str, name: str, version: str, es_url: str, redis_url: str) -
             "elasticsearch": {"hosts": [es_url], "indexShards": 1, "indexReplicas": 0},
             "redis": {"url": redis_url},
             "installation": {"adminSecretRef": {"name": ADMIN}, "tokenSecretRef": {"name": TOKEN, "key": "token"}},
+            **({"replicas": replicas} if replicas else {}),
         },
     }
 
@@ -783,7 +790,12 @@ def main() -> None:
     parser.add_argument("--idle-only", action="store_true",
                         help="per size: create, idle, then restart the operator and idle again; no bumps")
     parser.add_argument("--keep", action="store_true", help="leave the devenv running, and the last fleet in it")
+    parser.add_argument("--lean", action="store_true",
+                        help="no production API or GUI pods (two pods an installation instead of four): devenv's "
+                             "stand-ins for pods saturate 2 cores before 500 installations of four are Ready")
     args = parser.parse_args()
+    global replicas
+    replicas = LEAN_REPLICAS if args.lean else None
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([500] if args.big else [])
     args.last_size = sizes[-1] if sizes else 0
     state_dir = Path(os.environ.get("DEVENV_DIR") or REPO / ".devenv-fleet").resolve()
