@@ -190,12 +190,19 @@ def test_the_heartbeat_notices_a_deployment_change_its_watch_never_delivered(
                  "template": {"metadata": {"labels": labels},
                               "spec": {"containers": [{"name": "api", "image": "tracardi/tracardi-api:0.8.2.1"}]}}},
     })
-    assert kube.child_versions("deployments", (namespace,)) == {
-        (namespace, "canary-api"): created["metadata"]["resourceVersion"]}
+    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/canary-api"
+    versions: list[str] = [created["metadata"]["resourceVersion"]]
+
+    def settled() -> bool:  # the deployment controller writes its status once or twice after creation
+        time.sleep(1.0)
+        versions.append(kube_client.request("GET", path)["metadata"]["resourceVersion"])
+        return versions[-1] == versions[-2]
+
+    wait_for(settled, 30, "the Deployment's status to settle")
+    assert kube.child_versions("deployments", (namespace,)) == {(namespace, "canary-api"): versions[-1]}
     assert kube.child_versions("jobs", (namespace,)) == {}
     runtime = Runtime(settings=Settings(namespaces=(namespace,)), kube=kube)
-    runtime.child_moved("deployments", namespace, "canary-api", "canary",
-                        resource_version=created["metadata"]["resourceVersion"])
+    runtime.child_moved("deployments", namespace, "canary-api", "canary", resource_version=versions[-1])
     touches: list[float] = []
     runtime.touch = lambda: touches.append(time.monotonic())  # type: ignore[method-assign]
 
@@ -205,8 +212,7 @@ def test_the_heartbeat_notices_a_deployment_change_its_watch_never_delivered(
 
     asyncio.run(beats(1.5))
     assert len(touches) >= 3, "delivered as it is: alive"
-    kube_client.request("PATCH", f"/apis/apps/v1/namespaces/{namespace}/deployments/canary-api",
-                        body={"metadata": {"annotations": {"faults/changed": "1"}}},
+    kube_client.request("PATCH", path, body={"metadata": {"annotations": {"faults/changed": "1"}}},
                         content_type="application/merge-patch+json")
     touches.clear()
     asyncio.run(beats(1.5))
@@ -573,7 +579,7 @@ def test_the_secret_scan_names_an_event_that_carries_a_secret(kube_api: Any, sec
     for name, message in planted.items():
         core.create_namespaced_event(namespace, client.CoreV1Event(
             metadata=client.V1ObjectMeta(name=name), reason="Planted", message=message, type="Normal",
-            involved_object=client.V1ObjectReference(kind="Namespace", name=namespace)))
+            involved_object=client.V1ObjectReference(kind="ConfigMap", name="planted", namespace=namespace)))
     for name in planted:  # gone before the watch is asked: it saw them when they were written
         core.delete_namespaced_event(name, namespace)
     assert not core.list_namespaced_event(namespace, field_selector="reason=Planted").items
