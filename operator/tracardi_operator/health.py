@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -43,7 +44,7 @@ def liveness(
 Key = tuple[str, str]
 """An object's namespace and name."""
 
-CHILD_WATCHES = ["deployments", "jobs"]
+CHILD_WATCHES = ("deployments", "jobs")
 """The watches of an installation's children whose delivery the heartbeat checks too."""
 
 
@@ -59,6 +60,39 @@ def watch_stuck(lagging_since: Mapping[Key, float], lagging: set[Key], last_even
     noticed (`lagging_since`, the time of the previous heartbeat that saw it): a lag that a heartbeat
     later is still there although the change happened before, so not a stream a moment behind."""
     return {k for k in lagging if k in lagging_since and last_event.get(k, -math.inf) < lagging_since[k]}
+
+
+@dataclass
+class Delivered:
+    """What one watch delivered: the resourceVersion of each object it has, and when its last event of
+    each object came. A deletion forgets both (a listing made before the deletion may still show the
+    object; it is lagging for that one heartbeat, and gone from the next listing)."""
+
+    versions: dict[Key, str] = field(default_factory=dict)
+    at: dict[Key, float] = field(default_factory=dict)
+
+    def record(self, key: Key, resource_version: str | None, deleted: bool, now: float) -> None:
+        if deleted:
+            self.versions.pop(key, None)
+            self.at.pop(key, None)
+            return
+        if resource_version:
+            self.versions[key] = resource_version
+        self.at[key] = now
+
+
+@dataclass
+class WatchCheck:
+    """One watch held to fresh listings of what it watches, heartbeat after heartbeat: `check` gives the
+    objects it is stuck on (`watch_lagging`, then `watch_stuck` against the lags the previous check saw)."""
+
+    lagging_since: dict[Key, float] = field(default_factory=dict)
+
+    def check(self, listed: Mapping[Key, str], delivered: Delivered, now: float) -> set[Key]:
+        lagging = watch_lagging(listed, delivered.versions)
+        stuck = watch_stuck(self.lagging_since, lagging, delivered.at)
+        self.lagging_since = {k: self.lagging_since.get(k, now) for k in lagging}
+        return stuck
 
 
 class HealthServer:

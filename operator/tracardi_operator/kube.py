@@ -13,10 +13,14 @@ import urllib3
 from tracardi_operator import API_GROUP as GROUP
 from tracardi_operator import API_VERSION as VERSION
 from tracardi_operator.kubeclient import ApiError, KubeClient
-from tracardi_operator.labels import label_value
+from tracardi_operator.labels import LABEL_INSTANCE, LABEL_MANAGED_BY, MANAGED_BY, label_value
 from tracardi_operator.models import INSTALLATION, RETENTION_POLICY
 
 FIELD_MANAGER = "tracardi-operator"
+MANAGED = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+"""The label selector of everything the operator manages (as its watches select it: `handlers.OURS`)."""
+METADATA_ONLY = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+"""The Accept header of a listing of metadata only."""
 
 log = logging.getLogger(__name__)
 
@@ -190,15 +194,14 @@ class Kube:
         """(namespace, name) → resourceVersion of every installation (in `namespaces`, when given): one
         listing of their metadata only."""
         data = self._get(f"/apis/{GROUP}/{VERSION}/{INSTALLATION.plural}",
-                         accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+                         accept=METADATA_ONLY)
         return _versions(data, namespaces)
 
     def child_versions(self, kind: str, namespaces: tuple[str, ...] = ()) -> dict[tuple[str, str], str]:
         """(namespace, name) → resourceVersion of every Deployment or Job (`kind`) the operator manages (in
         `namespaces`, when given): one listing of their metadata only, selected as their watch is."""
         prefix = {"deployments": "/apis/apps/v1", "jobs": "/apis/batch/v1"}[kind]
-        data = self._get(f"{prefix}/{kind}", [("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")],
-                         accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
+        data = self._get(f"{prefix}/{kind}", [("labelSelector", MANAGED)], accept=METADATA_ONLY)
         return _versions(data, namespaces)
 
     def get_installation(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -216,7 +219,7 @@ class Kube:
         metadata.managedFields (one list call per kind). No pass reads those, and an idle installation's
         Deployments and Jobs are kept between passes (`children`): with them, twice the memory."""
         # The builders label children with the installation's name as a label value (at most 63 characters).
-        selector = f"app.kubernetes.io/instance={label_value(instance)},app.kubernetes.io/managed-by={FIELD_MANAGER}"
+        selector = f"{LABEL_INSTANCE}={label_value(instance)},{MANAGED}"
         out: dict[str, list[dict[str, Any]]] = {}
         for key, prefix, plural in (
             ("deployments", "/apis/apps/v1", "deployments"),
@@ -248,7 +251,7 @@ class Kube:
             items = [namespace_evidence(n) for n in data.get("items") or []]
         elif kind == "deployments":
             data = self._get("/apis/apps/v1/deployments",
-                             [("labelSelector", f"app.kubernetes.io/managed-by={FIELD_MANAGER}")]) or {}
+                             [("labelSelector", MANAGED)]) or {}
             items = [deployment_evidence(d) for d in data.get("items") or []]
         else:
             plural = {"installations": INSTALLATION.plural, "policies": RETENTION_POLICY.plural}[kind]

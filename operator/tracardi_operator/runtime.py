@@ -37,16 +37,10 @@ class Runtime:
     kube: Kube
     metrics: Any = None
     last_watch_event: float = field(default_factory=time.monotonic)
-    watched: dict[Key, str] = field(default_factory=dict)
-    """The resourceVersion of each installation the watch delivered last."""
-    watched_at: dict[Key, float] = field(default_factory=dict)
-    """When the watch last delivered an event of each installation."""
-    children_watched: dict[str, dict[Key, str]] = field(
-        default_factory=lambda: {kind: {} for kind in health.CHILD_WATCHES})
-    """The resourceVersion of each Deployment and Job (by kind, then namespace and name) its watch
-    delivered last."""
-    children_watched_at: dict[str, dict[Key, float]] = field(
-        default_factory=lambda: {kind: {} for kind in health.CHILD_WATCHES})
+    delivered: dict[str, health.Delivered] = field(
+        default_factory=lambda: {kind: health.Delivered() for kind in ("installations", *health.CHILD_WATCHES)})
+    """What the watches of installations, Deployments and Jobs delivered, by kind: the heartbeat holds each
+    to a fresh listing."""
     leading: asyncio.Event = field(default_factory=asyncio.Event)
     """Set while this replica may act (it holds the leader Lease, or leader election is off)."""
     _policies_changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,12 +116,7 @@ class Runtime:
         the pass of the installation whose label the child carried before, when it was relabelled. That
         former instance label, or None; what its Deployment's last event said is forgotten. The state
         the event delivered is what the heartbeat compares that kind's listing with."""
-        seen = self.children_watched.setdefault(kind, {})
-        if deleted:
-            seen.pop((namespace, name), None)
-        elif resource_version:
-            seen[(namespace, name)] = resource_version
-        self.children_watched_at.setdefault(kind, {})[(namespace, name)] = time.monotonic()
+        self.delivered[kind].record((namespace, name), resource_version, deleted, time.monotonic())
         former = self.reconciler.children.moved(kind, namespace, name, instance, gone=deleted)
         if former is not None and kind == "deployments":
             self._facts_forgotten(namespace, former, name)
@@ -187,56 +176,43 @@ class Runtime:
 
     def saw(self, namespace: str, name: str, resource_version: str | None, deleted: bool = False) -> None:
         """An installation's watch event: which state of it the watch has delivered, and when."""
-        key = (namespace, name)
-        if deleted:
-            self.watched.pop(key, None)
-        elif resource_version:
-            self.watched[key] = resource_version
-        self.watched_at[key] = time.monotonic()
+        self.delivered["installations"].record((namespace, name), resource_version, deleted, time.monotonic())
 
     async def heartbeat(self, every: float | None = None, children_every: float | None = None) -> None:
         """Liveness evidence when nothing changes: the API answers and the installations' watch has
         delivered every change a fresh listing shows. A watch that silently stopped delivering stays
         behind, the clock is not touched, and /healthz fails after `watch_stale_seconds`.
 
-        The watches of Deployments and Jobs are held to the same test, against listings of their
-        metadata every `children_every` seconds (a third of `watch_stale_seconds` by default; hundreds
-        of installations have thousands of children): while one of them is stuck, the clock is not
-        touched either. A pass that trusts its kept listing of an idle installation's children
-        (`children`) would otherwise go on trusting a stream that stopped."""
+        The watches of Deployments and Jobs are held to the same test (`health.WatchCheck`), against
+        listings of their metadata every `children_every` seconds (a third of `watch_stale_seconds` by
+        default; hundreds of installations have thousands of children): while one of them is stuck, the
+        clock is not touched either. A pass that trusts its kept listing of an idle installation's
+        children (`children`) would otherwise go on trusting a stream that stopped."""
         every = every or min(60.0, self.settings.watch_stale_seconds / 3)
-        children_every = children_every or max(every, self.settings.watch_stale_seconds / 3)
-        lagging_since: dict[str, dict[Key, float]] = {}
-        children_checked = -math.inf
-        children_stuck: dict[str, set[Key]] = {}
+        intervals = {"installations": every} | dict.fromkeys(
+            health.CHILD_WATCHES, children_every or max(every, self.settings.watch_stale_seconds / 3))
+        checks = {kind: health.WatchCheck() for kind in intervals}
+        stuck: dict[str, set[Key]] = {kind: set() for kind in intervals}
+        listed_at = dict.fromkeys(intervals, -math.inf)
         while True:
             await asyncio.sleep(every)
-            kinds = ["installations"]
-            if time.monotonic() - children_checked >= children_every - every / 2:
-                kinds += health.CHILD_WATCHES
+            started = time.monotonic()
+            due = [kind for kind, interval in intervals.items() if started - listed_at[kind] >= interval]
             try:
-                listed = {kind: await asyncio.to_thread(self._versions, kind) for kind in kinds}
+                listed = {kind: await asyncio.to_thread(self._versions, kind) for kind in due}
             except Exception as e:
                 log.warning("the Kubernetes API did not answer the heartbeat: %s", safe_error(e))
                 continue
             now = time.monotonic()
-            if len(kinds) > 1:
-                children_checked = now
-            stuck: dict[str, set[Key]] = {}
             for kind, versions in listed.items():
-                seen, seen_at = self._watched(kind)
-                lagging = health.watch_lagging(versions, seen)
-                stuck[kind] = health.watch_stuck(lagging_since.get(kind, {}), lagging, seen_at)
-                lagging_since[kind] = {k: lagging_since.get(kind, {}).get(k, now) for k in lagging}
-            if len(kinds) > 1:
-                children_stuck = {kind: stuck[kind] for kind in health.CHILD_WATCHES}
-            behind = {kind: keys for kind, keys in ({"installations": stuck["installations"]} | children_stuck).items()
-                      if keys}
-            if behind:
-                for kind, keys in sorted(behind.items()):
-                    names = ", ".join(f"{ns}/{n}" for ns, n in sorted(keys)[:5])
-                    log.warning("the watch of %s has not delivered changes of %d of them for %.0fs or more (%s): "
-                                "not alive until it does", kind, len(keys), every, names)
+                listed_at[kind] = started
+                stuck[kind] = checks[kind].check(versions, self.delivered[kind], now)
+            if any(stuck.values()):
+                for kind, keys in stuck.items():
+                    if keys:
+                        names = ", ".join(f"{ns}/{n}" for ns, n in sorted(keys)[:5])
+                        log.warning("the watch of %s has not delivered changes of %d of them for %.0fs or more "
+                                    "(%s): not alive until it does", kind, len(keys), intervals[kind], names)
                 continue
             self.touch()
 
@@ -244,12 +220,6 @@ class Runtime:
         if kind == "installations":
             return self.kube.installation_versions(self.settings.namespaces)
         return self.kube.child_versions(kind, self.settings.namespaces)
-
-    def _watched(self, kind: str) -> tuple[dict[Key, str], dict[Key, float]]:
-        """What the watch of `kind` delivered: the resourceVersion of each object, and when."""
-        if kind == "installations":
-            return self.watched, self.watched_at
-        return self.children_watched.setdefault(kind, {}), self.children_watched_at.setdefault(kind, {})
 
     # -- retention policies ------------------------------------------------------------------------
     def policy_seen(self, name: str, generation: int | None, deleted: bool = False) -> bool:

@@ -121,7 +121,8 @@ def test_only_the_installations_watch_and_the_heartbeat_are_evidence_of_liveness
         job = {"metadata": {"name": "acme-install", "namespace": "ns", "resourceVersion": "7"}}
         await handlers.job_changed(type=None, body=job, namespace="ns", name="acme-install",
                                    labels={LABEL_INSTANCE: "acme"}, memo=memo)
-        assert runtime.children_watched == {"deployments": {}, "jobs": {("ns", "acme-install"): "7"}}
+        assert {kind: d.versions for kind, d in runtime.delivered.items()} == {
+            "installations": {}, "deployments": {}, "jobs": {("ns", "acme-install"): "7"}}  # api has no rv
         await handlers.namespace_changed(type="MODIFIED", body={"metadata": {"name": "ns", "labels": {"a": "b"}}},
                                          memo=memo)
         await handlers.policy_changed(memo=memo, type="MODIFIED", name="keep",

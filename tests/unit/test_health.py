@@ -97,3 +97,22 @@ def test_a_watch_behind_a_listing_is_stuck_only_when_it_stays_behind() -> None:
     assert watch_stuck({b: 100.0}, {b}, {b: 130.0}) == set()
     assert watch_stuck({c: 100.0}, {c}, {}) == {c}
     assert watch_stuck({b: 100.0}, set(), {b: 10.0}) == set()
+
+
+def test_a_watch_check_is_stuck_from_the_second_check_and_a_deletion_forgets_the_object() -> None:
+    from tracardi_operator.health import Delivered, WatchCheck
+
+    a, b = ("ns", "a"), ("ns", "b")
+    delivered, check = Delivered(), WatchCheck()
+    delivered.record(a, "3", deleted=False, now=1.0)
+    assert check.check({a: "3"}, delivered, now=2.0) == set()
+    assert check.check({a: "4"}, delivered, now=3.0) == set(), "first seen behind: noted only"
+    assert check.check({a: "4"}, delivered, now=4.0) == {a}, "still behind, no event since"
+    delivered.record(a, "4", deleted=False, now=4.5)
+    assert check.check({a: "4"}, delivered, now=5.0) == set()
+    delivered.record(b, "9", deleted=False, now=6.0)
+    delivered.record(b, None, deleted=True, now=7.0)
+    assert b not in delivered.versions
+    assert b not in delivered.at, "a deleted object's time is forgotten too: Jobs come and go"
+    assert check.check({a: "4", b: "9"}, delivered, now=8.0) == set(), "a listing made before the deletion"
+    assert check.check({a: "4"}, delivered, now=9.0) == set()
