@@ -122,55 +122,43 @@ SECRET_VALUES = ("s3cret-admin", "inst4ll-token")
 """Every Secret value the end-to-end tests create (`Installations`)."""
 
 
-def scan_for_secrets(kube_api: Any, basetemp: Path) -> tuple[dict[str, bytes], list[str]]:
-    """Where the operator writes, as (what was read, the secret values found there): the operators' logs
-    under `basetemp`, the logs of every install and migration Job pod of this devenv, every Event, and
-    the status of every installation and retention policy."""
-    import json
+SECRET_NEEDLES = [v.encode() for v in SECRET_VALUES] + [base64.b64encode(v.encode()) for v in SECRET_VALUES]
+"""What a leak looks like: each secret value, plain and base64-encoded."""
 
-    from kubernetes import client
 
-    needles = [v.encode() for v in SECRET_VALUES] + [base64.b64encode(v.encode()) for v in SECRET_VALUES]
+def scan_for_secrets(watch: SecretWatch, basetemp: Path) -> tuple[dict[str, bytes], list[str]]:
+    """Where the operator writes, as (the logs read, the secret values found): the operators' logs under
+    `basetemp` and the logs of every install and migration Job pod of this devenv (files, which outlast
+    their pods), and every Event and installation or policy status `watch` saw written."""
     sources: dict[str, bytes] = {}
     for path in basetemp.rglob("operator-*.log"):
         sources[str(path)] = path.read_bytes()
     for path in State.default().pods.glob("*.log"):
         if "-install-" in path.name or "-migrate-" in path.name:
             sources[str(path)] = path.read_bytes()
-    core = client.CoreV1Api(kube_api)
-    for e in core.list_event_for_all_namespaces().items:
-        sources[f"Event {e.metadata.namespace}/{e.metadata.name}"] = f"{e.reason} {e.message}".encode()
-    custom = client.CustomObjectsApi(kube_api)
-    for plural in (PLURAL, POLICIES):
-        for obj in custom.list_cluster_custom_object(GROUP, VERSION, plural)["items"]:
-            meta = obj["metadata"]
-            sources[f"{plural} {meta.get('namespace')}/{meta['name']} status"] = json.dumps(obj.get("status")).encode()
-    leaks = sorted(f"{where}: {needle.decode()}" for where, text in sources.items() for needle in needles
-                   if needle in text)
-    return sources, leaks
+    leaks = {f"{where}: {needle.decode()}" for where, text in sources.items() for needle in SECRET_NEEDLES
+             if needle in text}
+    return sources, sorted(leaks | set(watch.leaks()))
 
 
 @pytest.fixture(scope="session")
 def secret_watch(devenv: Any, kube_api: Any, crds: None) -> Iterator[SecretWatch]:
     """Every Event and every installation's and policy's status, read as they are written
     (`SecretWatch`), for the whole session of this worker."""
-    needles = [v.encode() for v in SECRET_VALUES] + [base64.b64encode(v.encode()) for v in SECRET_VALUES]
-    watcher = SecretWatch(kube_api, needles, GROUP, VERSION, (PLURAL, POLICIES))
+    watcher = SecretWatch(kube_api, SECRET_NEEDLES, GROUP, VERSION, (PLURAL, POLICIES))
     watcher.start()
     yield watcher
     watcher.stop()
 
 
 @pytest.fixture(scope="session", autouse=True)
-def no_secret_value_at_the_end(secret_watch: SecretWatch, kube_api: Any,
-                               tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def no_secret_value_at_the_end(secret_watch: SecretWatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the last end-to-end test of the session (of this worker), once its operators have stopped:
     no secret value in any Event or status written during the session (`secret_watch`, which saw them
-    before their namespaces were deleted), nor in the operators' and Jobs' logs, nor in what is left.
+    before their namespaces were deleted), nor in the operators' and Jobs' logs.
     A leak fails the session's teardown."""
     yield
-    _, leaks = scan_for_secrets(kube_api, tmp_path_factory.getbasetemp())
-    leaks = sorted(set(leaks) | set(secret_watch.leaks()))
+    _, leaks = scan_for_secrets(secret_watch, tmp_path_factory.getbasetemp())
     assert not leaks, (f"secret values found (watched: {secret_watch.seen}):\n" + "\n".join(leaks[:20]))
 
 

@@ -549,16 +549,14 @@ def test_bad_input_corpus_is_refused_or_reported_without_hot_loops(
 # -- no secret value anywhere the operator writes --------------------------------------------------------
 
 
-def test_no_secret_value_in_logs_events_or_status(kube_api: Any, operator: OperatorProcess,
-                                                   secret_watch: SecretWatch,
+def test_no_secret_value_in_logs_events_or_status(operator: OperatorProcess, secret_watch: SecretWatch,
                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
     """Runs after the fault tests of this file (and every e2e file this worker ran before it): the
     operator's logs of this run, the logs of every install and migration Job pod devenv ran, and every
     Event and status of an installation or retention policy written so far (`secret_watch`). Each worker
     scans again when its session ends (`no_secret_value_at_the_end`, tests/e2e/conftest.py), after every
     file it ran."""
-    sources, leaks = scan_for_secrets(kube_api, tmp_path_factory.getbasetemp())
-    leaks = sorted(set(leaks) | set(secret_watch.leaks()))
+    sources, leaks = scan_for_secrets(secret_watch, tmp_path_factory.getbasetemp())
     say(f"secret watch: {secret_watch.seen}; streams listed again {len(secret_watch.interruptions)} times")
     jobs = sum("-install-" in s or "-migrate-" in s for s in sources)
     say(f"secret scan: {len(sources)} sources ({jobs} Job logs), {sum(map(len, sources.values())) >> 10} KiB")
