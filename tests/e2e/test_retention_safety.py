@@ -88,7 +88,9 @@ def test_a_capped_deletion_then_dry_run_refuses_rollback_with_the_missing_names(
     made_policies.patch(name, {"dryRun": True})
     record = next(v for v in obj["status"]["versions"] if v["dbVersion"] == "080")
     assert record["deletedNames"]
-    left = _owned(_indices(es), ("080.fa73a",), _pair_of_index)
+    # The names are recorded before their delete request is sent (write-ahead): wait for that request.
+    left = wait_for(lambda: (now := _owned(_indices(es), ("080.fa73a",), _pair_of_index)) < old_before and now,
+                    30, "some, not all, of its indices gone")
     assert left < old_before, "some indices are gone"
     assert left, "not all"
 
